@@ -1,0 +1,314 @@
+"""The exception tree of aiodirac.
+
+Every failure a user can meet is one of these classes, with a message that says what to do.
+Lower-level errors (httpx, sqlite3, tarfile, OSError) are translated where they happen with
+``raise ... from exc`` so the cause stays visible in tracebacks.
+
+::
+
+    DiracError
+    ├── JobDescriptionError (ValueError)        a Job setter or a JDL got a value it cannot carry
+    │   ├── UnsafeValueError                    a character DIRAC's JDL grammar cannot carry
+    │   └── ParametricError                     parameter sequences that do not fit together
+    ├── JDLSyntaxError (ValueError)             text that is not a parseable JDL
+    ├── BackendError                            a backend refused or failed a request
+    │   ├── TransientError                      worth retrying: network, timeout, 429, 502-504
+    │   │   ├── ServiceUnavailableError         429/502/503/504, carries ``retry_after``
+    │   │   └── NetworkError                    connection refused/reset, timeout
+    │   ├── AuthenticationError                 401: no token, or a token that cannot be refreshed
+    │   ├── PermissionDeniedError               403: the job belongs to someone else
+    │   ├── JobNotFoundError (LookupError)      unknown job ID
+    │   ├── InvalidRequestError                 400/422: the server refused what was sent
+    │   ├── InvalidTransitionError              a status change DIRAC's state machine refuses
+    │   ├── NotSupportedError                   the server has no endpoint for this
+    │   └── LocalBackendError                   the local store or agent failed
+    ├── SubmissionError                         some jobs of a submission could not be placed
+    ├── SandboxError                            an output sandbox could not be fetched or unpacked
+    │   ├── SandboxNotAvailableError            job not final yet, no sandbox, or oversized (LFN)
+    │   ├── UnsafeArchiveError                  an archive that would write outside its folder
+    │   └── IntegrityError                      size or checksum mismatch after retries
+    ├── JournalError                            the campaign journal is unusable
+    └── ConfigurationError                      a bad setting (backend, URL, credentials file)
+
+Usage::
+
+    try:
+        ids = await dirac.submit(job)
+    except aiodirac.DiracError as exc:
+        print(exc)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BackendError",
+    "ConfigurationError",
+    "DiracError",
+    "IntegrityError",
+    "InvalidRequestError",
+    "InvalidTransitionError",
+    "JDLSyntaxError",
+    "JobDescriptionError",
+    "JobNotFoundError",
+    "JournalError",
+    "LocalBackendError",
+    "NetworkError",
+    "NotSupportedError",
+    "ParametricError",
+    "PermissionDeniedError",
+    "SandboxError",
+    "SandboxNotAvailableError",
+    "ServiceUnavailableError",
+    "SubmissionError",
+    "TransientError",
+    "UnsafeArchiveError",
+    "UnsafeValueError",
+]
+
+
+class DiracError(Exception):
+    """Base class of every error aiodirac raises on purpose.
+
+    Usage: ``except aiodirac.DiracError as exc: print(exc)``
+    """
+
+
+class JobDescriptionError(DiracError, ValueError):
+    """A Job setter, or a JDL attribute, received a value it cannot accept.
+
+    Attributes:
+        attribute: the JDL attribute or setter argument concerned (e.g. ``"JobName"``).
+        value: the offending value, as given.
+
+    Usage: ``except JobDescriptionError as exc: print(exc.attribute)``
+    """
+
+    def __init__(self, message: str, *, attribute: str = "", value: object = None) -> None:
+        super().__init__(message)
+        self.attribute = attribute
+        self.value = value
+
+
+class UnsafeValueError(JobDescriptionError):
+    """A value holds a character that DIRAC's JDL grammar cannot carry unchanged.
+
+    Attributes:
+        character: the first character that cannot be carried.
+
+    Usage: ``except UnsafeValueError as exc: print(exc.character, exc.attribute)``
+    """
+
+    def __init__(self, message: str, *, attribute: str, value: object, character: str) -> None:
+        super().__init__(message, attribute=attribute, value=value)
+        self.character = character
+
+
+class ParametricError(JobDescriptionError):
+    """Parameter sequences that cannot expand: different lengths, empty, unknown placeholders.
+
+    Usage: ``except ParametricError as exc: print(exc)``
+    """
+
+
+class JDLSyntaxError(DiracError, ValueError):
+    """Text that is not a JDL the parser understands.
+
+    Attributes:
+        position: character offset where parsing failed (-1 when unknown).
+
+    Usage: ``except JDLSyntaxError as exc: print(exc.position)``
+    """
+
+    def __init__(self, message: str, *, position: int = -1) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class BackendError(DiracError):
+    """A backend (local or DiracX) refused or failed a request.
+
+    Attributes:
+        status_code: the HTTP status when there was one, else ``None``.
+        job_ids: the jobs concerned, when known.
+
+    Usage: ``except BackendError as exc: print(exc.status_code)``
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        job_ids: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.job_ids = job_ids
+
+
+class TransientError(BackendError):
+    """A failure worth retrying later: the request may or may not have been processed.
+
+    Attributes:
+        retry_after: seconds the server asked to wait (``Retry-After``), if it said.
+
+    Usage: ``except TransientError as exc: await anyio.sleep(exc.retry_after or 1)``
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        job_ids: tuple[int, ...] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, job_ids=job_ids)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailableError(TransientError):
+    """The service answered 429, 502, 503 or 504.
+
+    Usage: ``except ServiceUnavailableError as exc: print(exc.retry_after)``
+    """
+
+
+class NetworkError(TransientError):
+    """The connection failed, was reset, or timed out.
+
+    Usage: ``except NetworkError: ...``
+    """
+
+
+class AuthenticationError(BackendError):
+    """No valid token (401). Log in again with ``dirac login`` or give a token.
+
+    Usage: ``except AuthenticationError as exc: print(exc)``
+    """
+
+
+class PermissionDeniedError(BackendError):
+    """The server refused the request for this identity (403).
+
+    Usage: ``except PermissionDeniedError as exc: print(exc.job_ids)``
+    """
+
+
+class JobNotFoundError(BackendError, LookupError):
+    """One or more job IDs are unknown to the backend.
+
+    Usage: ``except JobNotFoundError as exc: print(exc.job_ids)``
+    """
+
+
+class InvalidRequestError(BackendError):
+    """The server refused what was sent (400, 422), with its own explanation.
+
+    Usage: ``except InvalidRequestError as exc: print(exc)``
+    """
+
+
+class InvalidTransitionError(BackendError):
+    """DIRAC's state machine refuses this status change (e.g. killing a Done job).
+
+    Attributes:
+        current: the job's status when the change was refused.
+        requested: the status that was asked for.
+
+    Usage: ``except InvalidTransitionError as exc: print(exc.current)``
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_ids: tuple[int, ...] = (),
+        current: str = "",
+        requested: str = "",
+    ) -> None:
+        super().__init__(message, job_ids=job_ids)
+        self.current = current
+        self.requested = requested
+
+
+class NotSupportedError(BackendError):
+    """The backend or server has no way to do this (e.g. DiracX 0.7.0 cannot return a JDL).
+
+    Usage: ``except NotSupportedError: ...``
+    """
+
+
+class LocalBackendError(BackendError):
+    """The local backend's store, state folder or agent failed.
+
+    Usage: ``except LocalBackendError as exc: print(exc)``
+    """
+
+
+class SubmissionError(DiracError):
+    """Some jobs of a submission could not be placed; the others were.
+
+    Attributes:
+        submitted: job IDs that were created and confirmed.
+        failures: one message per failed chunk, naming its jobs.
+
+    Usage: ``except SubmissionError as exc: print(exc.submitted, exc.failures)``
+    """
+
+    def __init__(
+        self, message: str, *, submitted: tuple[int, ...] = (), failures: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.submitted = submitted
+        self.failures = failures
+
+
+class SandboxError(DiracError):
+    """An output sandbox could not be fetched or unpacked.
+
+    Attributes:
+        job_id: the job concerned, when known.
+
+    Usage: ``except SandboxError as exc: print(exc.job_id)``
+    """
+
+    def __init__(self, message: str, *, job_id: int | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class SandboxNotAvailableError(SandboxError):
+    """The job has no output sandbox to fetch: not final yet, none produced, or stored on the grid.
+
+    Usage: ``except SandboxNotAvailableError as exc: print(exc)``
+    """
+
+
+class UnsafeArchiveError(SandboxError):
+    """An archive member would land outside its job folder, or the archive is a bomb.
+
+    Usage: ``except UnsafeArchiveError as exc: print(exc)``
+    """
+
+
+class IntegrityError(SandboxError):
+    """A downloaded file does not match the size or checksum the server gave.
+
+    Usage: ``except IntegrityError as exc: print(exc)``
+    """
+
+
+class JournalError(DiracError):
+    """The campaign journal cannot be opened or does not match this campaign.
+
+    Usage: ``except JournalError as exc: print(exc)``
+    """
+
+
+class ConfigurationError(DiracError):
+    """A setting is wrong: unknown backend, bad URL, unreadable credentials.
+
+    Usage: ``except ConfigurationError as exc: print(exc)``
+    """
