@@ -19,6 +19,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from ._exceptions import NotSupportedError
 from ._spec import SubmitChunk
 from ._status import JobState, JobStatus
 
@@ -194,6 +195,14 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def get_jdl(self, job_id: int) -> str:
         """The job's JDL as stored. Raises NotSupportedError where the server cannot tell."""
+
+    async def peek(self, job_id: int) -> str:
+        """The standard output a job has produced so far (DIRAC's ``peekJob``).
+
+        Raises:
+            NotSupportedError: this backend cannot show a running job's output.
+        """
+        raise NotSupportedError(f"{self.description} cannot show the output of job {job_id} yet")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections and files. Idempotent."""

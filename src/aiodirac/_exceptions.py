@@ -28,7 +28,8 @@ Lower-level errors (httpx, sqlite3, tarfile, OSError) are translated where they 
     │   ├── UnsafeArchiveError                  an archive that would write outside its folder
     │   └── IntegrityError                      size or checksum mismatch after retries
     ├── JournalError                            the campaign journal is unusable
-    └── ConfigurationError                      a bad setting (backend, URL, credentials file)
+    ├── ConfigurationError                      a bad setting (backend, URL, credentials file)
+    └── InvalidArgumentError (ValueError)       a bad argument to a client call (e.g. a job ID)
 
 Usage::
 
@@ -46,6 +47,7 @@ __all__ = [
     "ConfigurationError",
     "DiracError",
     "IntegrityError",
+    "InvalidArgumentError",
     "InvalidRequestError",
     "InvalidTransitionError",
     "JDLSyntaxError",
@@ -311,4 +313,13 @@ class ConfigurationError(DiracError):
     """A setting is wrong: unknown backend, bad URL, unreadable credentials.
 
     Usage: ``except ConfigurationError as exc: print(exc)``
+    """
+
+
+class InvalidArgumentError(DiracError, ValueError):
+    """A client call got an argument it cannot use (a job ID that is not a positive integer...).
+
+    Raised before anything reaches the network or the disk.
+
+    Usage: ``except InvalidArgumentError as exc: print(exc)``
     """

@@ -1,0 +1,260 @@
+"""Submit 1,000 jobs to a local DiracX with aiodirac's backend and with DiracX's official client.
+
+The benchmark starts its own DiracX 0.7.0 (``scripts/diracx.sh``, free ports, a temporary state
+folder), then, alternately for ``--rounds`` rounds:
+
+* **aiodirac**: ``DiracXBackend.submit`` of 50 parametric chunks of 20 jobs (the input sandbox,
+  jobDescription.xml, uploaded once), each confirmed (``Submitting`` -> ``Received``); sequential,
+  and with ``--in-flight`` chunks at a time;
+* **official**: in a subprocess of the DiracX venv, ``AsyncDiracClient().jobs.submit_jdl_jobs``
+  with 20 JDLs per request, as its users write it (``create_sandbox`` once, its PFN in every JDL).
+
+Each side measures its own process: wall time of the submission loop and the CPU time the
+client process used (``time.process_time``, all threads). The server runs in other processes.
+
+    .venv/bin/python benchmarks/diracx_submit.py [--jobs 1000] [--rounds 2] [--in-flight 4]
+
+Target: aiodirac's client CPU per 1,000 jobs <= 0.9x the official client's, wall no slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from aiodirac._diracx import DiracXBackend  # noqa: E402
+from aiodirac._jdl import render_jdl  # noqa: E402
+from aiodirac._spec import ConcreteJob, JDLValue, Step, SubmitChunk  # noqa: E402
+from aiodirac._workflow import render_workflow  # noqa: E402
+
+STEPS = (
+    Step(1, "/bin/echo", "hello", "Script1_echo.log"),
+    Step(2, "/bin/hostname", "", "Script2_hostname.log"),
+    Step(3, "/bin/echo", "hello again", "Script3_echo.log"),
+)
+WORKFLOW = render_workflow("bench", [], STEPS)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, raw = line[7:].partition("=")
+            values[key] = shlex.split(raw)[0] if shlex.split(raw) else ""
+    return values
+
+
+def _base_attributes(round_no: int) -> dict[str, JDLValue]:
+    return {
+        "Executable": "dirac-jobexec",
+        "Arguments": "jobDescription.xml -o LogLevel=INFO",
+        "JobName": f"bench{round_no}-%(n)s",
+        "JobGroup": f"bench-{round_no}",
+        "CPUTime": 500,
+        "StdOutput": "std.out",
+        "StdError": "std.err",
+        "OutputSandbox": ("std.out", "std.err", "Script1_echo.log", "Script2_hostname.log"),
+    }
+
+
+def chunks(total: int, round_no: int) -> list[SubmitChunk]:
+    """The campaign as the job layer hands it to a backend: parametric chunks of 20."""
+    out = []
+    for start in range(0, total, 20):
+        values = tuple(str(i) for i in range(start, min(start + 20, total)))
+        attributes = _base_attributes(round_no)
+        attributes.update(
+            {
+                "InputSandbox": ("jobDescription.xml",),
+                "Parameters.n": values,
+                "Parameters": len(values),
+                "n": "%(n)s",
+            }
+        )
+        jobs = tuple(
+            ConcreteJob(int(v), {"JobName": f"bench{round_no}-{v}"}, STEPS, {"n": v})
+            for v in values
+        )
+        out.append(SubmitChunk(attributes, WORKFLOW, jobs))
+    return out
+
+
+def official_jdls(total: int, round_no: int) -> list[str]:
+    """One JDL per job for the official client (InputSandbox filled in by the subprocess)."""
+    jdls = []
+    for i in range(total):
+        attributes = _base_attributes(round_no)
+        attributes["JobName"] = f"bench{round_no}-{i}"
+        attributes["InputSandbox"] = ("@PFN@",)
+        jdls.append(render_jdl(attributes).replace('"@PFN@"', '"{pfn}"'))
+    return jdls
+
+
+async def run_aiodirac(
+    url: str, credentials: str, total: int, round_no: int, in_flight: int
+) -> dict[str, float]:
+    work = chunks(total, round_no)
+    async with DiracXBackend(url, credentials_path=credentials) as backend:
+        await backend.status([1])  # connection + token: not part of the campaign
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        ids: list[int] = []
+        if in_flight <= 1:
+            for chunk in work:
+                new = await backend.submit(chunk)
+                await backend.confirm(new)
+                ids += new
+        else:
+            limiter = anyio.CapacityLimiter(in_flight)
+
+            async def one(chunk: SubmitChunk) -> None:
+                async with limiter:
+                    new = await backend.submit(chunk)
+                    await backend.confirm(new)
+                    ids.extend(new)
+
+            async with anyio.create_task_group() as group:
+                for chunk in work:
+                    group.start_soon(one, chunk)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        states = await backend.summary(ids)
+    assert len(ids) == total, len(ids)
+    assert sum(states.values()) == total and {str(s) for s in states} == {"Received"}, states
+    return {"wall": wall, "cpu": cpu, "jobs": len(ids)}
+
+
+OFFICIAL = textwrap.dedent(
+    """
+    import asyncio, json, sys, time, tempfile
+    from pathlib import Path
+    from diracx.client.aio import AsyncDiracClient
+    from diracx.api.jobs import create_sandbox
+
+    async def main():
+        jdls = json.loads(Path(sys.argv[1]).read_text())
+        workflow = Path(sys.argv[2])
+        async with AsyncDiracClient() as client:
+            await client.jobs.search(body={"search": [{"parameter": "JobID", "operator": "eq",
+                                                        "value": 1}]})
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            pfn = await create_sandbox([workflow], client=client)
+            ids = []
+            for start in range(0, len(jdls), 20):
+                batch = [j.replace("{pfn}", pfn) for j in jdls[start:start + 20]]
+                inserted = await client.jobs.submit_jdl_jobs(batch)
+                ids += [job.job_id for job in inserted]
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        print(json.dumps({"wall": wall, "cpu": cpu, "jobs": len(ids)}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def run_official(python: str, env: dict[str, str], total: int, round_no: int, tmp: Path) -> dict:
+    jdl_file = tmp / f"jdls-{round_no}.json"
+    jdl_file.write_text(json.dumps(official_jdls(total, round_no)))
+    workflow = tmp / f"round{round_no}" / "jobDescription.xml"
+    workflow.parent.mkdir()
+    workflow.write_text(WORKFLOW)
+    out = subprocess.run(
+        [python, "-c", OFFICIAL, str(jdl_file), str(workflow)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"official client failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--in-flight", type=int, default=4)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="aiodirac-bench-"))
+    env = dict(os.environ)
+    env.update(DX_STATE=str(tmp / "state"), DX_PORT=str(_free_port()))
+    env["DX_S3_PORT"] = str(_free_port())
+    script = ROOT / "scripts" / "diracx.sh"
+    started = subprocess.run(["bash", str(script), "start"], env=env, check=False)
+    if started.returncode != 0:
+        print("could not start DiracX", file=sys.stderr)
+        return 1
+    try:
+        values = _env_file(tmp / "state" / "env.sh")
+        url, credentials = values["DIRACX_URL"], values["DIRACX_CREDENTIALS_PATH"]
+        client_env = dict(env, DIRACX_URL=url, DIRACX_CREDENTIALS_PATH=credentials)
+        python = str(Path(values["DX_VENV"]) / "bin" / "python")
+        results: dict[str, list[dict[str, float]]] = {
+            "aiodirac sequential": [],
+            f"aiodirac {args.in_flight} in flight": [],
+            "official client": [],
+        }
+        round_no = 0
+        for _ in range(args.rounds):
+            for name in results:
+                round_no += 1
+                if name == "official client":
+                    result = run_official(python, client_env, args.jobs, round_no, tmp)
+                else:
+                    flight = 1 if name == "aiodirac sequential" else args.in_flight
+                    result = anyio.run(run_aiodirac, url, credentials, args.jobs, round_no, flight)
+                results[name].append(result)
+                print(
+                    f"  round {round_no:2d} {name:24s} wall {result['wall']:6.2f} s  "
+                    f"client CPU {result['cpu']:5.2f} s  ({int(result['jobs'])} jobs)",
+                    flush=True,
+                )
+    finally:
+        subprocess.run(["bash", str(script), "stop"], env=env, check=False)
+
+    scale = 1000 / args.jobs
+    print(f"\n{args.jobs} jobs per run, {args.rounds} rounds; medians, per 1,000 jobs:")
+    medians = {
+        name: (
+            statistics.median(r["wall"] for r in runs) * scale,
+            statistics.median(r["cpu"] for r in runs) * scale,
+        )
+        for name, runs in results.items()
+    }
+    official_wall, official_cpu = medians["official client"]
+    for name, (wall, cpu) in medians.items():
+        print(
+            f"  {name:24s} wall {wall:6.2f} s  client CPU {cpu:5.2f} s   "
+            f"(CPU {cpu / official_cpu:4.2f}x, wall {wall / official_wall:4.2f}x official)"
+        )
+    seq_wall, seq_cpu = medians["aiodirac sequential"]
+    ok = seq_cpu <= 0.9 * official_cpu and seq_wall <= official_wall
+    print(
+        f"target (sequential: CPU <= 0.9x official, wall no slower): {'MET' if ok else 'NOT MET'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

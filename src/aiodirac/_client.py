@@ -1,0 +1,420 @@
+"""``AsyncDirac``: the asynchronous client, one object per application.
+
+It owns one backend (and so one HTTP connection pool), one rate limiter and one concurrency limit
+shared by everything it does, and the campaign journal when one is named. The work itself is done
+by the engine: :class:`~aiodirac._submit.Submitter`, :class:`~aiodirac._track.Tracker`,
+:class:`~aiodirac._download.Downloader`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Self
+
+import anyio
+
+from ._backend import ActionResult, Backend
+from ._config import choose_backend
+from ._download import DownloadConfig, Downloader, DownloadProgress, DownloadResult
+from ._events import JobEvent
+from ._exceptions import InvalidArgumentError, InvalidTransitionError
+from ._journal import Journal
+from ._ratelimit import RateLimiter
+from ._retry import retry_call
+from ._status import JobState, JobStatus
+from ._submit import SubmitConfig, SubmittedJob, Submitter
+from ._track import TrackConfig, Tracker, TrackStream
+
+if TYPE_CHECKING:
+    from ._job import Job
+
+__all__ = ["AsyncDirac", "JobIDs", "job_ids"]
+
+logger = logging.getLogger("aiodirac")
+
+#: What the client accepts as job IDs: one ID, or many (ints or their decimal strings).
+JobIDs = int | str | Iterable[int | str]
+
+_announced: set[str] = set()
+
+
+def job_ids(ids: JobIDs) -> list[int]:
+    """Normalise job IDs: one or many, ints or decimal strings, duplicates removed, order kept.
+
+    Raises:
+        InvalidArgumentError: an ID that is not a positive integer.
+
+    Usage: ``job_ids("196")`` -> ``[196]``; ``job_ids([3, "4", 3])`` -> ``[3, 4]``
+    """
+    items: Iterable[int | str] = [ids] if isinstance(ids, int | str) else ids
+    seen: dict[int, None] = {}
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise InvalidArgumentError(f"a job ID must be an integer, not {item!r}")
+        try:
+            value = int(item)
+        except ValueError:
+            raise InvalidArgumentError(f"a job ID must be an integer, not {item!r}") from None
+        if value <= 0:
+            raise InvalidArgumentError(f"a job ID must be positive, not {item!r}")
+        seen[value] = None
+    return list(seen)
+
+
+class AsyncDirac:
+    """The asynchronous aiodirac client.
+
+    With no arguments it uses DiracX when ``DIRACX_URL`` is set (or the settings file names a
+    server) and the embedded local backend otherwise; see :mod:`aiodirac._config`.
+
+    Args:
+        backend: a :class:`Backend`, or ``"local"`` / ``"diracx"``.
+        url: a DiracX server URL (implies ``backend="diracx"``).
+        token: a DiracX access token, instead of DiracX's credentials file.
+        home: the local backend's state folder (default ``$AIODIRAC_HOME``).
+        journal: a campaign journal file (SQLite): a run started again with the same journal
+            resumes where the last one stopped, submitting, tracking and downloading nothing twice.
+        submit_config: submission limits (requests in flight, rate, retries); safe defaults.
+        track_config: status polling intervals and buffer.
+        download_config: download concurrency, retries and unpacking limits.
+        verify: TLS verification for DiracX (``True``, or a CA bundle path).
+
+    Usage::
+
+        async with AsyncDirac() as dirac:
+            ids = await dirac.submit(job)
+            print(await dirac.wait(ids))
+            await dirac.download(ids, "out/")
+    """
+
+    def __init__(
+        self,
+        backend: Backend | Literal["local", "diracx"] | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        home: str | os.PathLike[str] | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        submit_config: SubmitConfig | None = None,
+        track_config: TrackConfig | None = None,
+        download_config: DownloadConfig | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        self._backend_arg = backend
+        self._url = url
+        self._token = token
+        self._home = home
+        self._journal_path = journal
+        self._submit_config = submit_config or SubmitConfig()
+        self._track_config = track_config or TrackConfig()
+        self._download_config = download_config or DownloadConfig()
+        self._verify = verify
+        self._stack: AsyncExitStack | None = None
+        self._backend: Backend | None = None
+        self._journal: Journal | None = None
+        self._limiter = RateLimiter(self._submit_config.rate, self._submit_config.burst)
+        self._capacity = anyio.CapacityLimiter(self._submit_config.max_in_flight)
+        self._downloader: Downloader | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._backend is not None else "closed"
+        where = self._backend.description if self._backend is not None else "not connected"
+        return f"<AsyncDirac [{state}] {where}>"
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Connect the backend and open the journal (done by ``async with``).
+
+        Usage: ``dirac = AsyncDirac(); await dirac.open()``
+        """
+        if self._stack is not None:
+            return
+        stack = AsyncExitStack()
+        try:
+            backend = self._make_backend()
+            self._backend = await stack.enter_async_context(backend)
+            if self._journal_path is not None:
+                self._journal = await Journal.open(self._journal_path)
+                stack.push_async_callback(self._journal.aclose)
+            self._downloader = await stack.enter_async_context(
+                Downloader(self._backend, self._download_config, journal=self._journal)
+            )
+        except BaseException:
+            await stack.aclose()
+            self._backend = self._journal = self._downloader = None
+            raise
+        self._stack = stack
+
+    async def aclose(self) -> None:
+        """Close the backend's connections and the journal. Idempotent.
+
+        Usage: ``await dirac.aclose()``
+        """
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+        self._backend = self._journal = self._downloader = None
+
+    def _make_backend(self) -> Backend:
+        if isinstance(self._backend_arg, Backend):
+            backend: Backend = self._backend_arg
+        else:
+            choice = choose_backend(self._backend_arg, url=self._url)
+            if choice.kind == "local":
+                from ._local import LocalBackend
+
+                home = self._home if self._home is not None else choice.local_home
+                backend = LocalBackend(home)
+            else:
+                from ._diracx import DiracXBackend
+
+                backend = DiracXBackend(
+                    choice.url,
+                    token=self._token,
+                    credentials_path=choice.credentials_path,
+                    verify=self._verify,
+                )
+            reason = choice.reason
+        if not isinstance(self._backend_arg, Backend):
+            key = f"{type(backend).__name__} {backend.description}"
+            if key not in _announced:
+                _announced.add(key)
+                logger.info("aiodirac uses the %s (%s)", backend.description, reason)
+        return backend
+
+    @property
+    def backend(self) -> Backend:
+        """The connected backend.
+
+        Raises:
+            RuntimeError: the client is not open (use ``async with AsyncDirac() as dirac``).
+        """
+        if self._backend is None:
+            raise RuntimeError("AsyncDirac is not open: use 'async with AsyncDirac() as dirac:'")
+        return self._backend
+
+    @property
+    def journal(self) -> Journal | None:
+        """The campaign journal, when the client was given one."""
+        return self._journal
+
+    # ------------------------------------------------------------------ submission
+    def _submitter(self) -> Submitter:
+        return Submitter(
+            self.backend,
+            self._submit_config,
+            journal=self._journal,
+            limiter=self._limiter,
+            capacity=self._capacity,
+        )
+
+    async def submit(self, jobs: Job | Iterable[Job] | AsyncIterable[Job]) -> list[int]:
+        """Submit one job, a parametric job, or many jobs; return their IDs in job order.
+
+        Every job is created exactly once, even through retries, timeouts and restarts with the
+        same journal (DIRAC's two-phase bulk protocol, see :class:`~aiodirac._submit.Submitter`).
+
+        Raises:
+            SubmissionError: some chunks failed for good; ``.submitted`` holds the IDs created.
+            JobDescriptionError: a job cannot be described (before anything is sent).
+
+        Usage: ``ids = await dirac.submit(job)``
+        """
+        return await self._submitter().submit(jobs)
+
+    def submit_stream(
+        self, jobs: Job | Iterable[Job] | AsyncIterable[Job]
+    ) -> AbstractAsyncContextManager[AsyncIterator[SubmittedJob]]:
+        """Submit jobs and get each one as soon as it is confirmed.
+
+        Usage::
+
+            async with dirac.submit_stream(jobs) as submitted:
+                async for s in submitted:
+                    print(s.job_id, s.index)
+        """
+        return self._submitter().stream(jobs)
+
+    # ------------------------------------------------------------------ status
+    async def status(self, ids: JobIDs) -> dict[int, JobState]:
+        """The current state of jobs, in as few requests as the backend allows.
+
+        Unknown IDs are absent from the answer.
+
+        Usage: ``states = await dirac.status([196, 197])``
+        """
+        wanted = job_ids(ids)
+        backend = self.backend
+        page = backend.capabilities.max_ids_per_status
+        pages = [wanted[i : i + page] for i in range(0, len(wanted), page)]
+        found: dict[int, JobState] = {}
+        policy = self._submit_config.retry
+
+        async def one(chunk: Sequence[int]) -> None:
+            async with self._capacity, self._limiter:
+                found.update(await retry_call(lambda: backend.status(chunk), policy))
+
+        async with anyio.create_task_group() as tg:
+            for chunk in pages:
+                tg.start_soon(one, chunk)
+        return {job_id: found[job_id] for job_id in wanted if job_id in found}
+
+    async def summary(self, ids: JobIDs) -> dict[JobStatus, int]:
+        """How many of these jobs are in each status.
+
+        Usage: ``await dirac.summary(ids)`` -> ``{JobStatus.DONE: 10, ...}``
+        """
+        wanted = job_ids(ids)
+        backend = self.backend
+        page = backend.capabilities.max_ids_per_status
+        counts: dict[JobStatus, int] = {}
+        for i in range(0, len(wanted), page):
+            for status, n in (await backend.summary(wanted[i : i + page])).items():
+                counts[status] = counts.get(status, 0) + n
+        return counts
+
+    def track(
+        self,
+        ids: JobIDs,
+        *,
+        callbacks: Sequence[Callable[[JobEvent], object]] = (),
+    ) -> AbstractAsyncContextManager[TrackStream]:
+        """Follow jobs until they are final, as a stream of events (batched polling).
+
+        Usage::
+
+            async with dirac.track(ids) as events:
+                async for event in events:
+                    print(event)
+        """
+        return self._tracker().track(job_ids(ids), callbacks=callbacks)
+
+    async def wait(self, ids: JobIDs, *, timeout: float | None = None) -> dict[int, JobState]:
+        """Wait until every job is final; return their final states.
+
+        Usage: ``final = await dirac.wait(ids, timeout=3600)``
+        """
+        return await self._tracker().wait(job_ids(ids), timeout=timeout)
+
+    def _tracker(self) -> Tracker:
+        return Tracker(
+            self.backend,
+            self._track_config,
+            journal=self._journal,
+            limiter=self._limiter,
+            capacity=self._capacity,
+        )
+
+    # ------------------------------------------------------------------ outputs
+    async def download(
+        self,
+        ids: JobIDs | AsyncIterable[int],
+        dest: str | os.PathLike[str] = ".",
+        *,
+        no_job_dir: bool = False,
+        unpack: bool = True,
+        progress: Callable[[DownloadProgress], object] | None = None,
+    ) -> list[DownloadResult]:
+        """Fetch output sandboxes in parallel into ``<dest>/<job id>/``.
+
+        Each job gets its own result: a job that is not final, has no sandbox, or whose archive is
+        unsafe is reported there, and the others still download.
+
+        Usage: ``results = await dirac.download(ids, "out/")``
+        """
+        if self._downloader is None:
+            raise RuntimeError("AsyncDirac is not open: use 'async with AsyncDirac() as dirac:'")
+        source: Iterable[int] | AsyncIterable[int]
+        source = ids if isinstance(ids, AsyncIterable) else job_ids(ids)
+        return await self._downloader.download(
+            source, Path(dest), no_job_dir=no_job_dir, unpack=unpack, progress=progress
+        )
+
+    # ------------------------------------------------------------------ job control
+    async def kill(self, ids: JobIDs) -> list[int]:
+        """Kill jobs; running ones are stopped.
+
+        Raises:
+            InvalidTransitionError: some jobs cannot be killed in their status (the others are).
+
+        Usage: ``await dirac.kill([196])``
+        """
+        return await self._act("kill", job_ids(ids))
+
+    async def delete(self, ids: JobIDs) -> list[int]:
+        """Delete jobs (running ones are killed first, as DIRAC does).
+
+        Raises:
+            InvalidTransitionError: some jobs cannot be deleted in their status (the others are).
+
+        Usage: ``await dirac.delete([196])``
+        """
+        return await self._act("delete", job_ids(ids))
+
+    async def reschedule(self, ids: JobIDs) -> list[int]:
+        """Run jobs again from the start (DIRAC's reschedule).
+
+        Raises:
+            InvalidTransitionError: some jobs cannot be rescheduled in their status.
+
+        Usage: ``await dirac.reschedule([196])``
+        """
+        return await self._act("reschedule", job_ids(ids))
+
+    async def _act(
+        self, action: Literal["kill", "delete", "reschedule"], ids: list[int]
+    ) -> list[int]:
+        backend = self.backend
+        method = getattr(backend, action)
+        step = backend.capabilities.max_ids_per_update
+        done: list[int] = []
+        refused: dict[int, str] = {}
+        for i in range(0, len(ids), step):
+            result: ActionResult = await method(ids[i : i + step])
+            done.extend(result.done)
+            refused.update(result.refused)
+        if refused:
+            detail = "; ".join(f"job {job_id}: {why}" for job_id, why in sorted(refused.items()))
+            applied = f" ({action} applied to {len(done)} other jobs)" if done else ""
+            raise InvalidTransitionError(
+                f"cannot {action} {len(refused)} job(s): {detail}{applied}",
+                job_ids=tuple(sorted(refused)),
+                requested=action,
+            )
+        return done
+
+    async def get_jdl(self, job_id: int | str) -> str:
+        """The JDL a job was stored with.
+
+        Raises:
+            NotSupportedError: the server has no endpoint for it (DiracX 0.7.0).
+
+        Usage: ``print(await dirac.get_jdl(196))``
+        """
+        (one,) = job_ids(job_id)
+        return await self.backend.get_jdl(one)
+
+    async def peek(self, job_id: int | str) -> str:
+        """The standard output a job has produced so far (DIRAC's ``peekJob``).
+
+        Usage: ``print(await dirac.peek(196))``
+        """
+        (one,) = job_ids(job_id)
+        return await self.backend.peek(one)

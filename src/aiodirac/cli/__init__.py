@@ -1,0 +1,40 @@
+"""The ``aiodirac`` command line (installed with ``pip install 'aiodirac[cli]'``).
+
+Only the entry point lives here; the commands are built on first use so that importing this
+package, or asking ``aiodirac --help``, loads no backend, engine or HTTP code.
+
+Usage: ``aiodirac --help``; from Python, ``aiodirac.cli.main(["status", "12"])``
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: the process arguments); return the exit code.
+
+    Exit codes: 0 all done, 1 some jobs failed, 2 usage error, 3 service error, 130 interrupted.
+
+    Usage: ``raise SystemExit(main())``
+    """
+    try:
+        from ._app import build_app
+    except ImportError as exc:  # typer or rich missing: the library was installed without [cli]
+        sys.stderr.write(
+            f"aiodirac: the command line needs its extra: pip install 'aiodirac[cli]' ({exc})\n"
+        )
+        return 2
+    command = build_app()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command.main(args=args, prog_name="aiodirac", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else 1
+    return 0

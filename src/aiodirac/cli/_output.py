@@ -1,0 +1,293 @@
+"""How commands print: results on stdout, notes and progress on stderr, JSON for scripts.
+
+- ``--json``: one JSON document on stdout (``watch`` writes one JSON object per line); nothing
+  else on stdout, errors still one line on stderr. Keys are stable and snake_case.
+- On a terminal: rich tables, colours, live progress bars (on stderr).
+- Not on a terminal (a pipe, a file, CI): plain aligned columns, no colours, no progress bars.
+- ``--quiet``: results only; no notes, no progress.
+
+Usage::
+
+    out = Output(opts)
+    out.table(["ID", "Status"], [[12, "Done"]])
+    out.note("12 jobs submitted")
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._common import Options
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn
+
+    from aiodirac._events import JobEvent, TrackEvent
+    from aiodirac._status import JobState, JobStatus
+
+__all__ = ["STATUS_STYLES", "Output", "event_json", "human_bytes", "state_json"]
+
+#: Colours per DIRAC status on a terminal.
+STATUS_STYLES: Mapping[str, str] = {
+    "Submitting": "dim",
+    "Received": "blue",
+    "Checking": "blue",
+    "Scouting": "blue",
+    "Staging": "blue",
+    "Waiting": "yellow",
+    "Matched": "yellow",
+    "Rescheduled": "yellow",
+    "Running": "cyan",
+    "Stalled": "bold yellow",
+    "Completing": "cyan",
+    "Done": "green",
+    "Completed": "green",
+    "Failed": "bold red",
+    "Killed": "magenta",
+    "Deleted": "dim",
+}
+
+
+def human_bytes(n: float) -> str:
+    """A byte count for people.
+
+    Usage: ``human_bytes(1536)`` -> ``"1.5 KiB"``
+    """
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def state_json(state: JobState) -> dict[str, Any]:
+    """A job state as a JSON object (stable keys).
+
+    Usage: ``state_json(state)["status"]`` -> ``"Done"``
+    """
+    return {
+        "job_id": state.job_id,
+        "status": str(state.status),
+        "minor_status": state.minor_status,
+        "application_status": state.application_status,
+        "site": state.site,
+        "time": _time(state.time),
+    }
+
+
+def event_json(event: TrackEvent) -> dict[str, Any]:
+    """A tracking event as a JSON object: ``{"event": "job" | "vanished" | ..., ...}``.
+
+    Usage: ``json.dumps(event_json(event))``
+    """
+    from aiodirac._events import JobEvent, JobVanished, PollFailed, PollRecovered
+
+    if isinstance(event, JobEvent):
+        return {
+            "event": "job",
+            "job_id": event.job_id,
+            "old_status": None if event.old_status is None else str(event.old_status),
+            "status": str(event.status),
+            "minor_status": event.minor_status,
+            "application_status": event.application_status,
+            "site": event.site,
+            "final": event.final,
+            "seen": event.seen.isoformat(),
+        }
+    if isinstance(event, JobVanished):
+        return {"event": "vanished", "job_id": event.job_id, "seen": event.seen.isoformat()}
+    if isinstance(event, PollFailed):
+        return {
+            "event": "poll_failed",
+            "error": str(event.error),
+            "attempt": event.attempt,
+            "next_retry_in": round(event.next_retry_in, 3),
+            "seen": event.seen.isoformat(),
+        }
+    if isinstance(event, PollRecovered):
+        return {
+            "event": "poll_recovered",
+            "failed_attempts": event.failed_attempts,
+            "outage": round(event.outage, 3),
+            "seen": event.seen.isoformat(),
+        }
+    raise TypeError(f"unknown tracking event {event!r}")
+
+
+def counts_json(counts: Mapping[JobStatus, int]) -> dict[str, int]:
+    """Counts per status as a JSON object, in DIRAC's status order.
+
+    Usage: ``counts_json({JobStatus.DONE: 3})`` -> ``{"Done": 3}``
+    """
+    return {str(status): n for status, n in sorted(counts.items(), key=lambda kv: kv[0].level)}
+
+
+class Output:
+    """Where and how one command invocation prints (see the module docstring).
+
+    Usage: ``out = Output(opts); out.result("ok")``
+    """
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self._out: Console | None = None
+        self._err: Console | None = None
+
+    @property
+    def json(self) -> bool:
+        """True when the user asked for JSON."""
+        return self.opts.json
+
+    @property
+    def out(self) -> Console:
+        """The rich console on stdout (created on first use: tests swap stdout)."""
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        """The rich console on stderr, for notes and progress bars."""
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(file=sys.stderr, highlight=False)
+        return self._err
+
+    @property
+    def terminal(self) -> bool:
+        """True when stdout is a terminal (tables and colours)."""
+        return self.out.is_terminal
+
+    @property
+    def live(self) -> bool:
+        """True when progress bars and live displays should be drawn."""
+        return not self.opts.json and not self.opts.quiet and self.terminal and self.err.is_terminal
+
+    # -- printing ---------------------------------------------------------------------------
+    def data(self, document: Any) -> None:
+        """Write one JSON document (a line) on stdout.
+
+        Usage: ``out.data({"job_ids": [1, 2]})``
+        """
+        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def result(self, text: str, style: str | None = None) -> None:
+        """A line of the command's result on stdout (never in JSON mode).
+
+        Usage: ``out.result("Submitted job 12")``
+        """
+        if self.opts.json:
+            return
+        if self.terminal:
+            from rich.text import Text
+
+            self.out.print(Text(text, style=style or ""))
+        else:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+    def note(self, text: str) -> None:
+        """An informational line on stderr (silenced by ``--quiet`` and ``--json``).
+
+        Usage: ``out.note("resuming from journal c.db")``
+        """
+        if self.opts.quiet or self.opts.json:
+            return
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def warn(self, text: str) -> None:
+        """A warning line on stderr (even with ``--quiet``).
+
+        Usage: ``out.warn("3 jobs could not be killed")``
+        """
+        sys.stderr.write(f"aiodirac: warning: {text}\n")
+        sys.stderr.flush()
+
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Iterable[Sequence[object]],
+        *,
+        styles: Sequence[str | None] | None = None,
+        title: str | None = None,
+    ) -> None:
+        """A table on stdout: rich on a terminal, plain aligned columns otherwise.
+
+        ``styles[i]`` names a column whose cells are DIRAC statuses to colour (``"status"``).
+
+        Usage: ``out.table(["ID", "Status"], [[12, "Done"]], styles=[None, "status"])``
+        """
+        if self.opts.json:
+            return
+        materialised = [[str(cell) for cell in row] for row in rows]
+        if self.terminal:
+            self.out.print(_rich_table(headers, materialised, styles, title))
+            return
+        widths = [len(h) for h in headers]
+        for row in materialised:
+            widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+        lines: list[Sequence[str]] = [headers, *materialised]
+        for line in lines:
+            cells = [cell.ljust(w) for cell, w in zip(line, widths, strict=True)]
+            sys.stdout.write("  ".join(cells).rstrip() + "\n")
+        sys.stdout.flush()
+
+    def progress(self, *columns: ProgressColumn | str) -> Progress:
+        """A rich progress display on stderr, disabled when it should not be drawn.
+
+        Usage::
+
+            with out.progress() as bar:
+                task = bar.add_task("Submitting", total=100)
+        """
+        from rich.progress import Progress
+
+        return Progress(*columns, console=self.err, disable=not self.live, transient=False)
+
+
+def _rich_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    styles: Sequence[str | None] | None,
+    title: str | None,
+) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, header_style="bold", box=None, pad_edge=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    kinds = list(styles or [None] * len(headers))
+    for row in rows:
+        cells = [
+            Text(cell, style=STATUS_STYLES.get(cell, "")) if kind == "status" else Text(cell)
+            for cell, kind in zip(row, kinds, strict=True)
+        ]
+        table.add_row(*cells)
+    return table
+
+
+def describe_event(event: JobEvent) -> str:
+    """One line for a job event, as ``watch`` shows it.
+
+    Usage: ``describe_event(e)`` -> ``"12  Running -> Done  (Execution Complete)  LCG.Local.lo"``
+    """
+    old = "new" if event.old_status is None else str(event.old_status)
+    minor = f"  ({event.minor_status})" if event.minor_status else ""
+    site = f"  {event.site}" if event.site and event.site != "ANY" else ""
+    return f"{event.job_id}  {old} -> {event.status}{minor}{site}"

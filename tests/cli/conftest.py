@@ -1,0 +1,90 @@
+"""Fixtures for the command line tests: run ``aiodirac`` in-process against the real local backend.
+
+Every test has its own ``AIODIRAC_HOME`` (the root conftest), so its own job store and its own
+local agent, which is stopped when the test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one ``aiodirac`` invocation did."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """stdout as one JSON document."""
+        return json.loads(self.stdout)
+
+    def lines(self) -> list[Any]:
+        """stdout as JSON lines."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+Invoke = Callable[..., Run]
+
+
+@pytest.fixture
+def aiodirac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+    """Run ``aiodirac ARGS`` in this process, from ``tmp_path``; returns a :class:`Run`."""
+    from aiodirac.cli._app import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None) -> Run:
+        result = runner.invoke(app, list(args), input=input, catch_exceptions=False)
+        return Run(result.exit_code, result.stdout, result.stderr)
+
+    yield invoke
+    _stop_agent(Path(os.environ["AIODIRAC_HOME"]))
+
+
+def _stop_agent(home: Path) -> None:
+    if not home.exists():
+        return
+    from aiodirac._local import LocalBackend
+
+    async def stop() -> None:
+        async with LocalBackend(home) as backend:
+            await backend.stop_agent()
+
+    anyio.run(stop)
+
+
+@pytest.fixture
+def submitted(aiodirac: Invoke) -> Callable[..., list[int]]:
+    """Submit with ``aiodirac --json submit ARGS`` and return the job IDs."""
+
+    def submit(*args: str) -> list[int]:
+        run = aiodirac("--json", "submit", *args)
+        assert run.code == 0, run.stderr
+        ids: list[int] = run.json()["job_ids"]
+        return ids
+
+    return submit
+
+
+@pytest.fixture
+def finished(aiodirac: Invoke) -> Callable[[list[int]], None]:
+    """Wait (with ``aiodirac watch``) until jobs are final."""
+
+    def wait(ids: list[int]) -> None:
+        run = aiodirac("--json", "watch", *map(str, ids))
+        assert run.code in (0, 1), run.stderr
+
+    return wait

@@ -1,0 +1,122 @@
+"""The backend conformance suite's fixtures: every test runs once per backend kind.
+
+To add a backend kind, write one async context manager that yields a ready backend and one
+``drive`` coroutine that brings jobs to a final status, then register them in ``KINDS``::
+
+    @contextlib.asynccontextmanager
+    async def _diracx_backend(tmp_path: Path) -> AsyncIterator[Backend]:
+        async with DiracXBackend(url=...) as backend:
+            yield backend
+
+    async def _diracx_drive(backend: Backend, ids: Sequence[int], timeout: float) -> dict[int, JobState]:
+        ...  # run a test pilot on the jobs, then wait for them to be final
+
+    KINDS["diracx"] = Kind(_diracx_backend, _diracx_drive, marks=(pytest.mark.diracx,))
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from aiodirac import Backend, JobState, SubmitChunk
+from aiodirac._job import Job
+from aiodirac._local import LocalBackend
+
+Drive = Callable[[Backend, Sequence[int], float], Awaitable[dict[int, JobState]]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One backend kind of the suite: how to open it and how to bring its jobs to an end."""
+
+    open: Callable[[Path], contextlib.AbstractAsyncContextManager[Backend]]
+    drive: Drive
+    marks: tuple[Any, ...] = field(default=())
+
+
+async def wait_final(backend: Backend, ids: Sequence[int], timeout: float) -> dict[int, JobState]:
+    """Poll until every job is final; fail the test after ``timeout`` seconds."""
+    states: dict[int, JobState] = {}
+    with anyio.fail_after(timeout):
+        while True:
+            states = await backend.status(ids)
+            if len(states) == len(set(ids)) and all(s.final for s in states.values()):
+                return states
+            await anyio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def _local_backend(tmp_path: Path) -> AsyncIterator[Backend]:
+    backend = LocalBackend(tmp_path / "local-home", max_parallel=2, idle_timeout=10)
+    try:
+        async with backend:
+            yield backend
+    finally:
+        assert await backend.stop_agent(), "the local agent did not stop"
+
+
+async def _local_drive(backend: Backend, ids: Sequence[int], timeout: float) -> dict[int, JobState]:
+    # the local agent runs confirmed jobs on its own: just wait
+    return await wait_final(backend, ids, timeout)
+
+
+KINDS: dict[str, Kind] = {"local": Kind(_local_backend, _local_drive)}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=kind.marks) for name, kind in KINDS.items()])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """The name of the backend kind under test."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def backend(backend_kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A ready backend of the kind under test."""
+    async with KINDS[backend_kind].open(tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def drive_jobs(
+    backend: Backend, backend_kind: str
+) -> Callable[..., Awaitable[dict[int, JobState]]]:
+    """``await drive_jobs(ids)``: run confirmed jobs to a final status and return their states."""
+
+    async def drive(ids: Sequence[int], timeout: float = 60.0) -> dict[int, JobState]:
+        return await KINDS[backend_kind].drive(backend, list(ids), timeout)
+
+    return drive
+
+
+@pytest.fixture
+def make_chunk() -> Callable[..., SubmitChunk]:
+    """``make_chunk(n=3, name="conf", group="g", command="/bin/echo", arguments="hi %n")``."""
+
+    def make(
+        n: int = 1,
+        *,
+        name: str = "conformance",
+        group: str = "",
+        command: str = "/bin/echo",
+        arguments: str = "hello",
+        cpu_time: int = 300,
+    ) -> SubmitChunk:
+        job = Job()
+        job.setName(f"{name}-%n" if n > 1 else name)
+        job.setExecutable(command, arguments=arguments)
+        job.setCPUTime(cpu_time)
+        if group:
+            job.setJobGroup(group)
+        if n > 1:
+            job.setParameterSequence("i", [str(i) for i in range(n)])
+        (chunk,) = job.chunks(max(n, 1))
+        return chunk
+
+    return make

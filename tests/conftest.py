@@ -1,0 +1,17 @@
+"""Test-wide fixtures: every test runs with its own aiodirac state and settings folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's settings, DiracX login or local job store."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("AIODIRAC_HOME", str(tmp_path / "aiodirac-home"))
+    for name in ("DIRACX_URL", "DIRACX_CREDENTIALS_PATH", "AIODIRAC_BACKEND", "AIODIRAC_CONFIG"):
+        monkeypatch.delenv(name, raising=False)

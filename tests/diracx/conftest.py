@@ -1,0 +1,42 @@
+"""Fixtures for the DiracX integration tests: the session's server, backends, a test pilot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from aiodirac._diracx import DiracXBackend
+from aiodirac.testing._pilot import DiracXTestPilot
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the plugin may already be registered by tests/conftest.py (pytest_plugins); never twice
+    if not config.pluginmanager.has_plugin("diracx_server"):
+        config.pluginmanager.import_plugin("diracx_server")
+
+
+@pytest.fixture
+def credentials(diracx_server, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """A private copy of localuser's credentials file (refreshes write to it)."""
+    return diracx_server.write_credentials(tmp_path / "credentials.json")
+
+
+@pytest.fixture
+async def backend(diracx_server, credentials: Path) -> AsyncIterator[DiracXBackend]:  # type: ignore[no-untyped-def]
+    """localuser's DiracX backend."""
+    async with DiracXBackend(diracx_server.url, credentials_path=credentials) as b:
+        yield b
+
+
+@pytest.fixture
+async def pilot(diracx_server, credentials: Path, tmp_path: Path) -> AsyncIterator[DiracXTestPilot]:  # type: ignore[no-untyped-def]
+    """A test pilot playing the grid for localuser's jobs."""
+    async with DiracXTestPilot(
+        diracx_server.url,
+        jobdb_path=diracx_server.jobdb_path,
+        workdir=tmp_path / "grid",
+        credentials_path=credentials,
+    ) as p:
+        yield p

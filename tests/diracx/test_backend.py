@@ -1,0 +1,269 @@
+"""DiracXBackend against a real DiracX 0.7.0 server (started by scripts/diracx.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from _jobs import make_chunk
+
+from aiodirac import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidRequestError,
+    InvalidTransitionError,
+    JobNotFoundError,
+    JobStatus,
+    NetworkError,
+    NotSupportedError,
+    PermissionDeniedError,
+    SandboxNotAvailableError,
+)
+from aiodirac._diracx import DiracXBackend
+from aiodirac._diracx import _backend as backend_module
+from aiodirac.testing._pilot import DiracXTestPilot, _read_jdls
+
+pytestmark = pytest.mark.diracx
+
+
+def _group(request: pytest.FixtureRequest) -> str:
+    return f"g-{request.node.name[:40]}-{time.time_ns()}"
+
+
+async def test_submit_leaves_jobs_unconfirmed_until_confirmed(backend: DiracXBackend) -> None:
+    chunk = make_chunk([0, 1, 2], name="two-phase")
+    ids = await backend.submit(chunk)
+    assert len(ids) == 3
+    states = await backend.status(ids)
+    assert {s.status for s in states.values()} == {JobStatus.SUBMITTING}
+    await backend.confirm(ids)
+    await backend.confirm(ids)  # twice is harmless
+    states = await backend.status(ids)
+    assert [states[i].status for i in ids] == [JobStatus.RECEIVED] * 3
+    assert all(states[i].time is not None and states[i].time.tzinfo for i in ids)  # type: ignore[union-attr]
+
+
+async def test_sweep_finds_and_discards_unconfirmed(
+    backend: DiracXBackend, request: pytest.FixtureRequest
+) -> None:
+    group = _group(request)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    ids = await backend.submit(make_chunk(range(5), name="sweep_a%b", job_group=group))
+    other = await backend.submit(make_chunk([7], name="other", job_group=group))
+    after = datetime.now(UTC) + timedelta(seconds=1)
+
+    found = await backend.find_unconfirmed(job_group=group)
+    assert sorted(j.job_id for j in found) == sorted(ids + other)
+    # '%' and '_' in the prefix are LIKE wildcards on the server: the client filters exactly
+    found = await backend.find_unconfirmed(job_group=group, name_prefix="sweep_a%b-")
+    assert sorted(j.job_id for j in found) == sorted(ids)
+    assert {j.name for j in found} == {f"sweep_a%b-{i}" for i in range(5)}
+    assert all(before <= j.submitted <= after for j in found)  # type: ignore[operator]
+    assert await backend.find_unconfirmed(job_group=group, since=after) == []
+    assert await backend.find_unconfirmed(job_group=group, until=before) == []
+
+    await backend.discard(ids, "aiodirac sweep: never confirmed")
+    states = await backend.status(ids)
+    assert {s.status for s in states.values()} == {JobStatus.KILLED}
+    assert {s.minor_status for s in states.values()} == {"aiodirac sweep: never confirmed"}
+    assert [j.job_id for j in await backend.find_unconfirmed(job_group=group)] == other
+    # a discarded job cannot be confirmed any more, and the 200 answer does not hide it
+    with pytest.raises(InvalidTransitionError) as info:
+        await backend.confirm([*ids, *other])
+    assert set(info.value.job_ids) == set(ids)
+    assert (await backend.status(other))[other[0]].status is JobStatus.RECEIVED
+
+
+async def test_status_follows_paging(
+    backend: DiracXBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await backend.submit(make_chunk(range(7), name="paging"))
+    monkeypatch.setattr(backend_module, "_MAX_PER_PAGE", 3)
+    states = await backend.status([*ids, 987654321])
+    assert sorted(states) == sorted(ids)  # unknown IDs are absent
+    assert await backend.summary([*ids, 987654321]) == {JobStatus.SUBMITTING: 7}
+
+
+async def test_input_sandbox_uploaded_once_per_content(
+    diracx_server, credentials: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "b.txt").write_text("bee")
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\necho run\n")
+    script.chmod(0o755)
+    uploads: list[str] = []
+    real_post = DiracXBackend._post_presigned
+
+    async def spy(self, url, fields, payload):  # type: ignore[no-untyped-def]
+        uploads.append(url)
+        await real_post(self, url, fields, payload)
+
+    monkeypatch.setattr(DiracXBackend, "_post_presigned", spy)
+    sandbox = [str(script), str(data)]
+    async with DiracXBackend(diracx_server.url, credentials_path=credentials) as backend:
+        first = await backend.submit(make_chunk(range(20), name="sb", local_sandbox=sandbox))
+        second = await backend.submit(make_chunk(range(20, 40), name="sb", local_sandbox=sandbox))
+    assert len(uploads) == 1
+    # a new client (empty cache) with the same content: the server already holds it
+    os.utime(script, (1, 1))  # mtimes are not part of the archive
+    async with DiracXBackend(diracx_server.url, credentials_path=credentials) as backend:
+        third = await backend.submit(make_chunk([40], name="sb", local_sandbox=sandbox))
+    assert len(uploads) == 1
+    jdls = _read_jdls(diracx_server.jobdb_path, [first[0], second[0], third[0]])
+    pfns = {jdl.split("SB:", 1)[1].split('"', 1)[0] for jdl in jdls.values()}
+    assert len(pfns) == 1
+    assert str(script) not in jdls[first[0]]
+
+
+async def test_kill_delete_reschedule_read_back(
+    backend: DiracXBackend, pilot: DiracXTestPilot
+) -> None:
+    ids = await backend.submit(make_chunk(range(4), name="actions"))
+    await backend.confirm(ids)
+    done = ids[0]
+    await pilot.set_status(
+        {done: ["Checking", "Waiting", "Matched", "Running", ("Done", "Execution Complete")]}
+    )
+    killed = await backend.kill([ids[1], done])
+    assert killed.done == (ids[1],)
+    assert killed.refused == {done: "status is Done"}
+
+    rescheduled = await backend.reschedule([ids[1], ids[2]])
+    assert rescheduled.done == (ids[2],)
+    assert "Killed" in rescheduled.refused[ids[1]]
+
+    deleted = await backend.delete([done, ids[3], 987654321])
+    assert set(deleted.done) == {done, ids[3]}
+    assert deleted.refused == {987654321: "unknown job"}
+    states = await backend.status(ids)
+    assert states[done].status is JobStatus.DELETED
+    assert states[ids[3]].status is JobStatus.DELETED
+
+
+async def test_output_sandbox_errors(backend: DiracXBackend, diracx_server, tmp_path: Path) -> None:
+    ids = await backend.submit(make_chunk([0], name="nosb"))
+    with pytest.raises(SandboxNotAvailableError, match="wait"):
+        await backend.output_sandbox(ids[0])
+    await backend.discard(ids, "test")
+    with pytest.raises(SandboxNotAvailableError, match="no output sandbox"):
+        await backend.output_sandbox(ids[0])
+    with pytest.raises(JobNotFoundError) as missing:
+        await backend.output_sandbox(987654321)
+    assert missing.value.job_ids == (987654321,)
+    with pytest.raises(NotSupportedError, match="no endpoint"):
+        await backend.get_jdl(ids[0])
+
+    other = diracx_server.write_credentials(tmp_path / "other.json", "otheruser")
+    async with DiracXBackend(diracx_server.url, credentials_path=other) as theirs:
+        with pytest.raises(PermissionDeniedError) as denied:
+            await theirs.output_sandbox(ids[0])
+        assert denied.value.job_ids == (ids[0],)
+        result = await theirs.kill(ids)
+        assert result.refused == {ids[0]: "belongs to another user"}
+        with pytest.raises(PermissionDeniedError):
+            await theirs.confirm(ids)
+
+
+async def test_rejected_jdl_names_the_jobs(backend: DiracXBackend) -> None:
+    chunk = make_chunk([3, 4], name="rejected", extra={"CPUTime": "abc"})
+    with pytest.raises(InvalidRequestError) as info:
+        await backend.submit(chunk)
+    message = str(info.value)
+    assert "'rejected-3'..'rejected-4'" in message
+    assert info.value.status_code == 400
+
+
+async def test_expired_token_without_refresh(diracx_server, tmp_path: Path) -> None:
+    path = diracx_server.write_credentials(
+        tmp_path / "c.json", expires_on=time.time() - 10, refresh=False
+    )
+    token = json.loads(path.read_text())["access_token"]
+    async with DiracXBackend(diracx_server.url, credentials_path=path) as backend:
+        with pytest.raises(AuthenticationError, match="dirac login") as info:
+            await backend.status([1])
+    assert token not in str(info.value)
+
+
+async def test_refresh_once_for_concurrent_requests(diracx_server, tmp_path: Path) -> None:
+    path = diracx_server.write_credentials(tmp_path / "c.json", expires_on=time.time() + 5)
+    old = json.loads(path.read_text())
+    async with DiracXBackend(diracx_server.url, credentials_path=path) as backend:
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(backend.status, [1, 2, 3])
+        assert backend._tokens.refreshes == 1
+    new = json.loads(path.read_text())
+    assert new["access_token"] != old["access_token"]
+    assert new["expires_on"] > old["expires_on"] + 600
+    assert new["refresh_token"]  # legacy-exchange tokens are not rotated: the old one is kept
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_invalid_token_is_retried_once_after_refresh(diracx_server, tmp_path: Path) -> None:
+    path = diracx_server.write_credentials(tmp_path / "c.json")
+    data = json.loads(path.read_text())
+    data["access_token"] = "not-a-valid-token"
+    path.write_text(json.dumps(data))
+    async with DiracXBackend(diracx_server.url, credentials_path=path) as backend:
+        assert await backend.status([987654321]) == {}
+        assert backend._tokens.refreshes == 1
+    with pytest.raises(AuthenticationError):
+        async with DiracXBackend(diracx_server.url, token="not-a-valid-token") as backend:
+            await backend.status([1])
+
+
+async def test_server_down_is_a_network_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with DiracXBackend(f"http://127.0.0.1:{port}", token="t", timeout=5) as backend:
+        with pytest.raises(NetworkError) as info:
+            await backend.submit(make_chunk([0]))
+    assert "unknown" in str(info.value)
+
+
+def test_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="DIRACX_URL"):
+        DiracXBackend.from_environment()
+    monkeypatch.setenv("DIRACX_URL", "https://diracx.invalid")
+    monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(tmp_path / "none.json"))
+    with pytest.raises(ConfigurationError, match="dirac login"):
+        DiracXBackend.from_environment()
+    (tmp_path / "none.json").write_text("{}")
+    backend = DiracXBackend.from_environment()
+    assert "diracx.invalid" in repr(backend)
+    assert backend.description == "DiracX at https://diracx.invalid"
+    with pytest.raises(ConfigurationError):
+        DiracXBackend("ftp://x")
+    with pytest.raises(ConfigurationError, match="one of"):
+        DiracXBackend("https://x", token="a", credentials_path=tmp_path / "none.json")
+
+
+async def test_presigned_requests_carry_no_token(
+    backend: DiracXBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[httpx.Request] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(request)
+
+    backend.http_client.event_hooks["request"].append(hook)
+    (tmp_path / "in.txt").write_text(str(time.time_ns()))
+    await backend.submit(make_chunk([0], name="hook", local_sandbox=[str(tmp_path / "in.txt")]))
+    s3 = [r for r in seen if not r.url.path.startswith("/api/")]
+    api = [r for r in seen if r.url.path.startswith("/api/")]
+    assert s3
+    assert api
+    assert all("authorization" not in r.headers for r in s3)
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in api)

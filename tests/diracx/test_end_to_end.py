@@ -1,0 +1,131 @@
+"""The seed job on a real DiracX: submitted, run by the test pilot, tracked to Done, downloaded."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import tarfile
+from pathlib import Path
+
+import anyio
+import pytest
+from _jobs import make_chunk
+
+from aiodirac import JobStatus
+from aiodirac._diracx import DiracXBackend
+from aiodirac.testing._pilot import DiracXTestPilot
+
+pytestmark = pytest.mark.diracx
+
+
+async def _until_final(backend: DiracXBackend, ids: list[int]) -> dict[int, JobStatus]:
+    with anyio.fail_after(60):
+        while True:
+            states = await backend.status(ids)
+            if len(states) == len(ids) and all(s.final for s in states.values()):
+                return {i: s.status for i, s in states.items()}
+            await anyio.sleep(0.2)
+
+
+async def _download(backend: DiracXBackend, job_id: int, dest: Path) -> Path:
+    info = await backend.output_sandbox(job_id)
+    assert info.url is not None
+    assert info.format == "tar.bz2"
+    async with backend.http_client.stream("GET", info.url) as response:
+        response.raise_for_status()
+        data = b"".join([chunk async for chunk in response.aiter_bytes()])
+    folder = dest / str(job_id)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+async def test_seed_job_end_to_end(
+    diracx_server,
+    credentials: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "aiodirac"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    secrets = json.loads(credentials.read_text())
+    async with (
+        DiracXBackend(diracx_server.url, credentials_path=credentials) as backend,
+        DiracXTestPilot(
+            diracx_server.url,
+            jobdb_path=diracx_server.jobdb_path,
+            workdir=tmp_path / "grid",
+            credentials_path=credentials,
+        ) as pilot,
+    ):
+        ids = await backend.submit(make_chunk([0], name="API"))
+        assert (await backend.status(ids))[ids[0]].status is JobStatus.SUBMITTING
+        assert await pilot.run_jobs(ids) == []  # unconfirmed jobs never run
+        await backend.confirm(ids)
+        runs = await pilot.run_waiting()
+        assert [r.job_id for r in runs] == ids
+        assert await _until_final(backend, ids) == {ids[0]: JobStatus.DONE}
+        state = (await backend.status(ids))[ids[0]]
+        assert state.minor_status == "Execution Complete"
+        assert state.site == "ANY" or state.site
+        folder = await _download(backend, ids[0], tmp_path / "out")
+        text = repr(backend) + repr(pilot)
+
+    assert (folder / "Script1_echo.log").read_text().count("hello") == 1
+    assert socket.gethostname() in (folder / "Script2_hostname.log").read_text()
+    assert "hello again" in (folder / "Script3_echo.log").read_text()
+    stdout = (folder / "std.out").read_text()
+    assert "hello" in stdout
+    assert "hello again" in stdout
+    # tokens never reach logs or reprs (httpx's and httpcore's DEBUG logs included)
+    assert caplog.records
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records) + caplog.text + text
+    for secret in (secrets["access_token"], secrets["refresh_token"]):
+        assert secret
+        assert secret not in logged
+        assert secret[-20:] not in logged
+
+
+async def test_failing_job_ends_failed_with_its_output(
+    backend: DiracXBackend, pilot: DiracXTestPilot, tmp_path: Path
+) -> None:
+    from aiodirac import Step
+
+    steps = (
+        Step(1, "/bin/echo", "before", "Script1_echo.log"),
+        Step(2, "/bin/false", "", "Script2_false.log"),
+    )
+    ids = await backend.submit(make_chunk([0, 1], name="fails", steps=steps))
+    await backend.confirm(ids)
+    runs = await pilot.run_jobs(ids)
+    assert {r.status for r in runs} == {JobStatus.FAILED}
+    states = await backend.status(ids)
+    assert {s.status for s in states.values()} == {JobStatus.FAILED}
+    assert {s.minor_status for s in states.values()} == {"Application Finished With Errors"}
+    folder = await _download(backend, ids[1], tmp_path / "out")
+    assert "before" in (folder / "std.out").read_text()
+
+
+async def test_pilot_drives_many_jobs_along_legal_sequences(
+    backend: DiracXBackend, pilot: DiracXTestPilot
+) -> None:
+    ids: list[int] = []
+    for start in range(0, 60, 20):
+        ids += await backend.submit(make_chunk(range(start, start + 20), name="drive"))
+    await backend.confirm(ids)
+    path = ["Checking", "Waiting", "Matched", "Running"]
+    sequences = {
+        job_id: [*path, "Done"] if i % 3 == 0 else [*path, "Failed"] if i % 3 == 1 else ["Killed"]
+        for i, job_id in enumerate(ids)
+    }
+    reached = await pilot.set_status(sequences)
+    assert reached == {j: JobStatus(seq[-1]) for j, seq in sequences.items()}
+    counts = await backend.summary(ids)
+    assert counts == {JobStatus.DONE: 20, JobStatus.FAILED: 20, JobStatus.KILLED: 20}
+    # an illegal move is refused by DiracX with a 200: the pilot reports it
+    with pytest.raises(Exception, match="did not move") as info:
+        await pilot.set_status({ids[0]: ["Running"]})
+    assert info.value.job_ids == (ids[0],)  # type: ignore[attr-defined]

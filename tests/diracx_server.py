@@ -1,0 +1,160 @@
+"""pytest plugin: a real DiracX 0.7.0 server for the test session, started by scripts/diracx.sh.
+
+The server runs on free loopback ports with its own state folder under pytest's temporary
+directory, and is stopped at the end of the session. ``AIODIRAC_SKIP_DIRACX=1`` skips every test
+that needs it. ``DX_VENV`` / ``DX_HOME`` choose the DiracX venv (default: the script's own,
+installed on first use).
+
+Register with ``pytest_plugins = ["tests.diracx_server"]``.
+
+Usage::
+
+    @pytest.mark.diracx
+    async def test_x(diracx_server):
+        backend = DiracXBackend(diracx_server.url, credentials_path=diracx_server.credentials_path)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+__all__ = ["DiracXServer", "diracx_server"]
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "diracx.sh"
+VO = "diracAdmin"
+#: user -> default group of the generated configuration
+USERS = {"localuser": "admin", "otheruser": "admin", "adminuser": "jobadmin"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            parts = shlex.split(value)
+            env[key] = parts[0] if parts else ""
+    return env
+
+
+@dataclass(frozen=True)
+class DiracXServer:
+    """Connection details of the session's DiracX server.
+
+    Attributes:
+        url: DiracX base URL (``http://127.0.0.1:<port>``).
+        credentials_path: localuser's credentials file, as ``dirac login`` writes it.
+        legacy_secret: the shared secret of ``/api/auth/legacy-exchange``.
+        state: the server's state folder (databases, logs, env.sh).
+        env: every variable of ``env.sh``.
+        jobdb_path: the SQLite file of DiracX's JobDB.
+    """
+
+    url: str
+    credentials_path: Path
+    legacy_secret: str
+    state: Path
+    env: dict[str, str] = field(repr=False)
+    jobdb_path: Path
+    env_file: Path
+
+    def token_response(self, user: str = "localuser", group: str | None = None) -> dict[str, str]:
+        """A fresh ``{access_token, refresh_token, expires_in, ...}`` for ``user``."""
+        secret = base64.urlsafe_b64encode(self.legacy_secret.encode()).decode()
+        response = httpx.get(
+            f"{self.url}/api/auth/legacy-exchange",
+            params={"preferred_username": user, "scope": f"vo:{VO} group:{group or USERS[user]}"},
+            headers={"Authorization": f"Bearer diracx:legacy:{secret}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def token(self, user: str = "localuser", group: str | None = None) -> str:
+        """A fresh access token for ``user`` (``localuser``, ``otheruser``, ``adminuser``)."""
+        return self.token_response(user, group)["access_token"]
+
+    def write_credentials(
+        self,
+        path: Path,
+        user: str = "localuser",
+        group: str | None = None,
+        *,
+        expires_on: float | None = None,
+        refresh: bool = True,
+    ) -> Path:
+        """Write a credentials file for ``user`` in DiracX's format (optionally expired)."""
+        answer = self.token_response(user, group)
+        payload = {
+            "access_token": answer["access_token"],
+            "refresh_token": answer.get("refresh_token") if refresh else None,
+            "expires_on": int(
+                expires_on if expires_on is not None else time.time() + int(answer["expires_in"])
+            ),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload))
+        path.chmod(0o600)
+        return path
+
+
+@pytest.fixture(scope="session")
+def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXServer]:
+    """Start DiracX + moto on free ports for the session; stop them at the end."""
+    if os.environ.get("AIODIRAC_SKIP_DIRACX") == "1":
+        pytest.skip("AIODIRAC_SKIP_DIRACX=1: the tests that need a real DiracX server are skipped")
+    state = tmp_path_factory.mktemp("diracx") / "state"
+    env = dict(os.environ)
+    env.update(
+        DX_STATE=str(state),
+        DX_PORT=str(_free_port()),
+        DX_S3_PORT=str(_free_port()),
+    )
+    env.pop("DX_LEGACY_SECRET", None)
+    started = subprocess.run(
+        ["bash", str(SCRIPT), "start"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if started.returncode != 0:
+        subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, check=False)
+        pytest.fail(
+            f"scripts/diracx.sh start failed ({started.returncode}):\n{started.stderr[-4000:]}",
+            pytrace=False,
+        )
+    try:
+        values = _read_env(state / "env.sh")
+        jobdb = values["DIRACX_DB_URL_JOBDB"].split(":///", 1)[1]
+        yield DiracXServer(
+            url=values["DIRACX_URL"],
+            credentials_path=Path(values["DIRACX_CREDENTIALS_PATH"]),
+            legacy_secret=values["DX_LEGACY_SECRET"],
+            state=state,
+            env=values,
+            jobdb_path=Path(jobdb),
+            env_file=state / "env.sh",
+        )
+    finally:
+        subprocess.run(
+            ["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120, check=False
+        )

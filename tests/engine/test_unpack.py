@@ -1,0 +1,284 @@
+"""Safe extraction: every escape refused, bombs stopped, nothing partial, formats recognised."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from aiodirac import IntegrityError, UnsafeArchiveError
+from aiodirac._unpack import UnpackLimits, extract, sniff_format, unpack
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+            else:
+                tf.addfile(info)
+    return buf.getvalue()
+
+
+def _file(name: str, data: bytes = b"x", mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.mode = mode
+    return info, data
+
+
+def _special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info, None
+
+
+def _compress(raw: bytes, fmt: str) -> bytes:
+    if fmt == "tar.gz":
+        return gzip.compress(raw)
+    if fmt == "tar.bz2":
+        return bz2.compress(raw)
+    if fmt == "tar.xz":
+        return lzma.compress(raw)
+    if fmt == "tar.zst":
+        return zstandard.ZstdCompressor().compress(raw)
+    return raw
+
+
+@pytest.fixture
+def area(tmp_path: Path) -> Path:
+    """A dest folder with a sentinel sibling that hostile archives try to reach."""
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "outside").mkdir()
+    return tmp_path
+
+
+def _write(area: Path, data: bytes, name: str = "sb.tar") -> Path:
+    path = area / name
+    path.write_bytes(data)
+    return path
+
+
+def _assert_untouched(area: Path) -> None:
+    """Nothing outside the job folder, and no job folder or temporary left behind."""
+    assert list((area / "outside").iterdir()) == []
+    assert sorted(p.name for p in (area / "dest").iterdir()) == []
+    assert not (area / "evil").exists()
+    assert not Path("/tmp/aiodirac-evil").exists()
+
+
+HOSTILE = {
+    "absolute": [_file("/tmp/aiodirac-evil")],
+    "dotdot": [_file("../outside/evil")],
+    "dotdot-inner": [_file("a/b/../../../outside/evil")],
+    "backslash": [_file("..\\outside\\evil")],
+    "drive": [_file("C:evil")],
+    "symlink-absolute": [_special("link", tarfile.SYMTYPE, "/etc")],
+    "symlink-up": [_special("link", tarfile.SYMTYPE, "../outside")],
+    "symlink-up-inner": [_special("a/link", tarfile.SYMTYPE, "b/../../..")],
+    "through-symlink": [
+        _special("link", tarfile.SYMTYPE, "sub"),
+        _file("link/evil"),
+    ],
+    "through-file": [_file("f"), _file("f/evil")],
+    "hardlink-absolute": [_special("h", tarfile.LNKTYPE, "/etc/passwd")],
+    "hardlink-up": [_special("h", tarfile.LNKTYPE, "../outside/x")],
+    "hardlink-unknown": [_special("h", tarfile.LNKTYPE, "not-in-archive")],
+    "chardev": [_special("tty", tarfile.CHRTYPE)],
+    "blockdev": [_special("sda", tarfile.BLKTYPE)],
+    "fifo": [_special("pipe", tarfile.FIFOTYPE)],
+    "case-collision": [_file("Std.out", b"a"), _file("std.out", b"b")],
+    "nfc-collision": [_file("caf\u00e9.txt", b"a"), _file("cafe\u0301.txt", b"b")],
+    "duplicate": [_file("std.out", b"a"), _file("./std.out", b"b")],
+    "file-then-dir": [_file("x", b"a"), _special("X", tarfile.DIRTYPE)],
+    "root-replaced": [_file("./", b"a")],
+}
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.bz2", "tar.zst"])
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_archive_refused(area: Path, case: str, fmt: str) -> None:
+    members = [(info, data) for info, data in HOSTILE[case]]
+    # A harmless member first: it must not survive the refusal either.
+    archive = _write(area, _compress(_tar([_file("ok.txt", b"fine"), *members]), fmt))
+    with pytest.raises(UnsafeArchiveError):
+        extract(archive, area / "dest" / "12")
+    _assert_untouched(area)
+
+
+def _zstd_bomb(member_size: int, members: int = 1, frame: int = 8 * MiB) -> bytes:
+    """Concatenated zstd frames: a few KiB that expand to ``members * member_size`` bytes."""
+    cctx = zstandard.ZstdCompressor(level=1)
+    zero_frame = cctx.compress(b"\0" * frame)
+    out = bytearray()
+    for i in range(members):
+        info = tarfile.TarInfo(f"zeros{i}")
+        info.size = member_size
+        out += cctx.compress(info.tobuf(format=tarfile.PAX_FORMAT))
+        full, rest = divmod(member_size, frame)
+        out += zero_frame * full
+        if rest:
+            out += cctx.compress(b"\0" * rest)
+    out += cctx.compress(b"\0" * 1024)
+    return bytes(out)
+
+
+def test_10_gib_bomb_refused_by_default(area: Path) -> None:
+    data = _zstd_bomb(10 * GiB)
+    assert len(data) < 1 * MiB
+    archive = _write(area, data, "bomb.tar.zst")
+    with pytest.raises(UnsafeArchiveError, match="archive bomb"):
+        extract(archive, area / "dest" / "12")
+    _assert_untouched(area)
+
+
+def test_bomb_of_small_members_stopped_while_streaming(area: Path) -> None:
+    # 10 GiB in 1,280 members of 8 MiB: no single header is alarming; the running count is.
+    data = _zstd_bomb(8 * MiB, members=1280)
+    archive = _write(area, data, "bomb.tar.zst")
+    with pytest.raises(UnsafeArchiveError, match="archive bomb"):
+        extract(archive, area / "dest" / "12", limits=UnpackLimits(max_bytes=40 * MiB))
+    _assert_untouched(area)
+
+
+def test_member_count_cap(area: Path) -> None:
+    archive = _write(area, _tar([_file(f"f{i}") for i in range(101)]))
+    with pytest.raises(UnsafeArchiveError, match="members"):
+        extract(archive, area / "dest" / "12", limits=UnpackLimits(max_members=100))
+    _assert_untouched(area)
+    assert len(extract(archive, area / "dest" / "12", limits=UnpackLimits(max_members=101))) == 101
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst"])
+def test_formats_recognised_and_extracted(area: Path, fmt: str) -> None:
+    raw = _tar(
+        [
+            _file("std.out", b"hello\n"),
+            _file("bin/run.sh", b"#!/bin/sh\n", mode=0o4755),
+            _special("sub", tarfile.DIRTYPE),
+            _file("sub/data.bin", os.urandom(3000)),
+        ]
+    )
+    archive = _write(area, _compress(raw, fmt), "sb")
+    assert sniff_format(archive.read_bytes()[:6]) == fmt
+    files = extract(archive, area / "dest" / "12")
+    assert [(f.name, f.size) for f in files] == [
+        ("std.out", 6),
+        ("bin/run.sh", 10),
+        ("sub/data.bin", 3000),
+    ]
+    job = area / "dest" / "12"
+    assert (job / "std.out").read_bytes() == b"hello\n"
+    # Executable kept, setuid dropped.
+    assert stat.S_IMODE((job / "bin/run.sh").stat().st_mode) == 0o755
+    assert stat.S_IMODE((job / "std.out").stat().st_mode) == 0o644
+    assert sorted(p.name for p in (area / "dest").iterdir()) == ["12"]
+
+
+def test_internal_links(area: Path) -> None:
+    raw = _tar(
+        [
+            _file("run3/out.txt", b"result"),
+            _special("latest", tarfile.SYMTYPE, "run3/out.txt"),
+            _special("copy.txt", tarfile.LNKTYPE, "run3/out.txt"),
+        ]
+    )
+    files = extract(_write(area, raw), area / "dest" / "1")
+    job = area / "dest" / "1"
+    assert os.readlink(job / "latest") == "run3/out.txt"
+    assert (job / "latest").read_bytes() == b"result"
+    # The hard link is an independent copy.
+    assert (job / "copy.txt").read_bytes() == b"result"
+    assert (job / "copy.txt").stat().st_ino != (job / "run3/out.txt").stat().st_ino
+    assert {f.name for f in files} == {"run3/out.txt", "copy.txt"}
+
+
+def test_repeated_folder_entries_are_fine(area: Path) -> None:
+    raw = _tar(
+        [
+            _special("d", tarfile.DIRTYPE),
+            _file("d/a"),
+            _special("d/", tarfile.DIRTYPE),
+            _special(".", tarfile.DIRTYPE),
+        ]
+    )
+    assert [f.name for f in extract(_write(area, raw), area / "dest" / "1")] == ["d/a"]
+
+
+def test_existing_folder_replaced_as_a_whole(area: Path) -> None:
+    job = area / "dest" / "7"
+    job.mkdir()
+    (job / "stale.txt").write_text("old")
+    extract(_write(area, _tar([_file("new.txt", b"new")])), job)
+    assert sorted(p.name for p in job.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in (area / "dest").iterdir()) == ["7"]
+
+
+def test_refused_archive_leaves_existing_folder_alone(area: Path) -> None:
+    job = area / "dest" / "7"
+    job.mkdir()
+    (job / "keep.txt").write_text("old")
+    with pytest.raises(UnsafeArchiveError):
+        extract(_write(area, _tar([_file("a"), _file("../evil")])), job)
+    assert sorted(p.name for p in (area / "dest").iterdir()) == ["7"]
+    assert (job / "keep.txt").read_text() == "old"
+
+
+def test_merge_into_existing_folder(area: Path) -> None:
+    dest = area / "dest"
+    (dest / "mine.txt").write_text("user file")
+    (dest / "sub").mkdir()
+    (dest / "sub" / "old.txt").write_text("old")
+    # A link in the way must be replaced, never followed out of the folder.
+    (dest / "linkdir").symlink_to(area / "outside")
+    raw = _tar(
+        [_file("std.out", b"1"), _file("sub/new.txt", b"2"), _file("linkdir/x", b"3")],
+    )
+    extract(_write(area, raw), dest, merge=True)
+    assert (dest / "mine.txt").read_text() == "user file"
+    assert (dest / "sub" / "old.txt").read_text() == "old"
+    assert (dest / "sub" / "new.txt").read_text() == "2"
+    assert not (dest / "linkdir").is_symlink()
+    assert (dest / "linkdir" / "x").read_text() == "3"
+    assert list((area / "outside").iterdir()) == []
+    assert not [p for p in dest.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.bz2", "tar.zst"])
+def test_truncated_archive_is_an_integrity_error(area: Path, fmt: str) -> None:
+    data = _compress(_tar([_file("big", os.urandom(200_000))]), fmt)
+    archive = _write(area, data[: len(data) // 2])
+    with pytest.raises(IntegrityError):
+        extract(archive, area / "dest" / "3")
+    _assert_untouched(area)
+
+
+async def test_unpack_runs_in_a_thread_and_tags_the_job(area: Path) -> None:
+    archive = _write(area, _tar([_file("../evil")]))
+    with pytest.raises(UnsafeArchiveError) as info:
+        await unpack(archive, area / "dest" / "99", job_id=99)
+    assert info.value.job_id == 99
+    files = await unpack(_write(area, _tar([_file("a", b"abc")]), "ok.tar"), area / "dest" / "98")
+    assert [(f.name, f.size) for f in files] == [("a", 3)]
+
+
+def test_hardlink_bomb_counted_by_real_bytes(area: Path) -> None:
+    # Hard link headers say size 0; each one would copy 1 MiB. Only the running count sees it.
+    links = [_special(f"l{i}", tarfile.LNKTYPE, "big") for i in range(64)]
+    archive = _write(area, _tar([_file("big", b"\0" * MiB), *links]))
+    with pytest.raises(UnsafeArchiveError, match="archive bomb"):
+        extract(archive, area / "dest" / "5", limits=UnpackLimits(max_bytes=32 * MiB))
+    _assert_untouched(area)
