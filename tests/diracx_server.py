@@ -17,20 +17,33 @@ Usage::
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shlex
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
-__all__ = ["DiracXServer", "diracx_server"]
+from aiodirac import Backend, JobState
+from aiodirac._diracx import DiracXBackend
+from aiodirac.testing._pilot import DiracXTestPilot
+
+__all__ = [
+    "DiracXServer",
+    "conformance_backend",
+    "conformance_drive",
+    "current_server",
+    "diracx_server",
+]
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "diracx.sh"
 VO = "diracAdmin"
@@ -142,10 +155,11 @@ def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXSe
             f"scripts/diracx.sh start failed ({started.returncode}):\n{started.stderr[-4000:]}",
             pytrace=False,
         )
+    global _current
     try:
         values = _read_env(state / "env.sh")
         jobdb = values["DIRACX_DB_URL_JOBDB"].split(":///", 1)[1]
-        yield DiracXServer(
+        _current = DiracXServer(
             url=values["DIRACX_URL"],
             credentials_path=Path(values["DIRACX_CREDENTIALS_PATH"]),
             legacy_secret=values["DX_LEGACY_SECRET"],
@@ -154,7 +168,52 @@ def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXSe
             jobdb_path=Path(jobdb),
             env_file=state / "env.sh",
         )
+        yield _current
     finally:
+        _current = None
         subprocess.run(
             ["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120, check=False
         )
+
+
+_current: DiracXServer | None = None
+# backend -> the test's folder, for the pilot that drives its jobs
+_folders: weakref.WeakKeyDictionary[Backend, Path] = weakref.WeakKeyDictionary()
+
+
+def current_server() -> DiracXServer:
+    """The session's server (the ``diracx_server`` fixture must have started it)."""
+    if _current is None:
+        raise RuntimeError("request the diracx_server fixture before using the DiracX kind")
+    return _current
+
+
+@contextlib.asynccontextmanager
+async def conformance_backend(tmp_path: Path) -> AsyncIterator[Backend]:
+    """The conformance suite's DiracX kind: localuser's backend with a private credentials file."""
+    server = current_server()
+    credentials = server.write_credentials(tmp_path / "diracx-credentials.json")
+    async with DiracXBackend(server.url, credentials_path=credentials) as backend:
+        _folders[backend] = tmp_path
+        yield backend
+
+
+async def conformance_drive(
+    backend: Backend, ids: Sequence[int], timeout: float
+) -> dict[int, JobState]:
+    """Run confirmed jobs with the test pilot, then wait until DiracX reports them final."""
+    server = current_server()
+    folder = _folders[backend]
+    with anyio.fail_after(timeout):
+        async with DiracXTestPilot(
+            server.url,
+            jobdb_path=server.jobdb_path,
+            workdir=folder / "grid",
+            credentials_path=folder / "diracx-credentials.json",
+        ) as pilot:
+            while True:
+                await pilot.run_jobs(ids)
+                states = await backend.status(ids)
+                if len(states) == len(set(ids)) and all(s.final for s in states.values()):
+                    return states
+                await anyio.sleep(0.1)

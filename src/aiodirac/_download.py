@@ -51,11 +51,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import IO, Protocol, Self, cast
 
 import anyio
 import anyio.abc
+import anyio.from_thread
+import anyio.to_thread
 import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _files
 from ._backend import Backend, OutputSandbox
@@ -66,9 +69,10 @@ from ._exceptions import (
     SandboxError,
     SandboxNotAvailableError,
     ServiceUnavailableError,
+    UnsafeArchiveError,
 )
 from ._retry import RetryPolicy, retry_call
-from ._unpack import UnpackedFile, UnpackLimits, unpack
+from ._unpack import Extraction, UnpackedFile, UnpackLimits, unpack
 
 __all__ = [
     "DownloadConfig",
@@ -139,6 +143,9 @@ class DownloadConfig:
 
 class DownloadPhase(StrEnum):
     """Where one job's download stands.
+
+    Sandboxes fetched over HTTP are unpacked *while* they download; ``UNPACKING`` then means
+    that every byte has arrived and the extraction is finishing.
 
     Usage: ``if p.job.phase is DownloadPhase.DONE: ...``
     """
@@ -552,32 +559,41 @@ class Downloader:
             part = dest / f".{job_id}.{info.format}.part"
             phase = DownloadPhase.DOWNLOADING
             transferred = 0
-            if info.path is not None:
+            files: tuple[UnpackedFile, ...] = ()
+            if info.url is not None and info.path is None:
+                extraction = (final, no_job_dir) if unpack else None
+                size, sha, streamed = await self._fetch(info, part, run, extraction)
+                transferred = size
+                if unpack:
+                    files = tuple(streamed)
+                    recorded_size = sum(f.size for f in files)
+                    run.files += len(files)
+                else:
+                    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+                    await _files.commit(part, final, fsync=self.config.fsync)
+                    recorded_size = size
+                    run.files += 1
+            elif info.path is not None:
                 source, size, sha = await self._local(info, part, unpack, run)
-            elif info.url is not None:
-                size, sha = await self._fetch(info, part, run)
-                source, transferred = part, size
+                try:
+                    if unpack:
+                        phase = DownloadPhase.UNPACKING
+                        run.emit(JobProgress(job_id, phase, size, size))
+                        files = tuple(await self._unpack(source, final, no_job_dir, job_id))
+                        recorded_size = sum(f.size for f in files)
+                        run.files += len(files)
+                    else:
+                        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+                        await _files.commit(source, final, fsync=self.config.fsync)
+                        recorded_size = size
+                        run.files += 1
+                finally:
+                    await _files.remove(part)
             else:
                 raise SandboxNotAvailableError(
                     f"the backend gave no location for job {job_id}'s output sandbox",
                     job_id=job_id,
                 )
-            files: tuple[UnpackedFile, ...] = ()
-            try:
-                if unpack:
-                    phase = DownloadPhase.UNPACKING
-                    run.emit(JobProgress(job_id, phase, size, size))
-                    unpacked = await self._unpack(source, final, no_job_dir, job_id)
-                    files = tuple(unpacked)
-                    recorded_size = sum(f.size for f in files)
-                    run.files += len(files)
-                else:
-                    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-                    await _files.commit(source, final, fsync=self.config.fsync)
-                    recorded_size = size
-                    run.files += 1
-            finally:
-                await _files.remove(part)
             if self._journal is not None:
                 with anyio.CancelScope(shield=True):
                     await self._journal.record_download(job_id, str(final), recorded_size, sha)
@@ -694,40 +710,211 @@ class Downloader:
         self._check(info, size, sha)
         return part, size, sha
 
-    async def _fetch(self, info: OutputSandbox, part: Path, run: _Run) -> tuple[int, str]:
-        """Stream ``info.url`` into ``part``; resume cuts; refresh expired URLs; verify."""
+    async def _fetch(
+        self,
+        info: OutputSandbox,
+        part: Path,
+        run: _Run,
+        extraction: tuple[Path, bool] | None,
+    ) -> tuple[int, str, list[UnpackedFile]]:
+        """Stream ``info.url`` into ``part`` (or, with ``extraction=(target, merge)``, straight
+        into a safe extraction); resume cuts; refresh expired URLs; verify; then install."""
         job_id = info.job_id
         restarts = 0
         while True:
-            transfer = _Transfer(self, info, part, run)
+            sink: _FileSink | _ExtractSink
+            if extraction is None:
+                sink = _FileSink(part, self.config.fsync)
+            else:
+                c = self.config
+                sink = _ExtractSink(
+                    extraction[0],
+                    UnpackLimits(max_bytes=c.max_unpacked_bytes, max_members=c.max_members),
+                    merge=extraction[1],
+                    fsync=c.fsync,
+                    job_id=job_id,
+                )
+            transfer = _Transfer(self, info, sink, run)
             try:
-                await transfer.run()
-                size, sha = transfer.size, transfer.hasher.hexdigest()
-                expected = transfer.expected_total
-                if expected is not None and size != expected:
-                    raise IntegrityError(
-                        f"output sandbox of job {job_id}: got {size} bytes, the server announced "
-                        f"{expected}",
-                        job_id=job_id,
-                    )
-                self._check(transfer.info, size, sha)
-                return size, sha
+                files = await transfer.run()
+                return transfer.size, transfer.hasher.hexdigest(), files
             except IntegrityError:
                 restarts += 1
                 if restarts > _MAX_RESTARTS:
                     raise
                 logger.warning("job %d: integrity check failed, downloading again", job_id)
-                await _files.remove(part)
             info = transfer.info
 
 
-class _Transfer:
-    """One transfer of one archive into its ``.part`` file, resumed across cuts."""
+class _FileSink:
+    """Archive bytes to a ``.part`` file (kept archives)."""
 
-    def __init__(self, owner: Downloader, info: OutputSandbox, part: Path, run: _Run) -> None:
+    def __init__(self, part: Path, fsync: bool) -> None:
+        self.part = part
+        self.fsync = fsync
+        self.out: _files.AsyncWriter | None = None
+
+    async def open(self, tg: anyio.abc.TaskGroup) -> None:
+        self.out = await _files.open_writer(self.part)
+
+    async def write(self, data: bytes) -> None:
+        assert self.out is not None
+        await self.out.write(data)
+
+    async def restart(self, tg: anyio.abc.TaskGroup) -> None:
+        await self.abort()
+        await self.open(tg)
+
+    async def finish(self) -> list[UnpackedFile]:
+        assert self.out is not None
+        if self.fsync:
+            await self.out.sync()
+        await self.out.aclose()
+        return []
+
+    async def install(self) -> None:
+        """The caller renames the part file into place."""
+
+    async def abort(self) -> None:
+        if self.out is not None:
+            await self.out.aclose()
+        await _files.remove(self.part)
+
+
+class _ExtractSink:
+    """Archive bytes fed to a safe extraction running in a worker thread, as they arrive.
+
+    Nothing is written twice: the archive is never stored, its members go to a hidden folder,
+    which becomes visible only after the checksum is verified (:meth:`install`). A resumed
+    transfer simply continues the stream; a restart from byte 0 starts a new extraction.
+    """
+
+    def __init__(
+        self, target: Path, limits: UnpackLimits, *, merge: bool, fsync: bool, job_id: int
+    ) -> None:
+        self.target = target
+        self.limits = limits
+        self.merge = merge
+        self.fsync = fsync
+        self.job_id = job_id
+        self.extraction: Extraction | None = None
+        self.send: MemoryObjectSendStream[bytes] | None = None
+        self.finished = anyio.Event()
+        self.files: list[UnpackedFile] = []
+        self.error: BaseException | None = None
+
+    async def open(self, tg: anyio.abc.TaskGroup) -> None:
+        target, limits, merge, fsync = self.target, self.limits, self.merge, self.fsync
+        self.extraction = await anyio.to_thread.run_sync(
+            lambda: Extraction(target, limits=limits, merge=merge, fsync=fsync)
+        )
+        # Two chunks in flight: enough to overlap network and disk, bounded memory.
+        send, receive = anyio.create_memory_object_stream[bytes](2)
+        self.send = send
+        self.finished = anyio.Event()
+        self.error = None
+        tg.start_soon(self._run, self.extraction, receive)
+
+    async def _run(self, extraction: Extraction, receive: MemoryObjectReceiveStream[bytes]) -> None:
+        reader = _ChunkReader(receive)
+        name = f"the output sandbox of job {self.job_id}"
+        try:
+            with receive:
+                stream = cast("IO[bytes]", reader)
+                self.files = await anyio.to_thread.run_sync(extraction.run, stream, name)
+        except Exception as exc:  # noqa: BLE001 - reported by write() or finish()
+            # Never raised into the task group: the transfer reports it as the job's error.
+            self.error = exc
+        finally:
+            self.finished.set()
+
+    async def write(self, data: bytes) -> None:
+        assert self.send is not None
+        try:
+            await self.send.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self.finished.wait()
+            raise self._failure() from None
+
+    def _failure(self) -> BaseException:
+        if (
+            isinstance(self.error, UnsafeArchiveError | IntegrityError)
+            and self.error.job_id is None
+        ):
+            self.error.job_id = self.job_id
+        return self.error or IntegrityError(
+            f"job {self.job_id}: the extraction stopped early", job_id=self.job_id
+        )
+
+    async def _stop(self) -> None:
+        if self.send is not None:
+            self.send.close()
+        with anyio.CancelScope(shield=True):
+            await self.finished.wait()
+
+    async def restart(self, tg: anyio.abc.TaskGroup) -> None:
+        await self.abort()
+        await self.open(tg)
+
+    async def finish(self) -> list[UnpackedFile]:
+        await self._stop()
+        if self.error is not None:
+            raise self._failure()
+        return self.files
+
+    async def install(self) -> None:
+        assert self.extraction is not None
+        extraction = self.extraction
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(extraction.install)
+
+    async def abort(self) -> None:
+        await self._stop()
+        if self.extraction is not None:
+            extraction, self.extraction = self.extraction, None
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(extraction.discard)
+
+
+class _ChunkReader:
+    """A blocking ``read()`` over an anyio stream of chunks, for the extraction thread."""
+
+    def __init__(self, receive: MemoryObjectReceiveStream[bytes]) -> None:
+        self._receive = receive
+        self._buf = memoryview(b"")
+        self._eof = False
+
+    def _fill(self) -> bool:
+        if not self._buf and not self._eof:
+            try:
+                self._buf = memoryview(anyio.from_thread.run(self._receive.receive))
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                self._eof = True
+        return bool(self._buf)
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            parts = []
+            while self._fill():
+                parts.append(self._buf.tobytes())
+                self._buf = memoryview(b"")
+            return b"".join(parts)
+        if not self._fill():
+            return b""
+        data = self._buf[:n].tobytes()
+        self._buf = self._buf[n:]
+        return data
+
+
+class _Transfer:
+    """One transfer of one archive into its sink, resumed across cuts."""
+
+    def __init__(
+        self, owner: Downloader, info: OutputSandbox, sink: _FileSink | _ExtractSink, run: _Run
+    ) -> None:
         self.owner = owner
         self.info = info
-        self.part = part
+        self.sink = sink
         self.run_state = run
         self.hasher = hashlib.sha256()
         self.size = 0
@@ -736,16 +923,53 @@ class _Transfer:
         self.relocations = 0
         self.restarts = 0
         self.high_water = 0
-        self.out: _files.AsyncWriter | None = None
+        self.tg: anyio.abc.TaskGroup | None = None
 
-    async def run(self) -> None:
-        self.out = await _files.open_writer(self.part)
-        try:
-            await retry_call(self._attempt, self.owner.config.retry)
-            if self.owner.config.fsync:
-                await self.out.sync()
-        finally:
-            await self.out.aclose()
+    async def run(self) -> list[UnpackedFile]:
+        """Transfer, verify, install; the unpacked files (empty for a kept archive)."""
+        error: Exception | None = None
+        files: list[UnpackedFile] = []
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            try:
+                await self.sink.open(tg)
+                await retry_call(self._attempt, self.owner.config.retry)
+                if isinstance(self.sink, _ExtractSink):
+                    self.run_state.emit(
+                        JobProgress(self.info.job_id, DownloadPhase.UNPACKING, self.size, self.size)
+                    )
+                files = await self.sink.finish()
+                self._verify()
+                await self.sink.install()
+            except Exception as exc:  # noqa: BLE001 - re-raised below, unchanged
+                # Kept out of the task group so that callers see the error itself.
+                error = exc
+            finally:
+                with anyio.CancelScope(shield=True):
+                    if error is not None or not isinstance(self.sink, _FileSink):
+                        await self.sink.abort()
+        if error is not None:
+            raise error
+        return files
+
+    def _verify(self) -> None:
+        job_id = self.info.job_id
+        size, sha = self.size, self.hasher.hexdigest()
+        if self.expected_total is not None and size != self.expected_total:
+            raise IntegrityError(
+                f"output sandbox of job {job_id}: got {size} bytes, expected {self.expected_total}",
+                job_id=job_id,
+            )
+        if (
+            self.owner.config.verify_checksums
+            and self.info.sha256
+            and sha != self.info.sha256.lower()
+        ):
+            raise IntegrityError(
+                f"output sandbox of job {job_id} has SHA-256 {sha}, the backend said "
+                f"{self.info.sha256}",
+                job_id=job_id,
+            )
 
     async def _relocate(self, *, refused: bool) -> None:
         self.relocations += refused
@@ -770,7 +994,6 @@ class _Transfer:
         return ttl is not None and time.monotonic() - self.url_time > ttl * 0.9
 
     async def _restart(self, *, unexpected: bool = True) -> None:
-        assert self.out is not None
         self.restarts += unexpected
         if self.restarts > 2 * _MAX_RESTARTS:
             raise SandboxError(
@@ -778,8 +1001,8 @@ class _Transfer:
                 "not asked for; try again later",
                 job_id=self.info.job_id,
             )
-        await self.out.aclose()
-        self.out = await _files.open_writer(self.part)
+        assert self.tg is not None
+        await self.sink.restart(self.tg)
         self.hasher = hashlib.sha256()
         self.size = 0
 
@@ -823,8 +1046,7 @@ class _Transfer:
                 return
             data = bytes(buf)
             buf.clear()
-            assert self.out is not None
-            await self.out.write(data)
+            await self.sink.write(data)
             self.hasher.update(data)
             self.size += len(data)
             gained += len(data)

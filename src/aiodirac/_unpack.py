@@ -60,7 +60,7 @@ import zstandard
 
 from ._exceptions import IntegrityError, UnsafeArchiveError
 
-__all__ = ["UnpackLimits", "UnpackedFile", "extract", "sniff_format", "unpack"]
+__all__ = ["Extraction", "UnpackLimits", "UnpackedFile", "extract", "sniff_format", "unpack"]
 
 _READ_SIZE = 1 << 20
 GiB = 1 << 30
@@ -113,9 +113,10 @@ def sniff_format(head: bytes) -> str:
 
 
 @contextmanager
-def _decompressed(raw: IO[bytes]) -> Iterator[IO[bytes]]:
-    fmt = sniff_format(raw.read(6))
-    raw.seek(0)
+def _decompressed(peekable: _Peekable) -> Iterator[Any]:
+    fmt = sniff_format(peekable.peek(6))
+    # The decompressors only call read(); typeshed wants a real file.
+    raw: Any = peekable
     stream: Any
     if fmt == "tar.gz":
         stream = gzip.GzipFile(fileobj=raw, mode="rb")
@@ -316,6 +317,111 @@ def _merge(src: Path, dst: Path) -> None:
         os.replace(s, d)
 
 
+class _Peekable:
+    """A read-only stream whose first bytes can be looked at without a seek (network streams)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._head = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self._head) < n:
+            more = self._raw.read(n - len(self._head))
+            if not more:
+                break
+            self._head += more
+        return self._head[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0:
+                data, self._head = self._head + self._raw.read(), b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._raw.read(n)
+
+    def close(self) -> None:
+        pass
+
+
+class Extraction:
+    """One extraction, in three blocking steps: :meth:`run`, then :meth:`install` or :meth:`discard`.
+
+    Members are written into a fresh hidden folder beside ``target`` (inside it with ``merge``),
+    which :meth:`install` moves into place; until then ``target`` is untouched. This split lets the
+    caller check the archive's checksum after reading it and before anything becomes visible.
+
+    Usage::
+
+        job = Extraction("out/12")
+        try:
+            files = job.run(stream)
+            job.install()
+        finally:
+            job.discard()
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        limits: UnpackLimits | None = None,
+        merge: bool = False,
+        fsync: bool = False,
+    ) -> None:
+        self.target = Path(target)
+        self.limits = limits or UnpackLimits()
+        self.merge = merge
+        self.fsync = fsync
+        self._token = secrets.token_hex(4)
+        if merge:
+            self.target.mkdir(parents=True, exist_ok=True)
+            self.work = self.target / f".unpack-{self._token}"
+        else:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.work = self.target.with_name(f".{self.target.name}.unpack-{self._token}")
+        self.work.mkdir()
+
+    def run(self, raw: IO[bytes], name: str = "archive") -> list[UnpackedFile]:
+        """Read the whole archive from ``raw`` (to its end) and write its members, safely.
+
+        Raises:
+            UnsafeArchiveError: a member would escape, collide or break a cap.
+            IntegrityError: the stream is truncated or not a tar archive.
+        """
+        extractor = _Extractor(self.work, self.limits, self.fsync)
+        source = _Peekable(raw)
+        try:
+            with _decompressed(source) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
+                for member in tf:
+                    extractor.add(tf, member)
+        except UnsafeArchiveError:
+            raise
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
+            raise IntegrityError(f"{name} is corrupt: {exc}") from exc
+        except OSError as exc:
+            if isinstance(exc, PermissionError | FileNotFoundError) and exc.filename:
+                raise
+            # bz2 and gzip report corrupt data as a bare OSError.
+            raise IntegrityError(f"{name} is corrupt: {exc}") from exc
+        # Read what follows the end-of-archive blocks, so that a writer feeding us never blocks.
+        while source.read(_READ_SIZE):
+            pass
+        return extractor.written
+
+    def install(self) -> None:
+        """Move the extracted content into ``target`` (replacing it, or merging with ``merge``)."""
+        if self.merge:
+            _merge(self.work, self.target)
+        else:
+            _install(self.work, self.target, self._token)
+
+    def discard(self) -> None:
+        """Remove the hidden work folder and whatever is left in it. Idempotent."""
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
 def extract(
     archive: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -342,42 +448,14 @@ def extract(
 
     Usage: ``files = extract("12.tar.zst", "out/12")``
     """
-    limits = limits or UnpackLimits()
-    target = Path(target)
-    token = secrets.token_hex(4)
-    if merge:
-        target.mkdir(parents=True, exist_ok=True)
-        work = target / f".unpack-{token}"
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = target.with_name(f".{target.name}.unpack-{token}")
-    work.mkdir()
+    job = Extraction(target, limits=limits, merge=merge, fsync=fsync)
     try:
-        extractor = _Extractor(work, limits, fsync)
-        try:
-            with (
-                open(archive, "rb") as raw,
-                _decompressed(raw) as stream,
-                tarfile.open(fileobj=stream, mode="r|") as tf,
-            ):
-                for member in tf:
-                    extractor.add(tf, member)
-        except UnsafeArchiveError:
-            raise
-        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
-            raise IntegrityError(f"archive {os.fspath(archive)!r} is corrupt: {exc}") from exc
-        except OSError as exc:
-            if isinstance(exc, PermissionError | FileNotFoundError) and exc.filename:
-                raise
-            # bz2 and gzip report corrupt data as a bare OSError.
-            raise IntegrityError(f"archive {os.fspath(archive)!r} is corrupt: {exc}") from exc
-        if merge:
-            _merge(work, target)
-        else:
-            _install(work, target, token)
+        with open(archive, "rb") as raw:
+            files = job.run(raw, f"archive {os.fspath(archive)!r}")
+        job.install()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return extractor.written
+        job.discard()
+    return files
 
 
 def _install(work: Path, target: Path, token: str) -> None:

@@ -6,36 +6,14 @@ local agent, which is stopped when the test ends.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
+from cli_support import Invoke, Run
 from typer.testing import CliRunner
-
-
-@dataclass(frozen=True)
-class Run:
-    """What one ``aiodirac`` invocation did."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """stdout as one JSON document."""
-        return json.loads(self.stdout)
-
-    def lines(self) -> list[Any]:
-        """stdout as JSON lines."""
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-
-
-Invoke = Callable[..., Run]
 
 
 @pytest.fixture

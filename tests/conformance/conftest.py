@@ -25,9 +25,11 @@ from typing import Any
 import anyio
 import pytest
 
+import diracx_server
 from aiodirac import Backend, JobState, SubmitChunk
 from aiodirac._job import Job
 from aiodirac._local import LocalBackend
+from diracx_server import conformance_backend, conformance_drive
 
 Drive = Callable[[Backend, Sequence[int], float], Awaitable[dict[int, JobState]]]
 
@@ -68,6 +70,14 @@ async def _local_drive(backend: Backend, ids: Sequence[int], timeout: float) -> 
 
 
 KINDS: dict[str, Kind] = {"local": Kind(_local_backend, _local_drive)}
+# the session's real DiracX server (tests/diracx_server.py) driven by aiodirac.testing's pilot
+KINDS["diracx"] = Kind(conformance_backend, conformance_drive, marks=(pytest.mark.diracx,))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the diracx_server plugin, unless tests/conftest.py already registers it
+    if not config.pluginmanager.has_plugin("diracx_server"):
+        config.pluginmanager.register(diracx_server, "diracx_server")
 
 
 @pytest.fixture(params=[pytest.param(name, marks=kind.marks) for name, kind in KINDS.items()])
@@ -77,8 +87,12 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def backend(backend_kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
+async def backend(
+    backend_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Backend]:
     """A ready backend of the kind under test."""
+    if backend_kind == "diracx":
+        request.getfixturevalue("diracx_server")  # started once per session
     async with KINDS[backend_kind].open(tmp_path) as opened:
         yield opened
 

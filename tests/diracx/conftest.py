@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import diracx_server
 from aiodirac._diracx import DiracXBackend
 from aiodirac.testing._pilot import DiracXTestPilot
 
@@ -14,7 +15,7 @@ from aiodirac.testing._pilot import DiracXTestPilot
 def pytest_configure(config: pytest.Config) -> None:
     # the plugin may already be registered by tests/conftest.py (pytest_plugins); never twice
     if not config.pluginmanager.has_plugin("diracx_server"):
-        config.pluginmanager.import_plugin("diracx_server")
+        config.pluginmanager.register(diracx_server, "diracx_server")
 
 
 @pytest.fixture

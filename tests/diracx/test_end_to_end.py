@@ -65,7 +65,8 @@ async def test_seed_job_end_to_end(
         assert (await backend.status(ids))[ids[0]].status is JobStatus.SUBMITTING
         assert await pilot.run_jobs(ids) == []  # unconfirmed jobs never run
         await backend.confirm(ids)
-        runs = await pilot.run_waiting()
+        assert ids[0] in await pilot.waiting_jobs()
+        runs = await pilot.run_jobs(ids)
         assert [r.job_id for r in runs] == ids
         assert await _until_final(backend, ids) == {ids[0]: JobStatus.DONE}
         state = (await backend.status(ids))[ids[0]]

@@ -44,9 +44,9 @@ from aiodirac import (
 )
 from aiodirac._download import (
     DownloadConfig,
+    Downloader,
     DownloadPhase,
     DownloadProgress,
-    Downloader,
 )
 from aiodirac._retry import RetryPolicy, retry_test_mode
 

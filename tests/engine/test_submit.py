@@ -243,8 +243,13 @@ class CrashingJournal(Journal):
 
 @pytest.mark.parametrize(
     ("die_before", "after"),
-    [("chunk_sent", 3), ("chunk_created", 0), ("chunk_created", 4), ("chunks_confirmed", 0),
-     ("chunks_confirmed", 2)],
+    [
+        ("chunk_sent", 3),
+        ("chunk_created", 0),
+        ("chunk_created", 4),
+        ("chunks_confirmed", 0),
+        ("chunks_confirmed", 2),
+    ],
 )
 async def test_crash_between_phases_then_resume(
     tmp_path: Path, die_before: str, after: int
@@ -319,9 +324,9 @@ async def test_journal_of_another_campaign_is_refused(tmp_path: Path) -> None:
                 list(make_chunks(20, name="other"))
             )
         with pytest.raises(JournalError, match="belongs to campaign"):
-            await Submitter(
-                backend, SubmitConfig(campaign="else"), journal=journal
-            ).submit(list(make_chunks(20)))
+            await Submitter(backend, SubmitConfig(campaign="else"), journal=journal).submit(
+                list(make_chunks(20))
+            )
 
 
 async def test_async_generator_is_read_lazily() -> None:

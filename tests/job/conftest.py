@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +49,14 @@ def reference() -> Path:
 
 
 @pytest.fixture
-def case_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def case_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working folder like the one DIRAC's reference scripts ran in, as the cwd."""
     for name in CASE_FILES:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{name}\n")
     monkeypatch.chdir(tmp_path)
-    yield tmp_path
+    return tmp_path
 
 
 def run_oracle(requests: list[dict[str, str]], timeout: float = 120) -> list[dict[str, Any]]:

@@ -552,23 +552,36 @@ class DiracXBackend(Backend):
         )
 
     async def discard(self, job_ids: Sequence[int], reason: str) -> None:
-        """Kill unconfirmed jobs (``Killed``, MinorStatus ``reason``) so they never run.
+        """Kill the jobs still unconfirmed (``Killed``, MinorStatus ``reason``); never run.
+
+        Jobs already confirmed (or final) are left alone: DiracX would kill a ``Received`` job
+        too, so their statuses are read first.
 
         Raises:
-            InvalidTransitionError: some jobs could not be killed (already final, e.g. Done).
+            InvalidTransitionError: DiracX did not kill some unconfirmed jobs.
         """
         if not job_ids:
+            return
+        states = await self.status(job_ids)
+        pending = [j for j in dict.fromkeys(job_ids) if _is_unconfirmed(states.get(j))]
+        if len(pending) < len(job_ids):
+            logger.debug(
+                "discard: %d of %d jobs are no longer unconfirmed; left alone",
+                len(job_ids) - len(pending),
+                len(job_ids),
+            )
+        if not pending:
             return
         now = _now()
 
         def change(_: int) -> Mapping[datetime, Mapping[str, str]]:
             return {now: {"Status": JobStatus.KILLED, "MinorStatus": reason, "Source": _SOURCE}}
 
-        outcome, forbidden = await self._apply(job_ids, change, action="discard")
+        outcome, forbidden = await self._apply(pending, change, action="discard")
         self._raise_forbidden(forbidden, "discard")
         bad = sorted(
             j
-            for j in job_ids
+            for j in pending
             if outcome.get(j, (None, ""))[0] not in (JobStatus.KILLED, JobStatus.DELETED)
         )
         if bad:
@@ -634,7 +647,7 @@ class DiracXBackend(Backend):
             if status in wanted:
                 done.append(job_id)
             elif status is not None:
-                refused[job_id] = f"status is {status}"
+                refused[job_id] = str(status)
             else:
                 refused[job_id] = reason or "refused by DiracX"
         return ActionResult(done=tuple(done), refused=refused)
@@ -901,6 +914,10 @@ class DiracXBackend(Backend):
         Usage: ``async with backend.http_client.stream("GET", info.url) as r: ...``
         """
         return self._client
+
+
+def _is_unconfirmed(state: JobState | None) -> bool:
+    return state is not None and state.status is JobStatus.SUBMITTING
 
 
 def _detail_dict(response: httpx.Response) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 Started on demand by :class:`~aiodirac.LocalBackend` (``python -m aiodirac._local._agent --home H
 --detach``), it outlives the script that submitted the jobs, so that submit, status and output
 can be separate scripts as on the grid. Exactly one agent runs per state folder: it holds an
-exclusive ``flock`` on ``agent.lock`` for its whole life and writes its PID to ``agent.pid``.
+exclusive POSIX lock on ``agent.lock`` for its whole life and writes its PID to ``agent.pid``.
 Clients find it through the lock (a dead agent holds no lock, whatever its PID file says), start
 a new one when it is gone, and wake it with ``SIGUSR1`` when they confirm jobs.
 
@@ -29,6 +29,7 @@ import os
 import queue
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -41,7 +42,7 @@ from pathlib import Path
 from .._exceptions import LocalBackendError
 from .._status import JobStatus, MinorStatus
 from ._executor import run_job
-from ._paths import StatePaths, local_site_name
+from ._paths import DEFAULT_IDLE_TIMEOUT, StatePaths, local_site_name
 from ._sandbox import file_digest, pack_files, resolve_output_files
 from ._store import Claimed, Store, Update
 
@@ -58,13 +59,12 @@ __all__ = [
 
 logger = logging.getLogger("aiodirac.agent")
 
-#: Seconds an agent with nothing to do waits before it exits.
-DEFAULT_IDLE_TIMEOUT = 60.0
 
 _MODULE = "aiodirac._local._agent"
 _MARKER = "AIODIRAC_AGENT_HOME"
 _CHECK_INTERVAL = 0.25
 _PEEK_LINES = 20
+_LOG_LIMIT = 5 << 20
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -82,36 +82,51 @@ def _open_lock(paths: StatePaths) -> int:
         ) from exc
 
 
-def agent_running(paths: StatePaths) -> bool:
-    """Whether an agent holds the state folder's lock right now.
+# struct flock as Linux lays it out: l_type, l_whence, l_start, l_len, l_pid (+ padding)
+_FLOCK = struct.Struct("hhqqi")
+_FLOCK_SIZE = 32
 
-    Usage: ``if not agent_running(paths): start_agent(paths)``
-    """
+
+def _lock_holder(fd: int) -> int | None:
+    """The PID holding the agent lock of ``fd``'s file, without taking it (``F_GETLK``)."""
+    request = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0).ljust(_FLOCK_SIZE, b"\0")
+    answer = fcntl.fcntl(fd, fcntl.F_GETLK, request)
+    kind, _, _, _, pid = _FLOCK.unpack(answer[: _FLOCK.size])
+    return None if kind == fcntl.F_UNLCK else int(pid)
+
+
+def _holder(paths: StatePaths) -> int | None:
     fd = _open_lock(paths)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
+        return _lock_holder(fd)
     finally:
         os.close(fd)
 
 
+def agent_running(paths: StatePaths) -> bool:
+    """Whether an agent holds the state folder's lock right now.
+
+    The lock is a POSIX record lock, tested with ``F_GETLK``: looking never disturbs an agent
+    taking it, and a dead agent holds nothing, whatever ``agent.pid`` says.
+
+    Usage: ``if not agent_running(paths): start_agent(paths)``
+    """
+    return _holder(paths) is not None
+
+
 def agent_pid(paths: StatePaths) -> int | None:
-    """The running agent's PID, checked against the lock and the process's command line.
+    """The running agent's PID (the lock holder, checked against its command line).
 
     Usage: ``pid = agent_pid(paths)``
     """
+    pid = _holder(paths)
+    if pid is None:
+        return None
     try:
-        pid = int(paths.pid.read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    if _MODULE.encode() not in cmdline or not agent_running(paths):
-        return None
-    return pid
+    except OSError:
+        return pid  # no /proc here: trust the lock
+    return pid if _MODULE.encode() in cmdline else None
 
 
 def nudge_agent(paths: StatePaths) -> bool:
@@ -159,9 +174,8 @@ def start_agent(
         return False
     command = [
         sys.executable,
-        "-c",
-        # not ``-m``: the package imports this module first, and runpy warns about that
-        f"import sys; from {_MODULE} import main; sys.exit(main())",
+        "-m",
+        _MODULE,
         "--home",
         str(paths.home),
         "--idle-timeout",
@@ -175,6 +189,9 @@ def start_agent(
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    with contextlib.suppress(OSError):
+        if paths.log.stat().st_size > _LOG_LIMIT:
+            os.replace(paths.log, paths.log.with_name(paths.log.name + ".1"))
     try:
         with paths.log.open("ab") as log:
             launcher = subprocess.Popen(
@@ -293,16 +310,14 @@ class Agent:
         self._wake.set()
 
     def _lock(self) -> bool:
-        # a client probing the lock holds it shared for a few microseconds: retry a little
-        for _ in range(100):
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                time.sleep(0.01)
-                continue
-            self.paths.pid.write_text(f"{os.getpid()}\n")
-            return True
-        return False
+        try:
+            fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                return False
+            raise
+        self.paths.pid.write_text(f"{os.getpid()}\n")
+        return True
 
     def run(self) -> int:
         """Run until idle or stopped; returns the process exit status.
@@ -343,11 +358,18 @@ class Agent:
         return 0
 
     def _recover(self, store: Store) -> None:
+        # no job runs while nobody holds the lock: half-written archives belong to a dead agent
+        if self.paths.output.is_dir():
+            for partial in self.paths.output.glob(".*.partial"):
+                partial.unlink(missing_ok=True)
         for job_id, pgid in store.recover(time.time()):
             logger.warning("job %d was running when the previous agent died: Failed", job_id)
             if pgid and _group_belongs(pgid, job_id, str(self.paths.home)):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
+            if not self.keep_workdirs and self.paths.work.is_dir():
+                for folder in self.paths.work.glob(f"{job_id}.*"):
+                    shutil.rmtree(folder, ignore_errors=True)
 
     def _drain(self, inflight: dict[int, _Inflight]) -> list[Update]:
         updates: list[Update] = []
@@ -405,16 +427,11 @@ class Agent:
                 return False
             with contextlib.suppress(OSError):
                 self.paths.pid.unlink()
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            fcntl.lockf(self._lock_fd, fcntl.LOCK_UN)
             # a client that confirmed jobs after the check above saw the lock held and did not
             # start an agent: look again now that the lock is free, and carry on if work came
             if store.pending():
-                try:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return True
-                self.paths.pid.write_text(f"{os.getpid()}\n")
-                return False
+                return not self._lock()
         except LocalBackendError as exc:
             logger.error("cannot read the store before exiting: %s", exc)
             return False

@@ -7,6 +7,7 @@ event loop never waits on a lock held by another process.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -29,21 +31,15 @@ from .._exceptions import (
 from .._jdl import render_jdl
 from .._spec import SubmitChunk
 from .._status import JobState, JobStatus, MinorStatus
-from ._agent import (
-    DEFAULT_IDLE_TIMEOUT,
-    agent_pid,
-    agent_running,
-    nudge_agent,
-    start_agent,
-    stop_agent,
-)
-from ._paths import StatePaths, default_home
+from ._paths import DEFAULT_IDLE_TIMEOUT, StatePaths, default_home
 from ._sandbox import store_input_sandbox
 from ._store import Store, decode_job
 
 __all__ = ["LocalBackend"]
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger("aiodirac")
 
 #: Statuses in which a job needs a live agent to move on.
 _NEEDS_AGENT = frozenset(
@@ -56,6 +52,14 @@ _NEEDS_AGENT = frozenset(
     }
 )
 _AGENT_CHECK_INTERVAL = 5.0
+
+
+def _agent() -> ModuleType:
+    # imported on first use, so that ``python -m aiodirac._local._agent`` does not find the
+    # module already imported by the package (runpy warns about that)
+    from . import _agent
+
+    return _agent
 
 
 def _timestamp(value: datetime | None) -> float | None:
@@ -98,7 +102,8 @@ class LocalBackend(Backend):
         max_jobs_per_submit=1000,
         max_ids_per_status=10_000,
         max_ids_per_update=10_000,
-        supports_range=True,
+        # archives are local files (OutputSandbox.path): no HTTP transfer to resume
+        supports_range=False,
     )
 
     def __init__(
@@ -144,10 +149,10 @@ class LocalBackend(Backend):
 
     def _ensure_agent(self) -> None:
         self._last_agent_check = time.monotonic()
-        if agent_running(self.paths):
-            nudge_agent(self.paths)
+        if _agent().agent_running(self.paths):
+            _agent().nudge_agent(self.paths)
             return
-        start_agent(
+        _agent().start_agent(
             self.paths,
             max_parallel=self.max_parallel,
             idle_timeout=self.idle_timeout,
@@ -281,8 +286,12 @@ class LocalBackend(Backend):
             # jobs waiting for an agent that died (or never started): start one, it also fails
             # the jobs the dead one left running
             self._last_agent_check = time.monotonic()
-            if not agent_running(self.paths):
-                self._ensure_agent()
+            try:
+                if not _agent().agent_running(self.paths):
+                    self._ensure_agent()
+            except LocalBackendError as exc:
+                # the answer stands; the agent's failure shows in its log and at confirm time
+                logger.warning("cannot start the local agent: %s", exc)
         return states
 
     async def status(self, job_ids: Sequence[int]) -> dict[int, JobState]:
@@ -426,7 +435,7 @@ class LocalBackend(Backend):
             if target is JobStatus.RESCHEDULED:
                 self._ensure_agent()
             else:
-                nudge_agent(self.paths)
+                _agent().nudge_agent(self.paths)
         return ActionResult(done=tuple(done), refused=refused)
 
     async def kill(self, job_ids: Sequence[int]) -> ActionResult:
@@ -455,7 +464,7 @@ class LocalBackend(Backend):
 
         Usage: ``await backend.agent_pid()``
         """
-        return await self._run(agent_pid, self.paths)
+        return await self._run(_agent().agent_pid, self.paths)
 
     async def start_agent(self) -> bool:
         """Start the agent unless it runs; ``True`` when this call started it.
@@ -466,7 +475,7 @@ class LocalBackend(Backend):
         Usage: ``await backend.start_agent()``
         """
         return await self._run(
-            lambda: start_agent(
+            lambda: _agent().start_agent(
                 self.paths,
                 max_parallel=self.max_parallel,
                 idle_timeout=self.idle_timeout,
@@ -479,4 +488,4 @@ class LocalBackend(Backend):
 
         Usage: ``await backend.stop_agent()``
         """
-        return await self._run(lambda: stop_agent(self.paths, timeout=grace))
+        return await self._run(lambda: _agent().stop_agent(self.paths, timeout=grace))

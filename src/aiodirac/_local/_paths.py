@@ -20,7 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["StatePaths", "default_home", "local_site_name"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "StatePaths", "default_home", "local_site_name"]
+
+#: Seconds an agent with nothing to do waits before it exits.
+DEFAULT_IDLE_TIMEOUT = 60.0
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:

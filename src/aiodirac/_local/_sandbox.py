@@ -179,11 +179,30 @@ def stage_input_sandbox(job: ConcreteJob, workdir: Path, inputs: Path | None) ->
         if source.is_dir() and not source.is_symlink():
             shutil.copytree(source, target, symlinks=True)
         else:
-            shutil.copy2(source, target, follow_symlinks=False)
-            if target.is_file() and tarfile.is_tarfile(target):
-                _unpack(target, workdir)
+            # DIRAC's shutil.copy: content and permission bits (not times or xattrs)
+            shutil.copyfile(source, target, follow_symlinks=False)
+            if not target.is_symlink():
+                shutil.copymode(source, target)
+                if _may_be_tar(target) and tarfile.is_tarfile(target):
+                    _unpack(target, workdir)
         staged.append(name)
     return staged
+
+
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+
+
+def _may_be_tar(path: Path) -> bool:
+    """A cheap look at the first bytes before ``tarfile.is_tarfile`` opens the file four times."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return False
+    if head.startswith(_COMPRESSED_MAGIC):
+        return True
+    # an uncompressed tar: a 512-byte header whose checksum field holds octal digits
+    return len(head) == 512 and head[148:154].strip(b" \0").isdigit()
 
 
 def _unpack(archive: Path, workdir: Path) -> None:
@@ -224,7 +243,7 @@ def resolve_output_files(job: ConcreteJob, workdir: Path) -> OutputFiles:
 
     Usage: ``resolve_output_files(job, Path("work/7"))``
     """
-    root = workdir.resolve()
+    root = os.path.realpath(workdir)
     files: set[str] = set()
     folders: set[str] = set()
     missing: list[str] = []
@@ -232,19 +251,40 @@ def resolve_output_files(job: ConcreteJob, workdir: Path) -> OutputFiles:
         matched = False
         if pattern and not os.path.isabs(pattern) and not _is_grid_entry(pattern):
             for rel in glob.glob(pattern, root_dir=root):
-                real = (root / rel).resolve()
-                if real == root or not real.is_relative_to(root):
-                    continue
-                key = os.path.normpath(rel)
-                if real.is_dir():
+                key = os.path.relpath(os.path.normpath(os.path.join(root, rel)), root)
+                kind = _inside(root, key)
+                if kind == "dir":
                     folders.add(key)
                     matched = True
-                elif real.is_file():
+                elif kind == "file":
                     files.add(key)
                     matched = True
         if not matched and not glob.has_magic(pattern) and pattern not in missing:
             missing.append(pattern)
     return OutputFiles(tuple(sorted(files)), tuple(sorted(folders)), tuple(missing))
+
+
+def _inside(root: str, key: str) -> str:
+    """``"file"``/``"dir"`` when ``root/key`` is one and really lies inside ``root``, else ``""``."""
+    if key.startswith("..") or key == ".":
+        return ""
+    path = os.path.join(root, key)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return ""
+    if os.sep in key or stat.S_ISLNK(st.st_mode):
+        # a link, or a path through folders that may be links: look where it really leads
+        real = os.path.realpath(path)
+        if real == root or not real.startswith(root + os.sep):
+            return ""
+        try:
+            st = os.stat(real)
+        except OSError:
+            return ""
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    return "file" if stat.S_ISREG(st.st_mode) else ""
 
 
 def _tarinfo(name: str, st: os.stat_result) -> tarfile.TarInfo:
@@ -354,7 +394,7 @@ def pack_files(
                     info.mode = 0o644
                     tar.addfile(info, io.BytesIO(source))
                 else:
-                    _add_file(tar, source.resolve(), arcname)
+                    _add_file(tar, source, arcname)
         os.replace(partial, archive)
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -524,7 +524,11 @@ class Store:
                     refused[job_id] = "unknown job"
                     continue
                 current, reschedules, archive = found
-                if not current.can_move_to(target):
+                # DIRAC deletes a running job by killing it first (Running -> Killed -> Deleted)
+                via_kill = target is JobStatus.DELETED and not current.can_move_to(target)
+                if not current.can_move_to(target) and not (
+                    via_kill and current.can_move_to(JobStatus.KILLED)
+                ):
                     refused[job_id] = current.value
                     continue
                 done.append(job_id)
@@ -535,6 +539,10 @@ class Store:
                 elif target is JobStatus.DELETED:
                     if current is JobStatus.DELETED:
                         continue
+                    if via_kill:
+                        self._set(
+                            db, job_id, JobStatus.KILLED, MinorStatus.MARKED_FOR_TERMINATION, now
+                        )
                     self._set(db, job_id, JobStatus.DELETED, "Checking accounting", now)
                     if archive:
                         stale.append(archive)

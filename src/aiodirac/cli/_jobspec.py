@@ -105,12 +105,18 @@ def _read(path: Path) -> str:
 def _load_python(path: Path) -> list[Job]:
     import runpy
 
+    from aiodirac._exceptions import DiracError
     from aiodirac._job import Job
 
     try:
         namespace = runpy.run_path(str(path), run_name="__aiodirac_job__")
     except SystemExit as exc:
         raise UsageProblem(f"{path} exited ({exc.code}) instead of defining a job") from exc
+    except DiracError:
+        raise
+    except Exception as exc:
+        # The user's own code failed: say where, keep the traceback for --debug.
+        raise UsageProblem(f"{path} failed: {type(exc).__name__}: {exc}") from exc
     found = next((namespace[key] for key in ("job", "j", "jobs") if key in namespace), None)
     if isinstance(found, Job):
         return [found]

@@ -93,7 +93,9 @@ def register(app: typer.Typer) -> None:
                 pid = await backend.agent_pid()
                 where = str(backend.home)
             if out.json:
-                out.data({"home": where, "running": pid is not None, "pid": pid, "changed": changed})
+                out.data(
+                    {"home": where, "running": pid is not None, "pid": pid, "changed": changed}
+                )
             elif pid is None:
                 out.result(f"No agent running for {where}")
             else:

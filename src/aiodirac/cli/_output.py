@@ -285,9 +285,13 @@ def _rich_table(
 def describe_event(event: JobEvent) -> str:
     """One line for a job event, as ``watch`` shows it.
 
-    Usage: ``describe_event(e)`` -> ``"12  Running -> Done  (Execution Complete)  LCG.Local.lo"``
+    Usage: ``describe_event(e)`` -> ``"12  Running -> Done  (Execution Complete)  DIRAC.x.local"``
     """
-    old = "new" if event.old_status is None else str(event.old_status)
+    if event.status_changed:
+        old = "new" if event.old_status is None else str(event.old_status)
+        change = f"{old} -> {event.status}"
+    else:
+        change = str(event.status)
     minor = f"  ({event.minor_status})" if event.minor_status else ""
     site = f"  {event.site}" if event.site and event.site != "ANY" else ""
-    return f"{event.job_id}  {old} -> {event.status}{minor}{site}"
+    return f"{event.job_id}  {change}{minor}{site}"

@@ -118,7 +118,13 @@ class WatchView:
             table.add_row(
                 Text(status, style=style),
                 str(n),
-                ProgressBar(total=width, completed=n, width=30, complete_style=style or "white"),
+                ProgressBar(
+                    total=width,
+                    completed=n,
+                    width=30,
+                    complete_style=style or "white",
+                    finished_style=style or "white",
+                ),
             )
         if summary.unseen:
             table.add_row(Text("(not seen yet)", style="dim"), str(summary.unseen), "")

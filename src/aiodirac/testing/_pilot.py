@@ -30,6 +30,7 @@ import io
 import logging
 import os
 import shlex
+import shutil
 import sqlite3
 import tarfile
 import zlib
@@ -47,7 +48,12 @@ import httpx
 from .._diracx import DiracXBackend
 from .._diracx._errors import describe_jobs, raise_for_response
 from .._diracx._sandbox import SandboxArchive
-from .._exceptions import ConfigurationError, InvalidTransitionError, SandboxError
+from .._exceptions import (
+    ConfigurationError,
+    InvalidRequestError,
+    InvalidTransitionError,
+    SandboxError,
+)
 from .._jdl import parse_jdl
 from .._local._executor import run_job
 from .._local._sandbox import pack_output_sandbox
@@ -350,6 +356,14 @@ class DiracXTestPilot:
                 path = path[1:] if current is JobStatus.CHECKING else path[2:]
             start[job_id] = path
         await self.set_status(start)
+        # a matched job has a site, as on the grid
+        await self._backend._api(
+            "PATCH",
+            "/api/jobs/metadata",
+            action="set the jobs' site",
+            job_ids=todo,
+            json={str(job_id): {"Site": self._site} for job_id in todo},
+        )
         runs: dict[int, PilotRun] = {}
         limiter = anyio.CapacityLimiter(concurrency)
 
@@ -364,6 +378,8 @@ class DiracXTestPilot:
 
     async def _run_one(self, job_id: int, jdl: str | None) -> PilotRun:
         workdir = self._workdir / str(job_id)
+        # a rescheduled job starts afresh, as on a new worker node
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(workdir, ignore_errors=True))
         if jdl is None:
             return await self._finish(
                 job_id, workdir, JobStatus.FAILED, "JDL not found in the JobDB", "Unknown", None
@@ -450,13 +466,18 @@ class DiracXTestPilot:
         data = await anyio.to_thread.run_sync(archive.read_bytes)
         sandbox = SandboxArchive(data, hashlib.sha256(data).hexdigest(), "tar.bz2")
         pfn = await self._backend.upload_sandbox(sandbox)
-        await self._backend._api(
-            "PATCH",
-            f"/api/jobs/{job_id}/sandbox/output",
-            action=f"attach the output sandbox of job {job_id}",
-            job_ids=[job_id],
-            json=pfn,
-        )
+        try:
+            await self._backend._api(
+                "PATCH",
+                f"/api/jobs/{job_id}/sandbox/output",
+                action=f"attach the output sandbox of job {job_id}",
+                job_ids=[job_id],
+                json=pfn,
+            )
+        except InvalidRequestError as exc:
+            # a re-run that produced the same bytes: that very sandbox is attached already
+            if "already assigned" not in str(exc):
+                raise
         return pfn
 
 

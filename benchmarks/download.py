@@ -1,0 +1,590 @@
+"""Output sandbox download benchmark: aiodirac's engine against the alternatives, two paths.
+
+1. Through a real DiracX + moto: ``--jobs`` sandboxes of ``--size`` random bytes each, fetched by
+   aiodirac (``Downloader`` with its defaults over ``DiracXBackend``), by the official client as its
+   users call it (``jobs.get_job_sandbox`` then ``diracx.api.jobs.download_sandbox``, one job after
+   another, in the DiracX venv), by a bare httpx loop (list, presigned URL, stream to a file, untar;
+   16 in flight) and at the raw limit (the presigned URLs streamed to /dev/null, 16 in flight).
+2. Through nginx on loopback (installed with apt-get if missing, run as our own process with a
+   private configuration): ``--files`` sandboxes of 1 MiB and one of ``--big`` bytes, aiodirac's
+   engine against the raw limit (bare httpx streaming to /dev/null at the same concurrency).
+
+Every client runs in its own subprocess, so its CPU time (user + system, threads included) and its
+peak RSS growth (peak minus the RSS just before the download began) are its own.
+
+Usage::
+
+    .venv/bin/python benchmarks/download.py                       # both paths, own DiracX on 8030
+    .venv/bin/python benchmarks/download.py --skip-diracx --big 256MiB
+    DX_ENV=/tmp/dx-download/env.sh .venv/bin/python benchmarks/download.py   # reuse a running DiracX
+
+Targets (issue 7): DiracX path >= 3x the official client and >= 1.2x the bare httpx loop;
+nginx path >= 80% of the raw limit; peak RSS growth <= 64 MiB for the big sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import os
+import random
+import resource
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parent.parent
+MiB = 1 << 20
+CONCURRENCY = 16
+DX_VENV = Path(os.environ.get("DX_VENV", "/tmp/diracx-local/venv"))
+
+
+def _size(text: str) -> int:
+    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "": 1}
+    for unit, factor in units.items():
+        if unit and text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(text)
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _tar_zst(files: dict[str, bytes]) -> bytes:
+    import zstandard
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = int(time.time())
+            tf.addfile(info, io.BytesIO(data))
+    return zstandard.ZstdCompressor(level=1).compress(buf.getvalue())
+
+
+def _untar(path: Path, dest: Path) -> None:
+    import zstandard
+
+    with open(path, "rb") as raw:
+        reader = zstandard.ZstdDecompressor().stream_reader(raw)
+        with tarfile.open(fileobj=reader, mode="r|") as tf:
+            tf.extractall(dest, filter="data")
+
+
+# ============================================================================ children
+
+
+def _measure(fn: Any) -> None:
+    """Run ``fn()`` (returns (bytes, files)) and print its figures as one JSON line.
+
+    Imports and set-up happen before (each child returns its ``fn`` ready to go).
+    """
+    base_rss = _rss_kib()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    nbytes, nfiles = fn()
+    seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "bytes": nbytes,
+                "files": nfiles,
+                "cpu": cpu,
+                "rss_growth_mib": max(0, after.ru_maxrss - base_rss) / 1024,
+            }
+        )
+    )
+
+
+def _child_aiodirac(spec: dict[str, Any]) -> Any:
+    sys.path.insert(0, str(ROOT / "src"))
+    import anyio
+
+    from aiodirac._download import Downloader
+
+    if spec["kind"] == "diracx":
+        from aiodirac._diracx import DiracXBackend
+
+        backend: Any = DiracXBackend(spec["url"], credentials_path=spec["credentials"])
+    else:
+        backend = _static_backend(spec)
+
+    async def main() -> tuple[int, int]:
+        async with backend, Downloader(backend) as dl:
+            results = await dl.download(spec["ids"], spec["dest"])
+        failed = [r.error for r in results if not r.ok]
+        if failed:
+            raise SystemExit(f"aiodirac failed: {failed[:3]}")
+        return sum(r.bytes for r in results), len(results)
+
+    return lambda: anyio.run(main)
+
+
+def _static_backend(spec: dict[str, Any]) -> Any:
+    """A Backend whose output sandboxes are the benchmark's nginx URLs."""
+    from aiodirac import Backend, Capabilities, NotSupportedError, OutputSandbox
+
+    table = {int(k): v for k, v in spec["sandboxes"].items()}
+
+    class StaticBackend(Backend):
+        capabilities = Capabilities(1, 1, 1, supports_range=True)
+
+        @property
+        def description(self) -> str:
+            return "nginx benchmark"
+
+        async def output_sandbox(self, job_id: int) -> OutputSandbox:
+            url, size, sha, fmt = table[job_id]
+            return OutputSandbox(job_id=job_id, url=url, size=size, sha256=sha, format=fmt)
+
+        async def _unsupported(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotSupportedError("benchmark backend: output sandboxes only")
+
+        submit = confirm = discard = find_unconfirmed = status = _unsupported  # type: ignore[assignment]
+        kill = delete = reschedule = summary = get_jdl = _unsupported  # type: ignore[assignment]
+
+    StaticBackend.__abstractmethods__ = frozenset()
+    return StaticBackend()
+
+
+def _child_bare(spec: dict[str, Any]) -> Any:
+    """What a user writes with httpx: list, presign, stream to a file, untar; 16 in flight."""
+    import anyio
+    import httpx
+
+    token = json.loads(Path(spec["credentials"]).read_text())["access_token"]
+    dest = Path(spec["dest"])
+    total = 0
+
+    async def one(api: httpx.AsyncClient, s3: httpx.AsyncClient, job_id: int) -> None:
+        nonlocal total
+        pfns = (await api.get(f"/api/jobs/{job_id}/sandbox/output")).json()
+        url = (await api.get("/api/jobs/sandbox", params={"pfn": pfns[-1]})).json()["url"]
+        tmp = dest / f"{job_id}.tar.zst"
+        async with s3.stream("GET", url) as r:
+            r.raise_for_status()
+            with open(tmp, "wb") as f:
+                async for chunk in r.aiter_bytes():
+                    f.write(chunk)
+        total += tmp.stat().st_size
+        _untar(tmp, dest / str(job_id))
+        tmp.unlink()
+
+    async def main() -> tuple[int, int]:
+        dest.mkdir(parents=True, exist_ok=True)
+        limiter = anyio.CapacityLimiter(CONCURRENCY)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with (
+            httpx.AsyncClient(base_url=spec["url"], headers=headers, timeout=60) as api,
+            httpx.AsyncClient(timeout=60) as s3,
+            anyio.create_task_group() as tg,
+        ):
+
+            async def limited(job_id: int) -> None:
+                async with limiter:
+                    await one(api, s3, job_id)
+
+            for job_id in spec["ids"]:
+                tg.start_soon(limited, job_id)
+        return total, len(spec["ids"])
+
+    return lambda: anyio.run(main)
+
+
+def _child_raw(spec: dict[str, Any]) -> Any:
+    """The raw limit: known URLs streamed to /dev/null, 16 in flight, one pooled client."""
+    import anyio
+    import httpx
+
+    urls: list[str] = spec["urls"]
+    total = 0
+
+    async def main() -> tuple[int, int]:
+        nonlocal total
+        limiter = anyio.CapacityLimiter(CONCURRENCY)
+        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        async with (
+            httpx.AsyncClient(timeout=60, limits=limits) as http,
+            anyio.create_task_group() as tg,
+        ):
+
+            async def one(url: str) -> None:
+                nonlocal total
+                async with limiter, http.stream("GET", url) as r:
+                    r.raise_for_status()
+                    with open(os.devnull, "wb") as f:
+                        async for chunk in r.aiter_raw():
+                            f.write(chunk)
+                            total += len(chunk)
+
+            for url in urls:
+                tg.start_soon(one, url)
+        return total, len(urls)
+
+    return lambda: anyio.run(main)
+
+
+def _child_official(spec: dict[str, Any]) -> Any:
+    """The official client as its users call it, one job after another."""
+    import asyncio
+
+    from diracx.api.jobs import download_sandbox
+    from diracx.client.aio import AsyncDiracClient
+
+    dest = Path(spec["dest"])
+
+    async def main() -> tuple[int, int]:
+        async with AsyncDiracClient() as client:
+            for job_id in spec["ids"]:
+                pfns = await client.jobs.get_job_sandbox(job_id, "output")
+                folder = dest / str(job_id)
+                folder.mkdir(parents=True)
+                await download_sandbox(pfns[-1], folder, client=client)
+        return spec["archive_bytes"], len(spec["ids"])
+
+    return lambda: asyncio.run(main())
+
+
+CHILDREN = {
+    "aiodirac": _child_aiodirac,
+    "bare": _child_bare,
+    "raw": _child_raw,
+    "official": _child_official,
+}
+
+
+# ============================================================================ parent
+
+
+def run_child(mode: str, spec: dict[str, Any], work: Path, python: str = sys.executable) -> dict[str, Any]:
+    spec_file = work / f"spec-{mode}.json"
+    spec_file.write_text(json.dumps(spec))
+    env = dict(os.environ)
+    env.update(spec.get("env", {}))
+    out = subprocess.run(
+        [python, str(HERE), "--child", mode, str(spec_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def show(label: str, m: dict[str, Any]) -> None:
+    mbps = m["bytes"] / m["seconds"] / 1e6
+    print(
+        f"  {label:<34} {mbps:8.1f} MB/s {m['files'] / m['seconds']:8.1f} files/s "
+        f"{m['seconds']:7.2f} s  CPU {m['cpu']:6.2f} s  peak RSS +{m['rss_growth_mib']:6.1f} MiB",
+        flush=True,
+    )
+    m["mbps"] = mbps
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            parts = shlex.split(value)
+            env[key] = parts[0] if parts else ""
+    return env
+
+
+def ensure_diracx(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
+    if args.dx_env and Path(args.dx_env).exists():
+        return _read_env(Path(args.dx_env)), False
+    state = Path(os.environ.get("DX_STATE", "/tmp/dx-download"))
+    env = dict(os.environ)
+    env.update(
+        DX_VENV=str(DX_VENV),
+        DX_STATE=str(state),
+        DX_PORT=os.environ.get("DX_PORT", "8030"),
+        DX_S3_PORT=os.environ.get("DX_S3_PORT", "8363"),
+    )
+    print(f"starting DiracX on port {env['DX_PORT']} (state {state})", flush=True)
+    subprocess.run(["bash", str(ROOT / "scripts" / "diracx.sh"), "start"], env=env, check=True)
+    return _read_env(state / "env.sh"), True
+
+
+def stop_diracx() -> None:
+    env = dict(os.environ)
+    env.update(DX_VENV=str(DX_VENV), DX_STATE=os.environ.get("DX_STATE", "/tmp/dx-download"))
+    subprocess.run(["bash", str(ROOT / "scripts" / "diracx.sh"), "stop"], env=env, check=False)
+
+
+def make_dx_jobs(env: dict[str, str], n: int, size: int) -> tuple[list[int], int, list[str]]:
+    """Submit ``n`` jobs, give each an output sandbox of ``size`` random bytes, set them Done."""
+    import httpx
+
+    url = env["DIRACX_URL"]
+    secret = base64.urlsafe_b64encode(env["DX_LEGACY_SECRET"].encode()).decode()
+    r = httpx.get(
+        f"{url}/api/auth/legacy-exchange",
+        params={"preferred_username": "localuser", "scope": "vo:diracAdmin group:admin"},
+        headers={"Authorization": f"Bearer diracx:legacy:{secret}"},
+        timeout=60,
+    )
+    r.raise_for_status()
+    api = httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {r.json()['access_token']}"}, timeout=120
+    )
+    s3 = httpx.Client(timeout=120)
+    jdl = (
+        'Executable = "/bin/echo"; Arguments = "bench"; JobName = "dl-bench"; '
+        'StdOutput = "std.out"; OutputSandbox = {"std.out", "data.bin"};'
+    )
+    ids: list[int] = []
+    while len(ids) < n:
+        batch = min(20, n - len(ids))
+        r = api.post("/api/jobs/jdl", json=[jdl] * batch)
+        r.raise_for_status()
+        ids += [int(j["JobID"]) for j in r.json()]
+    t = datetime.now(UTC)
+
+    def at(ms: int) -> str:
+        return (t + timedelta(milliseconds=ms)).isoformat()
+
+    steps = ["Checking", "Waiting", "Matched", "Running"]
+    body = {str(j): {at(i + 1): {"Status": s, "Source": "bench"} for i, s in enumerate(steps)} for j in ids}
+    api.patch("/api/jobs/status", json=body).raise_for_status()
+    rng = random.Random(7)
+    total = 0
+    urls: list[str] = []
+    for j in ids:
+        blob = _tar_zst({"std.out": f"job {j}\n".encode(), "data.bin": rng.randbytes(size)})
+        total += len(blob)
+        info = {
+            "checksum_algorithm": "sha256",
+            "checksum": hashlib.sha256(blob).hexdigest(),
+            "size": len(blob),
+            "format": "tar.zst",
+        }
+        up = api.post("/api/jobs/sandbox", json=info)
+        up.raise_for_status()
+        answer = up.json()
+        if answer["url"]:
+            s3.post(answer["url"], data=answer["fields"], files={"file": ("file", blob)}).raise_for_status()
+        api.patch(f"/api/jobs/{j}/sandbox/output", json=answer["pfn"]).raise_for_status()
+        urls.append(api.get("/api/jobs/sandbox", params={"pfn": answer["pfn"]}).json()["url"])
+    done = {str(j): {at(10): {"Status": "Done", "MinorStatus": "Execution Complete", "Source": "bench"}} for j in ids}
+    api.patch("/api/jobs/status", json=done).raise_for_status()
+    return ids, total, urls
+
+
+def bench_diracx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
+    env, started = ensure_diracx(args)
+    try:
+        print(f"\n[1] DiracX + moto at {env['DIRACX_URL']}: {args.jobs} sandboxes of {args.size} B", flush=True)
+        ids, total, urls = make_dx_jobs(env, args.jobs, args.size)
+        common = {
+            "kind": "diracx",
+            "ids": ids,
+            "url": env["DIRACX_URL"],
+            "credentials": env["DIRACX_CREDENTIALS_PATH"],
+            "archive_bytes": total,
+            "env": {"DIRACX_URL": env["DIRACX_URL"], "DIRACX_CREDENTIALS_PATH": env["DIRACX_CREDENTIALS_PATH"]},
+        }
+        figures: dict[str, dict[str, Any]] = {}
+        runs = [
+            ("aiodirac", "aiodirac (defaults)", sys.executable),
+            ("official", "official client (one by one)", str(DX_VENV / "bin" / "python")),
+            ("bare", f"bare httpx loop ({CONCURRENCY} in flight)", sys.executable),
+            ("raw", f"raw limit (/dev/null, {CONCURRENCY} in flight)", sys.executable),
+        ]
+        for mode, label, python in runs:
+            dest = work / f"dx-{mode}"
+            shutil.rmtree(dest, ignore_errors=True)
+            spec = {**common, "dest": str(dest), "urls": urls}
+            figures[mode] = run_child(mode, spec, work, python)
+            show(label, figures[mode])
+            if mode != "raw":
+                got = sum(1 for p in dest.glob("*/data.bin") if p.stat().st_size == args.size)
+                if got != len(ids):
+                    raise SystemExit(f"{mode}: only {got} of {len(ids)} sandboxes unpacked")
+            shutil.rmtree(dest, ignore_errors=True)
+        return figures
+    finally:
+        if started and not args.keep_diracx:
+            stop_diracx()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_nginx() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found:
+        return found
+    print("nginx missing: apt-get install -y nginx", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "nginx"], check=True, capture_output=True)
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def _write_big_tar(path: Path, size: int) -> None:
+    info = tarfile.TarInfo("big.bin")
+    info.size = size
+    info.mtime = int(time.time())
+    with open(path, "wb") as f:
+        f.write(info.tobuf(format=tarfile.PAX_FORMAT))
+        left = size
+        while left:
+            n = min(left, 8 * MiB)
+            f.write(os.urandom(n))
+            left -= n
+        pad = (-size) % 512
+        f.write(b"\0" * (pad + 1024))
+
+
+def start_nginx(binary: str, work: Path, www: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    prefix = work / "nginx"
+    prefix.mkdir(exist_ok=True)
+    (prefix / "logs").mkdir(exist_ok=True)
+    temps = "\n".join(
+        f"  {k}_temp_path {prefix}/{k}_temp;" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = f"""
+worker_processes 2;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  default_type application/octet-stream;
+{temps}
+  server {{
+    listen 127.0.0.1:{port};
+    root {www};
+    location / {{ }}
+  }}
+}}
+"""
+    (prefix / "nginx.conf").write_text(conf)
+    proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")])
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("nginx did not start")
+
+
+def bench_nginx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
+    binary = ensure_nginx()
+    www = work / "www"
+    www.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(11)
+    small: dict[int, tuple[str, int, str, str]] = {}
+    print(f"\n[2] nginx on loopback: {args.files} sandboxes of 1 MiB and one of {args.big} B", flush=True)
+    for j in range(1, args.files + 1):
+        path = www / f"{j}.tar.zst"
+        if not path.exists():
+            path.write_bytes(_tar_zst({"std.out": b"ok\n", "data.bin": rng.randbytes(MiB)}))
+    big = www / f"big-{args.big}.tar"
+    if not big.exists():
+        _write_big_tar(big, args.big)
+    proc, port = start_nginx(binary, work, www)
+    figures: dict[str, dict[str, Any]] = {}
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for j in range(1, args.files + 1):
+            data = (www / f"{j}.tar.zst").read_bytes()
+            small[j] = (f"{base}/{j}.tar.zst", len(data), hashlib.sha256(data).hexdigest(), "tar.zst")
+        big_sha = hashlib.sha256()
+        with open(big, "rb") as f:
+            while chunk := f.read(8 * MiB):
+                big_sha.update(chunk)
+        big_entry = {1: (f"{base}/{big.name}", big.stat().st_size, big_sha.hexdigest(), "tar")}
+        for label, table in (("1 MiB x %d" % args.files, small), ("1 x %s" % args.big, big_entry)):
+            urls = [v[0] for v in table.values()]
+            for mode in ("aiodirac", "raw"):
+                dest = work / f"ng-{mode}"
+                shutil.rmtree(dest, ignore_errors=True)
+                spec = {
+                    "kind": "static",
+                    "ids": list(table),
+                    "sandboxes": {str(k): v for k, v in table.items()},
+                    "dest": str(dest),
+                    "urls": urls,
+                }
+                key = f"{mode}-{'small' if table is small else 'big'}"
+                figures[key] = run_child(mode, spec, work)
+                name = "aiodirac engine" if mode == "aiodirac" else f"raw limit (/dev/null, {CONCURRENCY})"
+                show(f"{label:<14} {name}", figures[key])
+                shutil.rmtree(dest, ignore_errors=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "SPEC"), help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--size", type=_size, default=MiB)
+    parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--big", type=_size, default=1 << 30)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/aiodirac-download-bench"))
+    parser.add_argument("--dx-env", default=os.environ.get("DX_ENV"), help="env.sh of a running DiracX")
+    parser.add_argument("--keep-diracx", action="store_true", help="leave the DiracX we started running")
+    parser.add_argument("--skip-diracx", action="store_true")
+    parser.add_argument("--skip-nginx", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        mode, spec_file = args.child
+        spec = json.loads(Path(spec_file).read_text())
+        _measure(CHILDREN[mode](spec))
+        return
+    args.work.mkdir(parents=True, exist_ok=True)
+    verdicts: list[tuple[str, bool]] = []
+    if not args.skip_diracx:
+        dx = bench_diracx(args, args.work)
+        ours, official, bare = dx["aiodirac"]["mbps"], dx["official"]["mbps"], dx["bare"]["mbps"]
+        verdicts.append((f"DiracX: aiodirac / official = {ours / official:.2f}x (>= 3x)", ours >= 3 * official))
+        verdicts.append((f"DiracX: aiodirac / bare httpx = {ours / bare:.2f}x (>= 1.2x)", ours >= 1.2 * bare))
+    if not args.skip_nginx:
+        ng = bench_nginx(args, args.work)
+        for size in ("small", "big"):
+            ratio = ng[f"aiodirac-{size}"]["mbps"] / ng[f"raw-{size}"]["mbps"]
+            verdicts.append((f"nginx {size}: aiodirac / raw = {ratio:.0%} (>= 80%)", ratio >= 0.8))
+        growth = ng["aiodirac-big"]["rss_growth_mib"]
+        verdicts.append((f"nginx big: peak RSS growth {growth:.1f} MiB (<= 64 MiB)", growth <= 64))
+    print()
+    for text, ok in verdicts:
+        print(f"  [{'PASS' if ok else 'FAIL'}] {text}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The live ``watch`` display and the event lines, rendered without a terminal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from rich.console import Console
+
+from aiodirac import JobState, JobStatus, NetworkError
+from aiodirac._events import JobEvent, JobVanished, PollFailed, PollRecovered, TrackSummary
+from aiodirac.cli._output import describe_event, event_json
+from aiodirac.cli._watch_cmd import WatchView
+
+T = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _event(job_id: int, old: JobStatus | None, new: JobStatus, minor: str = "") -> JobEvent:
+    before = None if old is None else JobState(job_id, old)
+    return JobEvent(job_id, before, JobState(job_id, new, minor, site="DIRAC.x.local"), T)
+
+
+def _text(view: WatchView, summary: TrackSummary) -> str:
+    console = Console(record=True, width=100, color_system=None)
+    console.print(view.render(summary))
+    return console.export_text()
+
+
+def test_counts_events_and_service_health() -> None:
+    view = WatchView(events=3)
+    for job_id in range(1, 6):
+        view.add(_event(job_id, JobStatus.WAITING, JobStatus.RUNNING, "Application"))
+    view.add(PollFailed(NetworkError("connection refused"), 2, 8.0, 1, 1, T))
+    summary = TrackSummary(
+        counts=MappingProxyType({JobStatus.DONE: 2, JobStatus.RUNNING: 3}),
+        total=6,
+        final=2,
+        unseen=1,
+        requests=7,
+    )
+    text = _text(view, summary)
+    assert "2/6 final" in text
+    assert "7 requests" in text
+    lines = [line.split() for line in text.splitlines()]
+    assert ["Running", "3"] in [line[:2] for line in lines]
+    assert ["Done", "2"] in [line[:2] for line in lines]
+    assert "(not seen yet)  1" in " ".join(text.split("\n"))
+    assert "service not answering (connection refused); retry 2 in 8 s" in text
+    # only the 3 latest events are kept
+    assert "5  Waiting -> Running  (Application)  DIRAC.x.local" in text
+    assert "2  Waiting -> Running" not in text
+
+    view.add(PollRecovered(2, 12.0, T))
+    text = _text(view, summary)
+    assert "service not answering" not in text
+    assert "service back after 12 s" in text
+
+
+def test_event_lines() -> None:
+    assert describe_event(_event(7, None, JobStatus.WAITING)) == "7  new -> Waiting  DIRAC.x.local"
+    same = JobEvent(7, JobState(7, JobStatus.RUNNING, "a"), JobState(7, JobStatus.RUNNING, "b"), T)
+    assert describe_event(same) == "7  Running  (b)"
+
+
+def test_event_json_shapes() -> None:
+    job = event_json(_event(3, JobStatus.RUNNING, JobStatus.DONE, "Execution Complete"))
+    assert job == {
+        "event": "job",
+        "job_id": 3,
+        "old_status": "Running",
+        "status": "Done",
+        "minor_status": "Execution Complete",
+        "application_status": "Unknown",
+        "site": "DIRAC.x.local",
+        "final": True,
+        "seen": "2026-01-02T03:04:05+00:00",
+    }
+    assert event_json(JobVanished(4, None, T))["event"] == "vanished"
+    failed = event_json(PollFailed(NetworkError("x"), 1, 2.5, 1, 2, T))
+    assert (failed["event"], failed["attempt"], failed["next_retry_in"]) == ("poll_failed", 1, 2.5)
+    assert event_json(PollRecovered(1, 3.0, T))["event"] == "poll_recovered"

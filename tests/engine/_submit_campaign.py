@@ -1,0 +1,48 @@
+"""A small campaign, run as its own process by the SIGKILL tests of test_submit_diracx.py.
+
+    python _submit_campaign.py URL CREDENTIALS JOURNAL N
+
+Submits N jobs ``kill-<n>`` (one parametric Job) to DiracX with the campaign journal JOURNAL,
+printing ``ready`` once the journal is open and one line per confirmed job, then ``done``.
+Rate limited on purpose, so that a kill lands in the middle of the work.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+
+from aiodirac._diracx import DiracXBackend
+from aiodirac._job import Job
+from aiodirac._journal import Journal
+from aiodirac._retry import RetryPolicy
+from aiodirac._submit import SubmitConfig, Submitter
+
+
+async def main(url: str, credentials: str, journal_path: str, n: int) -> None:
+    job = Job()
+    job.setExecutable("/bin/echo", arguments="value %(n)s")
+    job.setName("kill-%n")
+    job.setParameterSequence("n", [str(i) for i in range(n)])
+    config = SubmitConfig(
+        campaign="killtest",
+        max_in_flight=4,
+        rate=4,
+        burst=2,
+        confirm_batch=40,
+        retry=RetryPolicy(initial=0.2, max_backoff=2),
+    )
+    async with (
+        DiracXBackend(url, credentials_path=credentials, timeout=10) as backend,
+        await Journal.open(journal_path) as journal,
+    ):
+        print("ready", flush=True)
+        async with Submitter(backend, config, journal=journal).stream(job) as submitted:
+            async for item in submitted:
+                print(item.index, item.job_id, flush=True)
+        print("done", flush=True)
+
+
+if __name__ == "__main__":
+    anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -1,0 +1,189 @@
+"""Fault tests of the submitter against the real DiracX server, behind the fault proxy.
+
+Exactly once, checked on the server itself: every job of the campaign (its JobGroup) is listed
+straight from DiracX (not through the proxy), and each parameter value must appear in exactly
+one confirmed job, every other job of the group being a swept leftover (Killed), none left in
+Submitting.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from aiodirac._diracx import DiracXBackend
+from aiodirac._job import Job
+from aiodirac._journal import Journal
+from aiodirac._retry import RetryPolicy
+from aiodirac._status import JobStatus
+from aiodirac._submit import SubmitConfig, Submitter
+from aiodirac.testing._proxy import FaultProxy, ProxyFaults
+
+pytestmark = [pytest.mark.diracx, pytest.mark.slow]
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_job(name: str, n: int) -> Job:
+    job = Job()
+    job.setExecutable("/bin/echo", arguments="value %(n)s")
+    job.setName(f"{name}-%n")
+    job.setParameterSequence("n", [str(i) for i in range(n)])
+    return job
+
+
+def group_jobs(server: Any, group: str) -> list[dict[str, Any]]:
+    """Every job of a JobGroup, straight from DiracX (no proxy, no aiodirac)."""
+    token = server.token()
+    rows: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        response = httpx.post(
+            f"{server.url}/api/jobs/search",
+            params={"page": page, "per_page": 10_000},
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "parameters": ["JobID", "JobName", "Status", "MinorStatus", "JobGroup"],
+                "search": [{"parameter": "JobGroup", "operator": "eq", "value": group}],
+                "sort": [{"parameter": "JobID", "direction": "asc"}],
+            },
+            timeout=60,
+        )
+        if response.status_code == 416:
+            break
+        response.raise_for_status()
+        rows.extend(response.json())
+        if response.status_code != 206:
+            break
+        page += 1
+    return rows
+
+
+def assert_exactly_once_on_server(
+    rows: list[dict[str, Any]], name: str, n: int, journal_ids: dict[int, tuple[int, bool]]
+) -> Counter[str]:
+    statuses = Counter(str(row["Status"]) for row in rows)
+    live = [row for row in rows if row["Status"] != JobStatus.KILLED]
+    names = Counter(str(row["JobName"]) for row in live)
+    width = len(str(n - 1))
+    assert sorted(names) == sorted(f"{name}-{i:0{width}d}" for i in range(n))
+    assert set(names.values()) == {1}, "a parameter value was confirmed twice"
+    assert all(row["Status"] == JobStatus.RECEIVED for row in live)
+    assert statuses[JobStatus.SUBMITTING] == 0
+    swept = [row for row in rows if row["Status"] == JobStatus.KILLED]
+    assert all(str(row["MinorStatus"]).startswith("Swept by aiodirac") for row in swept)
+    # The journal maps each job to exactly the one ID that lives on the server.
+    assert sorted(journal_ids) == list(range(n))
+    assert all(ok for _, ok in journal_ids.values())
+    assert {job_id for job_id, _ in journal_ids.values()} == {int(row["JobID"]) for row in live}
+    return statuses
+
+
+async def test_2000_jobs_through_resets_503s_and_stalls(diracx_server: Any, tmp_path: Path) -> None:
+    n = 2000
+    credentials = diracx_server.write_credentials(tmp_path / "credentials.json")
+    faults = ProxyFaults(reset=0.10, unavailable=0.05, stall=0.05, stall_time=20, seed=2026)
+    config = SubmitConfig(campaign="faults", retry=RetryPolicy(initial=0.2, max_backoff=2))
+    async with (
+        FaultProxy(diracx_server.url, faults) as proxy,
+        DiracXBackend(proxy.url, credentials_path=credentials, timeout=3) as backend,
+        await Journal.open(tmp_path / "journal.db") as journal,
+    ):
+        submitter = Submitter(backend, config, journal=journal)
+        ids = await submitter.submit(make_job("faults", n))
+        campaign = await journal.campaign()
+        journal_ids = await journal.jobs()
+        swept = await journal.swept_ids()
+    assert campaign is not None
+    assert len(ids) == n
+    assert len(set(ids)) == n
+    report = submitter.report
+    assert report is not None
+    # The faults did happen, and did cause duplicates on the server.
+    assert proxy.stats["reset"] > 0
+    assert proxy.stats["unavailable"] > 0
+    assert proxy.stats["stalled"] > 0
+    assert report.resent > 0
+    rows = group_jobs(diracx_server, campaign.job_group)
+    statuses = assert_exactly_once_on_server(rows, "faults", n, journal_ids)
+    assert statuses[JobStatus.KILLED] == len(swept) == report.swept
+    assert report.swept > 0, "resets after forwarding must leave leftovers to sweep"
+
+
+async def test_cancellation_then_resume_on_diracx(diracx_server: Any, tmp_path: Path) -> None:
+    n = 300
+    credentials = diracx_server.write_credentials(tmp_path / "credentials.json")
+    config = SubmitConfig(campaign="cancel", rate=20, burst=2)
+    job = make_job("cancel", n)
+    async with (
+        DiracXBackend(diracx_server.url, credentials_path=credentials) as backend,
+        await Journal.open(tmp_path / "journal.db") as journal,
+    ):
+        with anyio.move_on_after(0.6) as scope:
+            await Submitter(backend, config, journal=journal).submit(job)
+        assert scope.cancelled_caught
+        partial = await journal.summary()
+        assert partial.jobs_confirmed < n
+        submitter = Submitter(backend, config, journal=journal)
+        ids = await submitter.submit(job)
+        assert len(ids) == n
+        campaign = await journal.campaign()
+        journal_ids = await journal.jobs()
+    assert campaign is not None
+    assert_exactly_once_on_server(
+        group_jobs(diracx_server, campaign.job_group), "cancel", n, journal_ids
+    )
+
+
+def test_sigkill_at_10_moments_then_resume(diracx_server: Any, tmp_path: Path) -> None:
+    n = 400
+    credentials = diracx_server.write_credentials(tmp_path / "credentials.json")
+    journal = tmp_path / "journal.db"
+    command = [
+        sys.executable,
+        str(HERE / "_submit_campaign.py"),
+        diracx_server.url,
+        str(credentials),
+        str(journal),
+        str(n),
+    ]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    outputs: list[str] = []
+    for moment in range(10):
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        # From just after start-up to well into the run: each kill hits another phase.
+        time.sleep(0.05 + 0.1 * moment)
+        process.send_signal(signal.SIGKILL)
+        out, _ = process.communicate(timeout=60)
+        outputs.append(out)
+        assert process.returncode == -signal.SIGKILL
+    final = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert final.stdout.strip().endswith("done")
+
+    async def read() -> tuple[Any, dict[int, tuple[int, bool]]]:
+        async with await Journal.open(journal) as j:
+            return await j.campaign(), await j.jobs()
+
+    campaign, journal_ids = anyio.run(read)
+    rows = group_jobs(diracx_server, campaign.job_group)
+    assert_exactly_once_on_server(rows, "kill", n, journal_ids)
+    # Some kills interrupted runs that had confirmed jobs; the work really was spread out.
+    assert sum(1 for out in outputs if out.strip()) >= 3

@@ -1,0 +1,228 @@
+"""The tracker against a real DiracX server, with a test pilot moving job statuses.
+
+2,000 jobs go through random legal transition sequences while the tracker follows them: the
+events must reproduce every job's final status exactly, with no final state missed and none
+reported twice. Then the service goes away in the middle of tracking (a fault proxy refusing
+connections): tracking resumes and completes, and no job is marked Failed because of it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from aiodirac._backend import Backend
+from aiodirac._diracx import DiracXBackend
+from aiodirac._events import JobEvent, PollFailed, PollRecovered, TrackEvent
+from aiodirac._retry import RetryPolicy
+from aiodirac._spec import ConcreteJob, Step, SubmitChunk
+from aiodirac._status import JobStatus
+from aiodirac._track import TrackConfig, Tracker
+from aiodirac.testing._pilot import DiracXTestPilot
+
+pytestmark = [pytest.mark.diracx, pytest.mark.slow]
+
+# Moves a job owner may ask DiracX for, from Received on. Deleted is left out (DiracX may hide
+# deleted jobs) and so is every move out of a final status: the tracker stops at the first one.
+_S = JobStatus
+_LEGAL: dict[JobStatus, tuple[JobStatus, ...]] = {
+    status: tuple(
+        sorted(
+            (
+                target
+                for target in JobStatus
+                if target is not status
+                and status.can_move_to(target)
+                and target not in (_S.DELETED, _S.SUBMITTING)
+            ),
+            key=lambda s: s.level,
+        )
+    )
+    for status in JobStatus
+    if not status.final
+}
+
+
+def random_walk(rng: random.Random, longest: int = 9) -> list[tuple[str, str]]:
+    """A legal sequence of (Status, MinorStatus) from Received to a final status."""
+    status = _S.RECEIVED
+    steps: list[tuple[str, str]] = []
+    while not status.final:
+        choices = _LEGAL[status]
+        if len(steps) >= longest:
+            finals = [s for s in choices if s.final]
+            choices = tuple(finals) or choices
+        status = rng.choice(choices)
+        steps.append((str(status), f"step {len(steps) + 1}"))
+    return steps
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Any:
+    """The session's DiracX (the ``diracx_server`` plugin of tests/, registered on demand)."""
+    manager = request.config.pluginmanager
+    if not manager.has_plugin("diracx_server"):
+        manager.import_plugin("diracx_server")
+    return request.getfixturevalue("diracx_server")
+
+
+@pytest.fixture
+async def pilot(server: Any, tmp_path: Path) -> AsyncIterator[DiracXTestPilot]:
+    credentials = server.write_credentials(tmp_path / "credentials.json")
+    async with DiracXTestPilot(
+        server.url,
+        jobdb_path=server.jobdb_path,
+        workdir=tmp_path / "grid",
+        credentials_path=credentials,
+    ) as pilot:
+        yield pilot
+
+
+def chunk(start: int, size: int, name: str) -> SubmitChunk:
+    values = tuple(str(i) for i in range(start, start + size))
+    attributes = {
+        "Executable": "/bin/true",
+        "JobName": f"{name}-%(n)s",
+        "Parameters.n": values,
+        "Parameters": len(values),
+        "n": "%(n)s",
+    }
+    jobs = tuple(
+        ConcreteJob(
+            index=int(v),
+            attributes={"Executable": "/bin/true", "JobName": f"{name}-{v}", "n": v},
+            steps=(Step(1, "/bin/true"),),
+            parameters={"n": v},
+        )
+        for v in values
+    )
+    return SubmitChunk(attributes, "", jobs)
+
+
+async def submit(backend: Backend, count: int, name: str) -> list[int]:
+    ids: list[int] = []
+    limiter = anyio.CapacityLimiter(4)
+    per = backend.capabilities.max_jobs_per_submit
+
+    async def one(start: int) -> None:
+        async with limiter:
+            got = await backend.submit(chunk(start, min(per, count - start), name))
+            await backend.confirm(got)
+            ids.extend(got)
+
+    async with anyio.create_task_group() as tg:
+        for start in range(0, count, per):
+            tg.start_soon(one, start)
+    return sorted(ids)
+
+
+async def drive(
+    pilot: DiracXTestPilot, walks: dict[int, list[tuple[str, str]]], rng: random.Random
+) -> None:
+    """Apply the walks in rounds: a random part of the jobs takes one or two steps each round."""
+    position = dict.fromkeys(walks, 0)
+    while position:
+        batch = rng.sample(sorted(position), k=max(1, len(position) * 2 // 3))
+        sequences: dict[int, Sequence[tuple[str, str]]] = {}
+        for job_id in batch:
+            at = position[job_id]
+            steps = walks[job_id][at : at + rng.randint(1, 2)]
+            sequences[job_id] = steps
+            if at + len(steps) >= len(walks[job_id]):
+                del position[job_id]
+            else:
+                position[job_id] = at + len(steps)
+        await pilot.set_status(sequences)
+        await anyio.sleep(0.2)
+
+
+def check_events(events: Sequence[TrackEvent], truth: dict[int, JobStatus]) -> None:
+    """Events reproduce every final status exactly; none missed, none twice, none repeated."""
+    by_job: dict[int, list[JobEvent]] = {}
+    for event in events:
+        if isinstance(event, JobEvent):
+            by_job.setdefault(event.job_id, []).append(event)
+    assert set(by_job) == set(truth)
+    for job_id, changes in by_job.items():
+        finals = [e for e in changes if e.final]
+        assert len(finals) == 1, (job_id, changes)
+        assert changes[-1] is finals[0]
+        assert finals[0].status is truth[job_id]
+        for before, after in zip(changes, changes[1:], strict=False):
+            assert after.old == before.new
+            assert (after.status, after.minor_status) != (before.status, before.minor_status)
+
+
+async def test_2000_jobs_random_legal_walks_reproduce_every_final_status(
+    pilot: DiracXTestPilot,
+) -> None:
+    backend = pilot.backend
+    ids = await submit(backend, 2000, "track-walk")
+    rng = random.Random(2026)
+    walks = {job_id: random_walk(rng) for job_id in ids}
+    tracker = Tracker(
+        backend, TrackConfig(min_interval=0.2, max_interval=1.0, page_size=700)
+    )
+    events: list[TrackEvent] = []
+    with anyio.fail_after(300):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drive, pilot, walks, rng)
+            async with tracker.track(ids) as stream:
+                async for event in stream:
+                    events.append(event)
+                summary = stream.summary
+    truth = {job_id: JobStatus(walk[-1][0]) for job_id, walk in walks.items()}
+    server = await backend.status(ids)
+    assert {job_id: state.status for job_id, state in server.items()} == truth
+    check_events(events, truth)
+    assert summary.final == summary.total == 2000
+    assert summary.requests == summary.cycles * 3  # 2,000 IDs in pages of 700
+    assert not [e for e in events if isinstance(e, PollFailed)]
+    seen_statuses = {e.status for e in events if isinstance(e, JobEvent)}
+    assert {_S.DONE, _S.FAILED, _S.KILLED} <= seen_statuses
+
+
+async def test_the_service_down_mid_tracking_resumes_with_nothing_lost(
+    server: Any, pilot: DiracXTestPilot
+) -> None:
+    proxy_module = pytest.importorskip("aiodirac.testing._proxy")
+    ids = await submit(pilot.backend, 200, "track-outage")
+    rng = random.Random(7)
+    walks = {job_id: random_walk(rng, longest=5) for job_id in ids}
+    async with proxy_module.FaultProxy(server.url) as proxy:
+        credentials = server.write_credentials(Path(pilot._workdir).parent / "proxy-creds.json")
+        async with DiracXBackend(proxy.url, credentials_path=credentials, timeout=5) as backend:
+            config = TrackConfig(
+                min_interval=0.2,
+                max_interval=1.0,
+                retry=RetryPolicy(float("inf"), initial=0.2, max_backoff=1.0),
+            )
+            events: list[TrackEvent] = []
+
+            async def outage_then_walks() -> None:
+                await anyio.sleep(1.0)
+                proxy.refuse_connections = True
+                # The jobs move on (and finish) while the tracker cannot reach the service.
+                await drive(pilot, walks, rng)
+                await anyio.sleep(3.0)
+                proxy.refuse_connections = False
+
+            with anyio.fail_after(120):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(outage_then_walks)
+                    async with Tracker(backend, config).track(ids) as stream:
+                        async for event in stream:
+                            events.append(event)
+    truth = {job_id: JobStatus(walk[-1][0]) for job_id, walk in walks.items()}
+    check_events(events, truth)
+    failed = [e for e in events if isinstance(e, PollFailed)]
+    assert len(failed) >= 3
+    assert len([e for e in events if isinstance(e, PollRecovered)]) == 1
+    # Nothing was marked Failed but the jobs whose walk really ended Failed.
+    failed_jobs = {e.job_id for e in events if isinstance(e, JobEvent) and e.status is _S.FAILED}
+    assert failed_jobs == {j for j, s in truth.items() if s is _S.FAILED}

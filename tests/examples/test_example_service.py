@@ -1,0 +1,100 @@
+"""The event-streaming web service example, run with uvicorn, driven over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from example_support import EXAMPLES, stop_local_agent
+
+pytest.importorskip("starlette", reason="the service example needs the 'examples' extra")
+pytest.importorskip("uvicorn", reason="the service example needs the 'examples' extra")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "service.py"), "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/jobs/1", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read() if process.stdout else ""
+                    pytest.fail(f"the service did not start: {output}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+        stop_local_agent()
+
+
+def _sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    name = ""
+    for line in lines:
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("data: "):
+            yield name, json.loads(line[len("data: ") :])
+
+
+def test_submit_then_stream_events_until_final(service: str) -> None:
+    with httpx.Client(base_url=service, timeout=60) as client:
+        created = client.post("/jobs", json={"arguments": "hello %(n)s", "values": [1, 2, 3]})
+        assert created.status_code == 201, created.text
+        ids = created.json()["job_ids"]
+        assert len(ids) == 3
+
+        finals: dict[int, str] = {}
+        seen: list[str] = []
+        span = f"{min(ids)}-{max(ids)}"
+        with client.stream("GET", f"/jobs/{span}/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for name, data in _sse(response.iter_lines()):
+                seen.append(name)
+                if name == "job" and data["final"]:
+                    finals[data["job_id"]] = data["status"]
+                if name == "end":
+                    assert data["counts"] == {"Done": 3}
+                    break
+        assert finals == dict.fromkeys(ids, "Done")
+        assert seen[-1] == "end"
+
+        states = client.get(f"/jobs/{span}").json()["jobs"]
+        assert {s["job_id"]: s["status"] for s in states} == dict.fromkeys(ids, "Done")
+
+
+def test_bad_requests_are_400(service: str) -> None:
+    with httpx.Client(base_url=service, timeout=30) as client:
+        assert client.get("/jobs/abc").status_code == 400
+        assert client.get("/jobs/5-1/events").status_code == 400
+        refused = client.post("/jobs", json={"arguments": "x", "values": []})
+        assert refused.status_code == 400
+        assert "empty" in refused.json()["error"]

@@ -1,0 +1,119 @@
+"""Input sandbox storage at submit time and output sandbox packing."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+from _localjobs import chunk_of, concrete
+
+from aiodirac import InvalidRequestError
+from aiodirac._local import pack_output_sandbox
+from aiodirac._local._sandbox import resolve_output_files, store_input_sandbox
+
+
+def _workdir(tmp_path: Path) -> Path:
+    work = tmp_path / "w"
+    (work / "outdir" / "sub").mkdir(parents=True)
+    (work / "outdir" / "sub" / "deep.txt").write_text("deep")
+    (work / "result_1.txt").write_text("r1")
+    (work / "result_2.txt").write_text("r2")
+    (work / "std.out").write_text("out")
+    (work / "std.err").write_text("")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not yours")
+    (work / "link_out.txt").symlink_to(secret)
+    return work
+
+
+def test_patterns_files_folders_and_missing(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    job = concrete(
+        ("/bin/true", ""),
+        outputs=(
+            "result_*.txt",
+            "outdir",
+            "link_out.txt",
+            "absent.txt",
+            "nothing_*",
+            "/etc/passwd",
+            "../w/std.out",
+        ),
+    )
+    found = resolve_output_files(job, work)
+    assert found.files == ("result_1.txt", "result_2.txt", "std.err", "std.out")
+    assert found.folders == ("outdir",)
+    # a link leading outside the working folder and an absolute path count as missing
+    assert set(found.missing) == {"link_out.txt", "absent.txt", "/etc/passwd", "Script1_true.log"}
+
+
+def test_archive_is_deterministic_and_safe(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    job = concrete(("/bin/true", ""), outputs=("result_*.txt", "outdir"))
+    first = pack_output_sandbox(job, work, tmp_path / "a")
+    second = pack_output_sandbox(job, work, tmp_path / "b")
+    assert first is not None
+    assert second is not None
+    assert first.read_bytes() == second.read_bytes()
+    with tarfile.open(first, "r:bz2") as tar:
+        names = tar.getnames()
+        assert names == sorted(names)
+        assert names == ["outdir.tar", "result_1.txt", "result_2.txt", "std.err", "std.out"]
+        for member in tar.getmembers():
+            assert member.uid == member.gid == 0
+            assert member.uname == member.gname == ""
+            assert member.isfile()
+        inner = tar.extractfile("outdir.tar")
+        assert inner is not None
+        with tarfile.open(fileobj=inner) as folder:
+            assert "outdir/sub/deep.txt" in folder.getnames()
+
+
+def test_nothing_matched_means_no_sandbox(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    job = concrete(("/bin/true", ""), OutputSandbox=("nothing.txt",))
+    assert pack_output_sandbox(job, tmp_path / "w", tmp_path / "out") is None
+    assert not (tmp_path / "out").exists()
+
+
+def test_store_copies_inputs_and_the_workflow(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("in")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "f.txt").write_text("f")
+    job = concrete(("/bin/true", ""), inputs=(str(tmp_path / "in.txt"), str(tmp_path / "folder")))
+    dest = tmp_path / "store" / "1"
+    store_input_sandbox(chunk_of(job, local=(str(tmp_path / "in.txt"),)), dest)
+    assert sorted(os.listdir(dest)) == ["folder", "in.txt", "jobDescription.xml"]
+    assert (dest / "folder" / "f.txt").read_text() == "f"
+    assert (dest / "jobDescription.xml").read_text() == "<Workflow/>\n"
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"InputSandbox": ("LFN:/vo/user/file.txt",)},
+        {"InputSandbox": ("lfn:/vo/user/file.txt",)},
+        {"InputData": ("LFN:/vo/data/file.root",)},
+    ],
+)
+def test_grid_inputs_are_refused(tmp_path: Path, attributes: dict[str, tuple[str, ...]]) -> None:
+    job = concrete(("/bin/true", ""), **attributes)
+    with pytest.raises(InvalidRequestError, match="LFN"):
+        store_input_sandbox(chunk_of(job), tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_missing_and_clashing_inputs_are_refused(tmp_path: Path) -> None:
+    job = concrete(("/bin/true", ""), inputs=(str(tmp_path / "absent.txt"),))
+    with pytest.raises(InvalidRequestError, match=r"absent\.txt"):
+        store_input_sandbox(chunk_of(job), tmp_path / "s")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("a")
+    (tmp_path / "b" / "x.txt").write_text("b")
+    job = concrete(("/bin/true", ""), inputs=(str(tmp_path / "a/x.txt"), str(tmp_path / "b/x.txt")))
+    with pytest.raises(InvalidRequestError, match=r"x\.txt"):
+        store_input_sandbox(chunk_of(job), tmp_path / "s")
+    assert not (tmp_path / "s").exists()
