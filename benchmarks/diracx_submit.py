@@ -4,8 +4,8 @@ The benchmark starts its own DiracX 0.7.0 (``scripts/diracx.sh``, free ports, a 
 folder), then, alternately for ``--rounds`` rounds:
 
 * **aiodirac**: ``DiracXBackend.submit`` of 50 parametric chunks of 20 jobs (the input sandbox,
-  jobDescription.xml, uploaded once), each confirmed (``Submitting`` -> ``Received``); sequential,
-  and with ``--in-flight`` chunks at a time;
+  jobDescription.xml, uploaded once), each confirmed (``Submitting`` -> ``Received``): sequential;
+  sequential with one confirmation per 5 chunks (100 IDs); and ``--in-flight`` chunks at a time;
 * **official**: in a subprocess of the DiracX venv, ``AsyncDiracClient().jobs.submit_jdl_jobs``
   with 20 JDLs per request, as its users write it (``create_sandbox`` once, its PFN in every JDL).
 
@@ -112,7 +112,7 @@ def official_jdls(total: int, round_no: int) -> list[str]:
 
 
 async def run_aiodirac(
-    url: str, credentials: str, total: int, round_no: int, in_flight: int
+    url: str, credentials: str, total: int, round_no: int, in_flight: int, confirm_every: int = 1
 ) -> dict[str, float]:
     work = chunks(total, round_no)
     async with DiracXBackend(url, credentials_path=credentials) as backend:
@@ -120,10 +120,13 @@ async def run_aiodirac(
         cpu0, wall0 = time.process_time(), time.perf_counter()
         ids: list[int] = []
         if in_flight <= 1:
-            for chunk in work:
-                new = await backend.submit(chunk)
-                await backend.confirm(new)
-                ids += new
+            pending: list[int] = []
+            for number, chunk in enumerate(work, 1):
+                pending += await backend.submit(chunk)
+                if number % confirm_every == 0 or number == len(work):
+                    await backend.confirm(pending)
+                    ids += pending
+                    pending = []
         else:
             limiter = anyio.CapacityLimiter(in_flight)
 
@@ -213,6 +216,7 @@ def main() -> int:
         python = str(Path(values["DX_VENV"]) / "bin" / "python")
         results: dict[str, list[dict[str, float]]] = {
             "aiodirac sequential": [],
+            "aiodirac seq, confirm/100": [],
             f"aiodirac {args.in_flight} in flight": [],
             "official client": [],
         }
@@ -223,11 +227,14 @@ def main() -> int:
                 if name == "official client":
                     result = run_official(python, client_env, args.jobs, round_no, tmp)
                 else:
-                    flight = 1 if name == "aiodirac sequential" else args.in_flight
-                    result = anyio.run(run_aiodirac, url, credentials, args.jobs, round_no, flight)
+                    flight = args.in_flight if "in flight" in name else 1
+                    every = 5 if "confirm/100" in name else 1
+                    result = anyio.run(
+                        run_aiodirac, url, credentials, args.jobs, round_no, flight, every
+                    )
                 runs.append(result)
                 print(
-                    f"  round {round_no:2d} {name:24s} wall {result['wall']:6.2f} s  "
+                    f"  round {round_no:2d} {name:26s} wall {result['wall']:6.2f} s  "
                     f"client CPU {result['cpu']:5.2f} s  ({int(result['jobs'])} jobs)",
                     flush=True,
                 )
@@ -246,7 +253,7 @@ def main() -> int:
     official_wall, official_cpu = medians["official client"]
     for name, (wall, cpu) in medians.items():
         print(
-            f"  {name:24s} wall {wall:6.2f} s  client CPU {cpu:5.2f} s   "
+            f"  {name:26s} wall {wall:6.2f} s  client CPU {cpu:5.2f} s   "
             f"(CPU {cpu / official_cpu:4.2f}x, wall {wall / official_wall:4.2f}x official)"
         )
     seq_wall, seq_cpu = medians["aiodirac sequential"]

@@ -414,7 +414,7 @@ def bench_diracx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, An
             ("raw", f"raw limit (/dev/null, {CONCURRENCY} in flight)", sys.executable),
         ]
         for mode, label, python in runs:
-            dest = work / f"dx-{mode}"
+            dest = (args.dest_root or work) / f"dx-{mode}"
             shutil.rmtree(dest, ignore_errors=True)
             spec = {**common, "dest": str(dest), "urls": urls}
             figures[mode] = run_child(mode, spec, work, python)
@@ -529,7 +529,7 @@ def bench_nginx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any
         for label, table in (("1 MiB x %d" % args.files, small), ("1 x %s" % args.big, big_entry)):
             urls = [v[0] for v in table.values()]
             for mode in ("aiodirac", "raw"):
-                dest = work / f"ng-{mode}"
+                dest = (args.dest_root or work) / f"ng-{mode}"
                 shutil.rmtree(dest, ignore_errors=True)
                 spec = {
                     "kind": "static",
@@ -557,6 +557,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--big", type=_size, default=1 << 30)
     parser.add_argument("--work", type=Path, default=Path("/tmp/aiodirac-download-bench"))
+    parser.add_argument(
+        "--dest-root",
+        type=Path,
+        default=Path("/dev/shm/aiodirac-download-bench") if Path("/dev/shm").is_dir() else None,
+        help="where clients write (default: tmpfs, so the raw /dev/null limit and the engine "
+        "are compared without the disk; give a disk folder to include it)",
+    )
     parser.add_argument("--dx-env", default=os.environ.get("DX_ENV"), help="env.sh of a running DiracX")
     parser.add_argument("--keep-diracx", action="store_true", help="leave the DiracX we started running")
     parser.add_argument("--skip-diracx", action="store_true")

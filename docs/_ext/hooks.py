@@ -39,7 +39,5 @@ def on_config(config: Any, **kwargs: Any) -> Any:
             name,
         )
     for name in sorted(documented - public):
-        log.warning(
-            "docs/reference/ documents aiodirac.%s, which is not in aiodirac.__all__", name
-        )
+        log.warning("docs/reference/ documents aiodirac.%s, which is not in aiodirac.__all__", name)
     return config

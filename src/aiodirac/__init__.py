@@ -4,12 +4,18 @@ DIRAC's job API (``Job``, ``Dirac.submitJob``, ``status``, ``getOutputSandbox``)
 client that submits thousands of jobs concurrently, tracks them in batches as events, and downloads
 their output sandboxes in parallel, against DiracX or an embedded local backend.
 
+The job description layer (``Job``, statuses, errors) is imported at once; the client, the engine
+and the backends load on first use, so that ``import aiodirac`` stays fast.
+
 Usage::
 
     from aiodirac import AsyncDirac, Job
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._backend import ActionResult, Backend, Capabilities, OutputSandbox, UnconfirmedJob
 from ._exceptions import (
@@ -38,34 +44,107 @@ from ._exceptions import (
     UnsafeArchiveError,
     UnsafeValueError,
 )
+from ._jdl import parse_jdl, render_jdl
+from ._job import Job
+from ._parametric import chunk_jobs
 from ._result import S_ERROR, S_OK
 from ._spec import ConcreteJob, Step, SubmitChunk
 from ._status import FINAL_STATUSES, JobState, JobStatus, MinorStatus
 
+if TYPE_CHECKING:
+    from ._client import AsyncDirac
+    from ._diracx import DiracXBackend
+    from ._download import DownloadConfig, Downloader, DownloadProgress, DownloadResult
+    from ._events import JobEvent, JobVanished, PollFailed, PollRecovered, TrackEvent, TrackSummary
+    from ._journal import CampaignSummary, Journal
+    from ._local import LocalBackend
+    from ._ratelimit import RateLimiter
+    from ._retry import RetryPolicy
+    from ._submit import SubmitConfig, SubmitReport, SubmittedJob, Submitter
+    from ._sync import Dirac
+    from ._track import TrackConfig, Tracker, TrackingTimeoutError, TrackStream
+
 __version__ = "0.1.0.dev0"
+
+# name -> module that defines it, imported on first access (PEP 562).
+_LAZY: dict[str, str] = {
+    "AsyncDirac": "._client",
+    "CampaignSummary": "._journal",
+    "Dirac": "._sync",
+    "DiracXBackend": "._diracx",
+    "DownloadConfig": "._download",
+    "DownloadProgress": "._download",
+    "DownloadResult": "._download",
+    "Downloader": "._download",
+    "JobEvent": "._events",
+    "JobVanished": "._events",
+    "Journal": "._journal",
+    "LocalBackend": "._local",
+    "PollFailed": "._events",
+    "PollRecovered": "._events",
+    "RateLimiter": "._ratelimit",
+    "RetryPolicy": "._retry",
+    "SubmitConfig": "._submit",
+    "SubmitReport": "._submit",
+    "SubmittedJob": "._submit",
+    "Submitter": "._submit",
+    "TrackConfig": "._track",
+    "TrackEvent": "._events",
+    "TrackStream": "._track",
+    "TrackSummary": "._events",
+    "Tracker": "._track",
+    "TrackingTimeoutError": "._track",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aiodirac' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "FINAL_STATUSES",
     "S_ERROR",
     "S_OK",
     "ActionResult",
+    "AsyncDirac",
     "AuthenticationError",
     "Backend",
     "BackendError",
+    "CampaignSummary",
     "Capabilities",
     "ConcreteJob",
     "ConfigurationError",
+    "Dirac",
     "DiracError",
+    "DiracXBackend",
+    "DownloadConfig",
+    "DownloadProgress",
+    "DownloadResult",
+    "Downloader",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidRequestError",
     "InvalidTransitionError",
     "JDLSyntaxError",
+    "Job",
     "JobDescriptionError",
+    "JobEvent",
     "JobNotFoundError",
     "JobState",
     "JobStatus",
+    "JobVanished",
+    "Journal",
     "JournalError",
+    "LocalBackend",
     "LocalBackendError",
     "MinorStatus",
     "NetworkError",
@@ -73,15 +152,32 @@ __all__ = [
     "OutputSandbox",
     "ParametricError",
     "PermissionDeniedError",
+    "PollFailed",
+    "PollRecovered",
+    "RateLimiter",
+    "RetryPolicy",
     "SandboxError",
     "SandboxNotAvailableError",
     "ServiceUnavailableError",
     "Step",
     "SubmissionError",
     "SubmitChunk",
+    "SubmitConfig",
+    "SubmitReport",
+    "SubmittedJob",
+    "Submitter",
+    "TrackConfig",
+    "TrackEvent",
+    "TrackStream",
+    "TrackSummary",
+    "Tracker",
+    "TrackingTimeoutError",
     "TransientError",
     "UnconfirmedJob",
     "UnsafeArchiveError",
     "UnsafeValueError",
     "__version__",
+    "chunk_jobs",
+    "parse_jdl",
+    "render_jdl",
 ]

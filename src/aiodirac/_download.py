@@ -46,12 +46,12 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sized
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol, Self, cast
+from typing import IO, Any, Protocol, Self, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -69,6 +69,7 @@ from ._exceptions import (
     SandboxError,
     SandboxNotAvailableError,
     ServiceUnavailableError,
+    TransientError,
     UnsafeArchiveError,
 )
 from ._retry import RetryPolicy, retry_call
@@ -86,6 +87,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("aiodirac.download")
+
+T = TypeVar("T")
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -120,7 +123,7 @@ class DownloadConfig:
     """
 
     max_concurrency: int = 16
-    chunk_size: int = 1 * MiB
+    chunk_size: int = 256 * 1024
     retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(deadline=300.0, initial=0.5, max_backoff=20.0)
     )
@@ -322,6 +325,24 @@ async def _aiter_ids(ids: Iterable[int] | AsyncIterable[int]) -> AsyncIterable[i
             yield job_id
 
 
+_LEFTOVER = re.compile(r"\.(\d+)\.(?:.+\.part|unpack-[0-9a-f]+|old-[0-9a-f]+)")
+
+
+def _find_leftovers(dest: Path) -> dict[int, list[Path]]:
+    found: dict[int, list[Path]] = {}
+    with os.scandir(dest) as entries:
+        for entry in entries:
+            m = _LEFTOVER.fullmatch(entry.name)
+            if m:
+                found.setdefault(int(m.group(1)), []).append(Path(entry.path))
+    return found
+
+
+def _remove_all(paths: Iterable[Path]) -> None:
+    for path in paths:
+        _files._remove_sync(path)
+
+
 def _tree_bytes(path: Path) -> int:
     total = 0
     for root, _dirs, names in os.walk(path):
@@ -479,6 +500,8 @@ class Downloader:
                 raise ValueError(f"job IDs are positive integers, got {bad[0]!r}")
 
         run = _Run(progress, len(ids) if isinstance(ids, Sized) else None)
+        # What an interrupted run left behind, found in one pass, removed job by job.
+        leftovers = await anyio.to_thread.run_sync(_find_leftovers, dest_path)
         send, receive = anyio.create_memory_object_stream[int](0)
 
         async def worker(inbox: anyio.abc.ObjectReceiveStream[int]) -> None:
@@ -487,7 +510,13 @@ class Downloader:
                     self._active += 1
                     try:
                         result = await self._one(
-                            job_id, dest_path, records.get(job_id), run, no_job_dir, unpack
+                            job_id,
+                            dest_path,
+                            records.get(job_id),
+                            run,
+                            no_job_dir,
+                            unpack,
+                            leftovers,
                         )
                     finally:
                         self._active -= 1
@@ -536,8 +565,10 @@ class Downloader:
         run: _Run,
         no_job_dir: bool,
         unpack: bool,
+        leftovers: dict[int, list[Path]],
     ) -> DownloadResult:
         phase = DownloadPhase.LOCATING
+        ours: Path | None = None
         try:
             if record is not None:
                 fmt = Path(record.path).name.partition(".")[2] or "tar"
@@ -552,11 +583,14 @@ class Downloader:
                     return DownloadResult(
                         job_id, True, final, listed, 0, record.sha256 or None, skipped=True
                     )
-            await self._clean_leftovers(dest, job_id)
+            stale = leftovers.pop(job_id, ())
+            if stale:
+                await anyio.to_thread.run_sync(_remove_all, stale)
             run.emit(JobProgress(job_id, phase))
             info = await self._locate(job_id)
             folder, final = self._targets(job_id, dest, info.format, no_job_dir, unpack)
             part = dest / f".{job_id}.{info.format}.part"
+            ours = part
             phase = DownloadPhase.DOWNLOADING
             transferred = 0
             files: tuple[UnpackedFile, ...] = ()
@@ -613,15 +647,15 @@ class Downloader:
             run.failed += 1
             run.emit(JobProgress(job_id, DownloadPhase.FAILED))
             logger.info("job %d: output sandbox %s failed: %s", job_id, phase.value, err)
-            with anyio.CancelScope(shield=True):
-                await self._clean_leftovers(dest, job_id)  # nothing of ours may stay behind
+            if ours is not None:
+                await _files.remove(ours)  # nothing of ours may stay behind
             text = str(err)
             message = text if f"job {job_id}" in text else f"job {job_id}: {text}"
             return DownloadResult(job_id, False, error=message, exception=err)
         except BaseException:
             # Cancelled (or a bug): leave no temporary behind; final names are never partial.
-            with anyio.CancelScope(shield=True):
-                await self._clean_leftovers(dest, job_id)
+            if ours is not None:
+                await _files.remove(ours)  # shielded inside
             raise
 
     async def _locate(self, job_id: int) -> OutputSandbox:
@@ -629,7 +663,7 @@ class Downloader:
             # A coroutine function, not a lambda: tenacity awaits only what it sees as async.
             return await self._backend.output_sandbox(job_id)
 
-        return await retry_call(once, self.config.retry)
+        return await _retrying(once, self.config.retry)
 
     async def _intact_for(
         self, record: DownloadRecordLike, final: Path, unpack: bool, no_job_dir: bool
@@ -648,14 +682,6 @@ class Downloader:
 
     async def _listing(self, folder: Path) -> tuple[UnpackedFile, ...]:
         return await anyio.to_thread.run_sync(_list_tree, folder)
-
-    async def _clean_leftovers(self, dest: Path, job_id: int) -> None:
-        def clean() -> None:
-            for pattern in (f".{job_id}.*.part", f".{job_id}.unpack-*", f".{job_id}.old-*"):
-                for leftover in dest.glob(pattern):
-                    _files._remove_sync(leftover)
-
-        await anyio.to_thread.run_sync(clean)
 
     async def _unpack(
         self, source: Path, final: Path, no_job_dir: bool, job_id: int
@@ -737,7 +763,7 @@ class Downloader:
             transfer = _Transfer(self, info, sink, run)
             try:
                 files = await transfer.run()
-                return transfer.size, transfer.hasher.hexdigest(), files
+                return transfer.size, transfer.sink.hasher.hexdigest(), files
             except IntegrityError:
                 restarts += 1
                 if restarts > _MAX_RESTARTS:
@@ -753,12 +779,16 @@ class _FileSink:
         self.part = part
         self.fsync = fsync
         self.out: _files.AsyncWriter | None = None
+        self.hasher = hashlib.sha256()
 
     async def open(self, tg: anyio.abc.TaskGroup) -> None:
+        self.hasher = hashlib.sha256()
         self.out = await _files.open_writer(self.part)
 
     async def write(self, data: bytes) -> None:
         assert self.out is not None
+        # hashlib releases the GIL on large buffers: hashing in a thread overlaps the network.
+        await anyio.to_thread.run_sync(self.hasher.update, data)
         await self.out.write(data)
 
     async def restart(self, tg: anyio.abc.TaskGroup) -> None:
@@ -802,21 +832,26 @@ class _ExtractSink:
         self.finished = anyio.Event()
         self.files: list[UnpackedFile] = []
         self.error: BaseException | None = None
+        self.hasher = hashlib.sha256()
 
     async def open(self, tg: anyio.abc.TaskGroup) -> None:
         target, limits, merge, fsync = self.target, self.limits, self.merge, self.fsync
         self.extraction = await anyio.to_thread.run_sync(
-            lambda: Extraction(target, limits=limits, merge=merge, fsync=fsync)
+            lambda: Extraction(
+                target, limits=limits, merge=merge, fsync=fsync, tag=str(self.job_id)
+            )
         )
         # Two chunks in flight: enough to overlap network and disk, bounded memory.
         send, receive = anyio.create_memory_object_stream[bytes](2)
         self.send = send
         self.finished = anyio.Event()
         self.error = None
+        self.hasher = hashlib.sha256()
         tg.start_soon(self._run, self.extraction, receive)
 
     async def _run(self, extraction: Extraction, receive: MemoryObjectReceiveStream[bytes]) -> None:
-        reader = _ChunkReader(receive)
+        # The extraction thread hashes what it reads, off the event loop.
+        reader = _ChunkReader(receive, self.hasher)
         name = f"the output sandbox of job {self.job_id}"
         try:
             with receive:
@@ -864,9 +899,13 @@ class _ExtractSink:
 
     async def install(self) -> None:
         assert self.extraction is not None
-        extraction = self.extraction
+        extraction, self.extraction = self.extraction, None
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(extraction.install)
+            try:
+                await anyio.to_thread.run_sync(extraction.install)
+            except BaseException:
+                await anyio.to_thread.run_sync(extraction.discard)
+                raise
 
     async def abort(self) -> None:
         await self._stop()
@@ -879,17 +918,21 @@ class _ExtractSink:
 class _ChunkReader:
     """A blocking ``read()`` over an anyio stream of chunks, for the extraction thread."""
 
-    def __init__(self, receive: MemoryObjectReceiveStream[bytes]) -> None:
+    def __init__(self, receive: MemoryObjectReceiveStream[bytes], hasher: Any) -> None:
         self._receive = receive
+        self._hasher = hasher
         self._buf = memoryview(b"")
         self._eof = False
 
     def _fill(self) -> bool:
         if not self._buf and not self._eof:
             try:
-                self._buf = memoryview(anyio.from_thread.run(self._receive.receive))
+                chunk = anyio.from_thread.run(self._receive.receive)
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 self._eof = True
+            else:
+                self._hasher.update(chunk)
+                self._buf = memoryview(chunk)
         return bool(self._buf)
 
     def read(self, n: int = -1) -> bytes:
@@ -916,7 +959,6 @@ class _Transfer:
         self.info = info
         self.sink = sink
         self.run_state = run
-        self.hasher = hashlib.sha256()
         self.size = 0
         self.expected_total: int | None = info.size
         self.url_time = time.monotonic()
@@ -933,7 +975,7 @@ class _Transfer:
             self.tg = tg
             try:
                 await self.sink.open(tg)
-                await retry_call(self._attempt, self.owner.config.retry)
+                await _retrying(self._attempt, self.owner.config.retry)
                 if isinstance(self.sink, _ExtractSink):
                     self.run_state.emit(
                         JobProgress(self.info.job_id, DownloadPhase.UNPACKING, self.size, self.size)
@@ -954,7 +996,7 @@ class _Transfer:
 
     def _verify(self) -> None:
         job_id = self.info.job_id
-        size, sha = self.size, self.hasher.hexdigest()
+        size, sha = self.size, self.sink.hasher.hexdigest()
         if self.expected_total is not None and size != self.expected_total:
             raise IntegrityError(
                 f"output sandbox of job {job_id}: got {size} bytes, expected {self.expected_total}",
@@ -1003,7 +1045,6 @@ class _Transfer:
             )
         assert self.tg is not None
         await self.sink.restart(self.tg)
-        self.hasher = hashlib.sha256()
         self.size = 0
 
     async def _attempt(self) -> None:
@@ -1037,17 +1078,18 @@ class _Transfer:
         offset = self.size
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         chunk_size = self.owner.config.chunk_size
-        buf = bytearray()
+        buf: list[bytes] = []
+        buffered = 0
         gained = 0
 
         async def flush() -> None:
-            nonlocal gained
+            nonlocal gained, buffered
             if not buf:
                 return
-            data = bytes(buf)
+            data = b"".join(buf)
             buf.clear()
+            buffered = 0
             await self.sink.write(data)
-            self.hasher.update(data)
             self.size += len(data)
             gained += len(data)
             self.run_state.bytes += len(data)
@@ -1100,8 +1142,9 @@ class _Transfer:
                     if length is not None and length.isdigit():
                         self._expect(int(length))
                 async for chunk in resp.aiter_raw():
-                    buf += chunk
-                    if len(buf) >= chunk_size:
+                    buf.append(chunk)
+                    buffered += len(chunk)
+                    if buffered >= chunk_size:
                         await flush()
                 await flush()
         except httpx.TransportError as exc:
@@ -1125,6 +1168,17 @@ class _Transfer:
                 job_id=self.info.job_id,
             )
         self.expected_total = total
+
+
+async def _retrying(fn: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
+    """``retry_call`` with a fast first attempt: most calls succeed at once, and setting up a
+    retry loop for each of thousands of jobs costs more CPU than the call itself."""
+    try:
+        return await fn()
+    except TransientError:
+        pass
+    # The first failure costs one extra attempt against the policy's budget, never less waiting.
+    return await retry_call(fn, policy)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -277,6 +276,8 @@ class Job:
             raise _bad("executable", executable, "a non-empty command")
         check_xml_value("executable", executable)
         check_xml_value("arguments", arguments)
+        import shlex  # lazy: only setters and readers of Arguments need it
+
         try:
             shlex.split(f"{executable} {arguments}")
         except ValueError as exc:
@@ -359,6 +360,8 @@ class Job:
         Usage: ``job.setName("scan-%n")``
         """
         value = self._scalar("JobName", "jobName", jobName)
+        if not value:
+            raise _bad("jobName", jobName, "a non-empty name (DIRAC would drop an empty one)")
         self._workflow_name = value
         self._set("JobName", "JDL", value, "User specified name")
         return S_OK()
@@ -624,6 +627,8 @@ class Job:
         Usage: ``job.setPlatform("Linux_x86_64_glibc-2.17")``
         """
         value = self._scalar("Platform", "platform", platform)
+        if not value:
+            raise _bad("platform", platform, "a platform name or 'ANY'")
         if value.lower() != "any":
             check_item("Platform", value)
             self._set("Platform", "JDL", value, "Platform ( Operating System )")
@@ -750,6 +755,8 @@ class Job:
         Usage: ``job.setType("User")``
         """
         value = self._scalar("JobType", "jobType", jobType)
+        if not value:
+            raise _bad("jobType", jobType, "a non-empty job type")
         self._set("JobType", "JDL", value, "User specified type")
         return S_OK()
 
@@ -842,32 +849,50 @@ class Job:
 
     @property
     def name(self) -> str:
-        """The job name (``JobName``; DIRAC's default is ``Name``)."""
+        """The job name (``JobName``; DIRAC's default is ``Name``).
+
+        Usage: ``Job(name="scan").name`` -> ``"scan"``
+        """
         return str(self._params["JobName"].value)
 
     @property
     def job_group(self) -> str:
-        """The job group (``JobGroup``; empty when unset)."""
+        """The job group (``JobGroup``; empty when unset).
+
+        Usage: ``Job(job_group="calib").job_group`` -> ``"calib"``
+        """
         return str(self._params["JobGroup"].value)
 
     @property
     def n_jobs(self) -> int:
-        """The number of concrete jobs: 1 for a plain job, the sequence length otherwise."""
+        """The number of concrete jobs: 1 for a plain job, the sequence length otherwise.
+
+        Usage: ``job.n_jobs == len(job)``
+        """
         return len(next(iter(self._sequences.values()))) if self._sequences else 1
 
     @property
     def is_parametric(self) -> bool:
-        """Whether the job has parameter sequences."""
+        """Whether the job has parameter sequences.
+
+        Usage: ``if job.is_parametric: ...``
+        """
         return bool(self._sequences)
 
     @property
     def steps(self) -> tuple[Step, ...]:
-        """The steps as written in the workflow XML (parametric arguments blank)."""
+        """The steps as written in the workflow XML (parametric arguments blank).
+
+        Usage: ``[s.executable for s in job.steps]``
+        """
         return tuple(self._steps)
 
     @property
     def parameter_sequences(self) -> Mapping[str, tuple[str, ...]]:
-        """The parameter sequences, by name, values as strings."""
+        """The parameter sequences, by name, values as strings.
+
+        Usage: ``job.parameter_sequences["seed"]``
+        """
         return dict(self._sequences)
 
     def __len__(self) -> int:
@@ -925,7 +950,10 @@ class Job:
             if par.type != "JDL" or par.value in ("", ()):
                 continue
             value = par.value
-            attrs[name] = value[0] if isinstance(value, tuple) and len(value) == 1 else value
+            # DIRAC writes a one-entry list as a scalar, except a sequence, which stays a list.
+            if isinstance(value, tuple) and len(value) == 1 and not name.startswith("Parameters."):
+                value = value[0]
+            attrs[name] = value
         if self._sequences:
             attrs["Parameters"] = self.n_jobs
         return {key: attrs[key] for key in sorted(attrs)}, params

@@ -157,6 +157,9 @@ class TrackConfig:
         return outage > retry.deadline
 
 
+_FINAL: frozenset[JobStatus] = frozenset(status for status in JobStatus if status.final)
+
+
 def _same(old: JobState, new: JobState) -> bool:
     """Whether two states differ in nothing an event reports (the time alone does not count)."""
     return old is new or (
@@ -209,7 +212,8 @@ class TrackStream:
         self._poll_failures = 0
         self._failing = False
         self._wake = anyio.Event()
-        self._hurry = False
+        self._drained: anyio.Event | None = None
+        self._taken = 0
         self._error: Exception | None = None
         self._error_raised = False
 
@@ -227,11 +231,24 @@ class TrackStream:
         return self
 
     async def __anext__(self) -> TrackEvent:
+        receive = self._receive
         try:
-            return await self._receive.receive()
+            self._taken += 1
+            if self._taken % _CHECKPOINT_EVERY:
+                # Buffered events are taken without a trip through the event loop (anyio's
+                # receive() makes one per item); every few items still yield, for fairness.
+                try:
+                    event = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    event = await receive.receive()
+            else:
+                event = await receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             self._raise_error()
             raise StopAsyncIteration from None
+        if self._drained is not None and not receive.statistics().current_buffer_used:
+            self._drained.set()
+        return event
 
     def job_events(self) -> AsyncIterator[JobEvent]:
         """Iterate over job changes only (other kinds still reach callbacks and the summary).
@@ -308,7 +325,6 @@ class TrackStream:
         """
         added = self._add(job_ids, initial or {})
         if added:
-            self._hurry = True
             self._wake.set()
         return added
 
@@ -449,6 +465,7 @@ class TrackStream:
             else:
                 delay = max(0.0, interval - (anyio.current_time() - started))
             await self._sleep(delay)
+            await self._until_drained()
 
     def _diff(
         self,
@@ -461,6 +478,10 @@ class TrackStream:
         states = self._states
         active = self._active
         counts = self._counts
+        emit = events.append
+        record = changed.append
+        final = _FINAL
+        make_event = JobEvent
         job_events = 0
         for job_id, new in answer.items():
             old = states.get(job_id)
@@ -478,15 +499,16 @@ class TrackStream:
             if job_id not in active:
                 continue  # removed while the page was in flight, or never asked
             states[job_id] = new
+            status = new.status
             if old is None:
                 self._unseen -= 1
             else:
                 counts[old.status] -= 1
-            counts[new.status] += 1
-            if new.status.final:
+            counts[status] += 1
+            if status in final:
                 active.discard(job_id)
-            events.append(JobEvent(job_id, old, new, seen))
-            changed.append(new)
+            emit(make_event(job_id, old, new, seen))
+            record(new)
             job_events += 1
         self._events += job_events
         for job_id in asked:
@@ -502,15 +524,25 @@ class TrackStream:
 
     async def _deliver(self, events: list[TrackEvent]) -> None:
         send = self._send
+        send_nowait = send.send_nowait
         callbacks = self._callbacks
         for event in events:
             for callback in callbacks:
                 await _call(callback, event)
             try:
-                send.send_nowait(event)
+                send_nowait(event)
             except anyio.WouldBlock:
                 # The consumer is behind: polling waits for it (bounded memory).
                 await send.send(event)
+
+    async def _until_drained(self) -> None:
+        """Wait until the consumer took every event: polling again before is wasted load."""
+        if self._send.statistics().current_buffer_used:
+            self._drained = anyio.Event()
+            try:
+                await self._drained.wait()
+            finally:
+                self._drained = None
 
     async def _sleep(self, delay: float) -> None:
         """Sleep ``delay`` seconds, or less if jobs are added, removed or the stream sealed."""
@@ -546,6 +578,8 @@ async def _call(callback: TrackCallback, event: TrackEvent) -> None:
     except Exception:
         logger.exception("tracking callback %r failed on %r; tracking goes on", callback, event)
 
+
+_CHECKPOINT_EVERY = 64
 
 _NO_LIMIT: AbstractAsyncContextManager[object] = nullcontext()
 

@@ -62,7 +62,7 @@ from ._exceptions import IntegrityError, UnsafeArchiveError
 
 __all__ = ["Extraction", "UnpackLimits", "UnpackedFile", "extract", "sniff_format", "unpack"]
 
-_READ_SIZE = 1 << 20
+_READ_SIZE = 256 << 10
 GiB = 1 << 30
 
 
@@ -369,18 +369,21 @@ class Extraction:
         limits: UnpackLimits | None = None,
         merge: bool = False,
         fsync: bool = False,
+        tag: str | None = None,
     ) -> None:
         self.target = Path(target)
         self.limits = limits or UnpackLimits()
         self.merge = merge
         self.fsync = fsync
         self._token = secrets.token_hex(4)
+        # Hidden, and named after the job (``tag``) so that a later run can find and remove it.
         if merge:
             self.target.mkdir(parents=True, exist_ok=True)
-            self.work = self.target / f".unpack-{self._token}"
+            prefix = f".{tag}.unpack" if tag else ".unpack"
+            self.work = self.target / f"{prefix}-{self._token}"
         else:
             self.target.parent.mkdir(parents=True, exist_ok=True)
-            self.work = self.target.with_name(f".{self.target.name}.unpack-{self._token}")
+            self.work = self.target.with_name(f".{tag or self.target.name}.unpack-{self._token}")
         self.work.mkdir()
 
     def run(self, raw: IO[bytes], name: str = "archive") -> list[UnpackedFile]:
@@ -393,7 +396,10 @@ class Extraction:
         extractor = _Extractor(self.work, self.limits, self.fsync)
         source = _Peekable(raw)
         try:
-            with _decompressed(source) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
+            with (
+                _decompressed(source) as stream,
+                tarfile.open(fileobj=stream, mode="r|", bufsize=_READ_SIZE) as tf,
+            ):
                 for member in tf:
                     extractor.add(tf, member)
         except UnsafeArchiveError:
@@ -414,6 +420,7 @@ class Extraction:
         """Move the extracted content into ``target`` (replacing it, or merging with ``merge``)."""
         if self.merge:
             _merge(self.work, self.target)
+            shutil.rmtree(self.work, ignore_errors=True)
         else:
             _install(self.work, self.target, self._token)
 
@@ -429,6 +436,7 @@ def extract(
     limits: UnpackLimits | None = None,
     merge: bool = False,
     fsync: bool = False,
+    tag: str | None = None,
 ) -> list[UnpackedFile]:
     """Extract ``archive`` into ``target`` safely and atomically (blocking; see :func:`unpack`).
 
@@ -438,6 +446,7 @@ def extract(
         limits: size and member caps (defaults: :class:`UnpackLimits`).
         merge: move the content into ``target`` entry by entry instead of replacing the folder.
         fsync: flush every file to stable storage before the folder is renamed into place.
+        tag: names the hidden work folder (``.<tag>.unpack-<random>``), e.g. the job ID.
 
     Returns:
         The regular files written, with their sizes, in archive order.
@@ -448,7 +457,7 @@ def extract(
 
     Usage: ``files = extract("12.tar.zst", "out/12")``
     """
-    job = Extraction(target, limits=limits, merge=merge, fsync=fsync)
+    job = Extraction(target, limits=limits, merge=merge, fsync=fsync, tag=tag)
     try:
         with open(archive, "rb") as raw:
             files = job.run(raw, f"archive {os.fspath(archive)!r}")
@@ -500,7 +509,14 @@ async def unpack(
     """
     try:
         return await anyio.to_thread.run_sync(
-            lambda: extract(archive, target, limits=limits, merge=merge, fsync=fsync)
+            lambda: extract(
+                archive,
+                target,
+                limits=limits,
+                merge=merge,
+                fsync=fsync,
+                tag=str(job_id) if job_id is not None else None,
+            )
         )
     except (UnsafeArchiveError, IntegrityError) as exc:
         if job_id is not None and exc.job_id is None:

@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,6 +35,7 @@ __all__ = [
     "parse_workflow",
     "render_workflow",
     "steps_for",
+    "workflow_parameters",
 ]
 
 _XML_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff\ufffe\uffff]|]]>")
@@ -241,6 +241,8 @@ def jobexec_overrides(arguments: str) -> dict[str, str]:
 
     Usage: ``jobexec_overrides("jobDescription.xml -p arguments='a b'")`` -> ``{"arguments": "a b"}``
     """
+    import shlex  # lazy: only setters and readers of Arguments need it
+
     try:
         words = shlex.split(arguments)
     except ValueError as exc:

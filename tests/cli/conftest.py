@@ -16,6 +16,14 @@ from cli_support import Invoke, Run
 from typer.testing import CliRunner
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # the DiracX server plugin, for the tests marked diracx (registered once, whoever does it)
+    import diracx_server
+
+    if not config.pluginmanager.has_plugin("diracx_server"):
+        config.pluginmanager.register(diracx_server, "diracx_server")
+
+
 @pytest.fixture
 def aiodirac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
     """Run ``aiodirac ARGS`` in this process, from ``tmp_path``; returns a :class:`Run`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -344,6 +345,66 @@ class TestLocal:
         stopped = aiodirac("--json", "local", "agent", "stop").json()
         assert stopped["running"] is False
         assert aiodirac("local", "agent", "status").stdout.startswith("No agent running")
+
+    def test_ps_lists_jobs_newest_first(
+        self, aiodirac: Invoke, submitted: Submit, finished: Wait
+    ) -> None:
+        assert aiodirac("local", "ps").stdout.startswith("No jobs in ")
+        ids = submitted("--name", "listed-%n", "-p", "n=1..3", "--", "/bin/echo", "%(n)s")
+        finished(ids)
+        doc = aiodirac("--json", "local", "ps").json()
+        assert [j["job_id"] for j in doc["jobs"]] == sorted(ids, reverse=True)
+        job = doc["jobs"][0]
+        assert set(job) == {
+            "job_id",
+            "name",
+            "job_group",
+            "status",
+            "minor_status",
+            "site",
+            "submitted",
+            "updated",
+        }
+        assert job["status"] == "Done"
+        assert job["name"].startswith("listed-")
+        assert aiodirac("--json", "local", "ps", "-s", "Running").json()["jobs"] == []
+        assert len(aiodirac("--json", "local", "ps", "-n", "1").json()["jobs"]) == 1
+        table = aiodirac("local", "ps")
+        assert table.stdout.splitlines()[0].split() == [
+            "ID",
+            "Status",
+            "MinorStatus",
+            "Name",
+            "Updated",
+        ]
+
+    def test_clean_old_final_jobs_only(
+        self, aiodirac: Invoke, submitted: Submit, finished: Wait
+    ) -> None:
+        done = submitted("--", "/bin/echo", "old")
+        finished(done)
+        running = submitted("--", "/bin/sleep", "30")
+        home = Path(os.environ["AIODIRAC_HOME"])
+        archives = list((home / "output").glob(f"{done[0]}.*"))
+        assert archives
+
+        assert aiodirac("--json", "local", "clean").json()["jobs"] == []  # not 7 days old
+        dry = aiodirac("--json", "local", "clean", "--older-than", "0", "--dry-run").json()
+        assert dry["jobs"] == done
+        assert dry["dry_run"] is True
+        assert all(a.is_file() for a in archives)
+
+        run = aiodirac("--json", "local", "clean", "--older-than", "0")
+        assert run.code == 0, run.stderr
+        doc = run.json()
+        assert (doc["jobs"], doc["deleted"]) == (done, 1)
+        assert doc["files_removed"] >= 1
+        assert doc["bytes_freed"] > 0
+        assert not any(a.exists() for a in archives)
+        states = aiodirac("--json", "status", str(done[0]), str(running[0])).json()["jobs"]
+        assert states[0]["status"] == "Deleted"
+        assert states[1]["status"] != "Deleted"
+        aiodirac("kill", str(running[0]))
 
 
 class TestErrors:

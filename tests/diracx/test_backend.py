@@ -27,7 +27,7 @@ from aiodirac import (
     SandboxNotAvailableError,
 )
 from aiodirac._diracx import DiracXBackend
-from aiodirac._diracx import _backend as backend_module
+from aiodirac._diracx import _http as http_module
 from aiodirac.testing._pilot import DiracXTestPilot, _read_jdls
 
 pytestmark = pytest.mark.diracx
@@ -85,7 +85,7 @@ async def test_status_follows_paging(
     backend: DiracXBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = await backend.submit(make_chunk(range(7), name="paging"))
-    monkeypatch.setattr(backend_module, "_MAX_PER_PAGE", 3)
+    monkeypatch.setattr(http_module, "MAX_PER_PAGE", 3)
     states = await backend.status([*ids, 987654321])
     assert sorted(states) == sorted(ids)  # unknown IDs are absent
     assert await backend.summary([*ids, 987654321]) == {JobStatus.SUBMITTING: 7}
@@ -137,9 +137,13 @@ async def test_kill_delete_reschedule_read_back(
     assert killed.done == (ids[1],)
     assert killed.refused == {done: "Done"}
 
-    rescheduled = await backend.reschedule([ids[1], ids[2]])
+    # DiracX's own reschedule leaves a Failed job Failed: the backend goes through Rescheduled
+    await pilot.set_status({ids[2]: ["Checking", "Waiting", "Matched", "Running", "Failed"]})
+    rescheduled = await backend.reschedule([ids[1], ids[2], ids[3]])
     assert rescheduled.done == (ids[2],)
-    assert rescheduled.refused == {ids[1]: "Killed"}
+    assert rescheduled.refused == {ids[1]: "Killed", ids[3]: "Received"}
+    state = (await backend.status([ids[2]]))[ids[2]]
+    assert (state.status, state.minor_status) == (JobStatus.RECEIVED, "Job Rescheduled")
 
     deleted = await backend.delete([done, ids[3], 987654321])
     assert set(deleted.done) == {done, ids[3]}
@@ -147,6 +151,8 @@ async def test_kill_delete_reschedule_read_back(
     states = await backend.status(ids)
     assert states[done].status is JobStatus.DELETED
     assert states[ids[3]].status is JobStatus.DELETED
+    # DiracX would bring a Deleted job back as Killed; DIRAC's rules do not
+    assert (await backend.kill([done])).refused == {done: "Deleted"}
 
 
 async def test_output_sandbox_errors(backend: DiracXBackend, diracx_server, tmp_path: Path) -> None:

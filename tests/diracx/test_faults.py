@@ -18,6 +18,7 @@ from _jobs import make_chunk
 from aiodirac import (
     AuthenticationError,
     BackendError,
+    ConfigurationError,
     InvalidRequestError,
     JobDescriptionError,
     NetworkError,
@@ -191,3 +192,15 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0 - 60) == 60.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None
+
+
+def test_ca_bundle_path_is_an_ssl_context(tmp_path: Path) -> None:
+    import ssl
+
+    from aiodirac._diracx._backend import _ssl_context
+
+    assert _ssl_context(True) is True
+    assert _ssl_context(False) is False
+    assert isinstance(_ssl_context(str(tmp_path)), ssl.SSLContext)
+    with pytest.raises(ConfigurationError, match="CA certificates"):
+        DiracXBackend(URL, token=TOKEN, verify=str(tmp_path / "missing.pem"))

@@ -1,9 +1,10 @@
 """Fixtures for the job layer's tests: DIRAC's reference cases and DIRAC's own JDL code.
 
 The reference folder is ``<repo>/../shared/reference/dirac`` (CI clones the repository with
-``shared/`` beside it). DIRAC's JDL code runs in the DiracX venv (``/tmp/diracx-local/venv`` or
-``$AIODIRAC_DIRACX_VENV``) through ``dirac_oracle.py``, in a subprocess with a timeout, because
-some JDL texts make it loop forever.
+``shared/`` beside it). DIRAC's JDL code runs in the DiracX venv (the first that exists of ``$AIODIRAC_DIRACX_VENV``,
+``$DX_VENV``, ``scripts/diracx.sh``'s default ``${DX_HOME:-${TMPDIR:-/tmp}/aiodirac-diracx}/venv``
+and ``/tmp/diracx-local/venv``) through ``dirac_oracle.py``, in a subprocess with a timeout,
+because some JDL texts make it loop forever.
 """
 
 from __future__ import annotations
@@ -25,8 +26,23 @@ REPO = HERE.parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "dirac"
 CASES = REFERENCE / "cases"
 ORACLE_SCRIPT = HERE / "dirac_oracle.py"
-DIRACX_VENV = Path(os.environ.get("AIODIRAC_DIRACX_VENV", "/tmp/diracx-local/venv"))
-DIRACX_PYTHON = DIRACX_VENV / "bin" / "python"
+
+
+def _diracx_python() -> Path:
+    home = os.environ.get("DX_HOME") or os.path.join(
+        os.environ.get("TMPDIR", "/tmp"), "aiodirac-diracx"
+    )
+    candidates = [
+        os.environ.get("AIODIRAC_DIRACX_VENV"),
+        os.environ.get("DX_VENV"),
+        os.path.join(home, "venv"),
+        "/tmp/diracx-local/venv",
+    ]
+    pythons = [Path(c) / "bin" / "python" for c in candidates if c]
+    return next((p for p in pythons if p.exists()), pythons[0])
+
+
+DIRACX_PYTHON = _diracx_python()
 
 #: The files DIRAC's reference scripts were run beside.
 CASE_FILES = ("input1.txt", "input2.dat", "a.cfg", "b.cfg", "myscript.sh", "libdir/mylib.py")

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiodirac._exceptions import JobDescriptionError, ParametricError, UnsafeValueError
 from aiodirac._jdl import parse_jdl
@@ -80,6 +82,9 @@ def test_setters_return_dirac_results() -> None:
     ("call", "argument"),
     [
         (lambda j: j.setName(5), "jobName"),
+        (lambda j: j.setName(""), "jobName"),
+        (lambda j: j.setType(""), "jobType"),
+        (lambda j: j.setPlatform(""), "platform"),
         (lambda j: j.setCPUTime("fast"), "timeInSecs"),
         (lambda j: j.setCPUTime(None), "timeInSecs"),
         (lambda j: j.setCPUTime(-1), "timeInSecs"),
@@ -383,3 +388,70 @@ def test_chunk_jobs_shares_chunks_only_where_dirac_can_carry_it() -> None:
     assert chunks[0].attributes["Parameters.aiodiracVary0"] == ("t0", "t1")
     assert [j.name for c in chunks for j in c.jobs] == ["t0", "t1", "t2", "t3"]
     assert all(j.parameters == {} for c in chunks for j in c.jobs)
+
+
+def test_a_one_value_sequence_stays_a_list() -> None:
+    job = scan(1)
+    attrs = parse_jdl(job.to_jdl())
+    assert attrs["Parameters"] == 1
+    assert attrs["Parameters.x"] == ("v0",)
+    assert [j.name for j in job.expand()] == ["scan-0"]
+
+
+def test_placeholders_and_parameter_values() -> None:
+    from aiodirac._parametric import check_parameter_value, placeholders
+
+    assert placeholders("run %(seed)s of %n, %(a)s %(seed)s") == {"seed", "a"}
+    assert placeholders("plain") == set()
+    check_parameter_value("x", "LFN:/vo/a-1.tgz")
+    for bad in ("", "a b", "%(y)s", "%n", "{a}", "a]", "it's", "a,b", "50%s"):
+        with pytest.raises(UnsafeValueError):
+            check_parameter_value("x", bad)
+
+
+def test_trusted_rendering_equals_checked_rendering() -> None:
+    from aiodirac._jdl import render_jdl, render_trusted
+
+    for concrete in scan(3).expand():
+        assert render_trusted(concrete.attributes) == render_jdl(concrete.attributes)
+
+
+def _attrs_of(build: object) -> dict[str, object] | None:
+    job = Job(name="base")
+    job.setExecutable("/bin/echo", arguments="%(p)s")
+    job.setParameterSequence("p", ["1", "2"])
+    try:
+        build(job)  # type: ignore[operator]
+        job.expand()
+    except JobDescriptionError:
+        return None
+    return dict(parse_jdl(job.to_jdl()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(max_size=16))
+def test_any_string_round_trips_or_is_refused_and_touches_nothing_else(value: str) -> None:
+    baseline = _attrs_of(lambda j: None)
+    assert baseline is not None
+    contexts = {
+        "JobName": lambda j: j.setName(value),
+        "OutputSandbox": lambda j: j.setOutputSandbox([value]),
+        "Parameters.p": lambda j: j.setParameterSequence("p", [value, "2"]),
+        "Arguments": lambda j: j.setExecutable("/bin/true", arguments=value),
+    }
+    for attribute, build in contexts.items():
+        got = _attrs_of(build)
+        if got is None:
+            continue
+        changed = {k for k in set(got) | set(baseline) if got.get(k) != baseline.get(k)}
+        if attribute == "JobName":
+            assert got["JobName"] == value
+            assert changed <= {"JobName"}
+        elif attribute == "OutputSandbox":
+            assert value in got["OutputSandbox"]  # type: ignore[operator]
+            assert changed <= {"OutputSandbox"}
+        elif attribute == "Parameters.p":
+            assert got["Parameters.p"] == (value, "2")
+            assert changed <= {"Parameters.p"}
+        else:  # a second, plain step: only the XML and the sandboxes (its log, /bin/true) change
+            assert changed <= {"OutputSandbox", "InputSandbox"}

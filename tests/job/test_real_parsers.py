@@ -258,3 +258,15 @@ def test_factored_chunks_expand_on_the_server_into_each_job(
         assert {k: v for k, v in got.attributes.items() if not k.startswith("Parameter")} == {
             k: v for k, v in alone.attributes.items() if k != "InputSandbox"
         } | {"InputSandbox": got.attributes["InputSandbox"]}
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, 11])
+def test_to_jdl_expands_on_the_server_as_expand_says(n_jobs: int, oracle: Oracle) -> None:
+    job = Job(name="n-%n", job_group="g")
+    job.setExecutable("/bin/echo", arguments="x=%(x)s %n")
+    job.setParameterSequence("x", [f"v{i}" for i in range(n_jobs)], addToWorkflow="X")
+    [answer] = oracle([{"op": "expand", "jdl": job.to_jdl()}])
+    assert answer["OK"], answer
+    assert [normalize(parse_jdl(t)) for t in answer["value"]] == [
+        normalize(dict(j.attributes)) for j in job.expand()
+    ]

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import ssl
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, cast
 
@@ -33,7 +34,6 @@ from .._exceptions import (
     InvalidTransitionError,
     JobNotFoundError,
     NotSupportedError,
-    PermissionDeniedError,
     SandboxNotAvailableError,
 )
 from .._jdl import check_item, render_jdl
@@ -41,47 +41,28 @@ from .._spec import SubmitChunk
 from .._status import JobState, JobStatus, MinorStatus
 from ._auth import TokenManager, TokenProvider, default_credentials_path
 from ._errors import describe_jobs, network_error, raise_for_response, redact_url
+from ._http import (
+    MAX_PER_PAGE,
+    SOURCE,
+    DiracXHTTP,
+    batches,
+    detail_dict,
+    now_utc,
+    parse_time,
+    to_status,
+)
 from ._sandbox import WORKFLOW_NAME, SandboxArchive, build_input_sandbox, sandbox_signature
 
 __all__ = ["DiracXBackend"]
 
 logger = logging.getLogger("aiodirac.diracx")
 
-_SOURCE = "aiodirac"
-_MAX_PER_PAGE = 10_000
 _STATUS_FIELDS = ["JobID", "Status", "MinorStatus", "ApplicationStatus", "Site", "LastUpdateTime"]
 _PFN_NAME = re.compile(r"/(?P<algo>[a-z0-9]{3,10}):(?P<hex>[0-9a-f]{64})\.(?P<fmt>[a-z0-9.]+)$")
 # statuses a confirmed job can have reached; anything else means the confirmation did not happen
 # stands for the sandbox PFN while the JDL is checked, before the upload gives the real one
 _PFN_SLOT = "SB:SandboxSE|/S3/pending/aiodirac/sandbox/sha256:" + "0" * 64 + ".tar.bz2"
 _NOT_CONFIRMED = frozenset({JobStatus.SUBMITTING, JobStatus.KILLED, JobStatus.DELETED})
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    # DiracX stores UTC without a zone in SQLite
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _status(value: object) -> JobStatus | None:
-    try:
-        return JobStatus(str(value))
-    except ValueError:
-        return None
-
-
-def _batches(items: Sequence[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 def _pfn_details(pfn: str) -> tuple[str | None, str]:
@@ -93,7 +74,7 @@ def _pfn_details(pfn: str) -> tuple[str | None, str]:
     return checksum, match["fmt"]
 
 
-class DiracXBackend(Backend):
+class DiracXBackend(DiracXHTTP, Backend):
     """Run jobs on a DIRAC installation through its DiracX REST API.
 
     One ``httpx.AsyncClient`` (timeouts always set, TLS verified by default) carries every request.
@@ -122,7 +103,7 @@ class DiracXBackend(Backend):
 
     capabilities = Capabilities(
         max_jobs_per_submit=20,
-        max_ids_per_status=_MAX_PER_PAGE,
+        max_ids_per_status=MAX_PER_PAGE,
         max_ids_per_update=1000,
         supports_range=True,
     )
@@ -156,7 +137,7 @@ class DiracXBackend(Backend):
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
-            verify=verify,
+            verify=_ssl_context(verify),
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
             headers={"User-Agent": "aiodirac"},
         )
@@ -218,68 +199,6 @@ class DiracXBackend(Backend):
             await self._client.aclose()
 
     # ------------------------------------------------------------------ HTTP core
-    async def _api(
-        self,
-        method: str,
-        path: str,
-        *,
-        action: str,
-        job_ids: Sequence[int] = (),
-        jobs_phrase: str | None = None,
-        json: object = None,
-        params: Mapping[str, str | int] | None = None,
-        ok: Callable[[httpx.Response], bool] | None = None,
-    ) -> httpx.Response:
-        """One authenticated DiracX request; retried once after a 401 with a new token."""
-        if self._closed:
-            raise BackendError("this DiracXBackend is closed")
-        assert path.startswith("/api/"), path
-        url = self._url + path
-        for attempt in (1, 2):
-            bearer = await self._tokens.get(self._client)
-            try:
-                self._requests += 1
-                response = await self._client.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    headers={"Authorization": f"Bearer {bearer}"},
-                )
-            except httpx.HTTPError as exc:
-                raise network_error(exc, action=action, job_ids=job_ids, url=url) from exc
-            if (
-                response.status_code == 401
-                and attempt == 1
-                and await self._tokens.invalidate(bearer)
-            ):
-                logger.debug("DiracX answered 401 to %s; retrying with a new token", action)
-                continue
-            if ok is not None and ok(response):
-                return response
-            raise_for_response(response, action=action, job_ids=job_ids, jobs_phrase=jobs_phrase)
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _json(response: httpx.Response, action: str) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise BackendError(
-                f"DiracX answered {action} with something that is not JSON "
-                f"(HTTP {response.status_code})",
-                status_code=response.status_code,
-            ) from exc
-
-    async def _whoami(self) -> str:
-        if self._username is None:
-            response = await self._api("GET", "/api/auth/userinfo", action="read the user info")
-            info = self._json(response, "userinfo")
-            self._username = str(info["preferred_username"])
-        return self._username
-
-    # ------------------------------------------------------------------ submission
     async def submit(self, chunk: SubmitChunk) -> list[int]:
         """Upload the chunk's input sandbox (once per content), then create its jobs unconfirmed.
 
@@ -351,7 +270,12 @@ class DiracXBackend(Backend):
         return tuple(kept)
 
     async def _upload_sandbox(self, paths: Sequence[str], workflow_xml: str) -> str:
-        signature = await anyio.to_thread.run_sync(sandbox_signature, paths, workflow_xml)
+        # no local file to stat: the XML alone decides, no worker thread needed
+        signature = (
+            await anyio.to_thread.run_sync(sandbox_signature, paths, workflow_xml)
+            if paths
+            else sandbox_signature((), workflow_xml)
+        )
         known_sha = self._sha_by_signature.get(signature)
         if known_sha is not None and known_sha in self._pfn_by_sha:
             return self._pfn_by_sha[known_sha]
@@ -412,87 +336,6 @@ class DiracXBackend(Backend):
             raise_for_response(response, action=f"{action} to {redact_url(url)}")
 
     # ------------------------------------------------------------------ status changes
-    async def _set_status(
-        self,
-        updates: Mapping[int, Mapping[datetime, Mapping[str, str]]],
-        *,
-        action: str,
-        force: bool = False,
-    ) -> dict[int, tuple[JobStatus | None, str]]:
-        """PATCH /api/jobs/status; what DiracX says each job now is: (status, reason if failed)."""
-        body = {
-            str(job_id): {when.isoformat(): dict(change) for when, change in changes.items()}
-            for job_id, changes in updates.items()
-        }
-        ids = list(updates)
-        response = await self._api(
-            "PATCH",
-            "/api/jobs/status",
-            action=action,
-            job_ids=ids,
-            json=body,
-            params={"force": "true"} if force else None,
-            # 404 means "no job could be updated": its detail still lists the failures
-            ok=lambda r: r.status_code == 404 and isinstance(_detail_dict(r), dict),
-        )
-        answer: dict[str, Any] = (
-            (_detail_dict(response) or {})
-            if response.status_code == 404
-            else self._json(response, action)
-        )
-        success = answer.get("success") or {}
-        failed = answer.get("failed") or {}
-        result: dict[int, tuple[JobStatus | None, str]] = {}
-        for key, info in success.items():
-            status = _status(info.get("Status")) if isinstance(info, dict) else None
-            result[int(key)] = (status, "")
-        for key, info in failed.items():
-            result[int(key)] = (None, str(info))
-        return result
-
-    async def _owned_split(self, job_ids: Sequence[int]) -> tuple[list[int], dict[int, str]]:
-        """Split IDs into the caller's own jobs and the others (unknown, or someone else's)."""
-        me = await self._whoami()
-        rows = await self._search(
-            job_ids, ["JobID", "Owner"], action="look up job owners", strict=False
-        )
-        owners = {int(row["JobID"]): str(row.get("Owner")) for row in rows}
-        mine: list[int] = []
-        others: dict[int, str] = {}
-        for job_id in job_ids:
-            owner = owners.get(job_id)
-            if owner is None:
-                others[job_id] = "unknown job"
-            elif owner != me:
-                others[job_id] = "belongs to another user"
-            else:
-                mine.append(job_id)
-        return mine, others
-
-    async def _apply(
-        self,
-        job_ids: Sequence[int],
-        build: Callable[[int], Mapping[datetime, Mapping[str, str]]],
-        *,
-        action: str,
-    ) -> tuple[dict[int, tuple[JobStatus | None, str]], dict[int, str]]:
-        """Apply per-job updates in batches; jobs DiracX would not let us touch are set apart."""
-        outcome: dict[int, tuple[JobStatus | None, str]] = {}
-        forbidden: dict[int, str] = {}
-        unique = list(dict.fromkeys(job_ids))
-        for batch in _batches(unique, self.capabilities.max_ids_per_update):
-            try:
-                outcome.update(await self._set_status({i: build(i) for i in batch}, action=action))
-            except PermissionDeniedError:
-                # DiracX refuses the whole request when one job is not ours: find which
-                mine, others = await self._owned_split(batch)
-                forbidden.update(others)
-                if mine:
-                    outcome.update(
-                        await self._set_status({i: build(i) for i in mine}, action=action)
-                    )
-        return outcome, forbidden
-
     async def confirm(self, job_ids: Sequence[int]) -> None:
         """Move unconfirmed jobs to ``Received``, many per request. Confirming twice is harmless.
 
@@ -509,11 +352,11 @@ class DiracXBackend(Backend):
                 now: {
                     "Status": JobStatus.RECEIVED,
                     "MinorStatus": MinorStatus.JOB_ACCEPTED,
-                    "Source": _SOURCE,
+                    "Source": SOURCE,
                 }
             }
 
-        now = _now()
+        now = now_utc()
         outcome, forbidden = await self._apply(job_ids, change, action="confirm")
         self._raise_forbidden(forbidden, "confirm")
         refused = {
@@ -532,24 +375,6 @@ class DiracXBackend(Backend):
                 current=current,
                 requested=str(JobStatus.RECEIVED),
             )
-
-    @staticmethod
-    def _raise_forbidden(forbidden: Mapping[int, str], action: str) -> None:
-        if not forbidden:
-            return
-        unknown = tuple(j for j, why in forbidden.items() if why == "unknown job")
-        if unknown:
-            raise JobNotFoundError(
-                f"cannot {action} {describe_jobs(unknown)}: no such job on this DiracX server",
-                job_ids=unknown,
-                status_code=403,
-            )
-        others = tuple(forbidden)
-        raise PermissionDeniedError(
-            f"cannot {action} {describe_jobs(others)}: they belong to another user",
-            job_ids=others,
-            status_code=403,
-        )
 
     async def discard(self, job_ids: Sequence[int], reason: str) -> None:
         """Kill the jobs still unconfirmed (``Killed``, MinorStatus ``reason``); never run.
@@ -572,10 +397,10 @@ class DiracXBackend(Backend):
             )
         if not pending:
             return
-        now = _now()
+        now = now_utc()
 
         def change(_: int) -> Mapping[datetime, Mapping[str, str]]:
-            return {now: {"Status": JobStatus.KILLED, "MinorStatus": reason, "Source": _SOURCE}}
+            return {now: {"Status": JobStatus.KILLED, "MinorStatus": reason, "Source": SOURCE}}
 
         outcome, forbidden = await self._apply(pending, change, action="discard")
         self._raise_forbidden(forbidden, "discard")
@@ -594,37 +419,45 @@ class DiracXBackend(Backend):
             )
 
     async def kill(self, job_ids: Sequence[int]) -> ActionResult:
-        """Kill jobs; returns which DiracX actually killed and why the others were not."""
-        now = _now()
+        """Kill jobs; returns which DiracX actually killed and why the others were not.
+
+        DIRAC's state machine is applied here first: DiracX 0.7.0 lets a ``Deleted`` job
+        come back as ``Killed``, DIRAC does not.
+        """
+        unique = list(dict.fromkeys(job_ids))
+        states = await self.status(unique)
+        refused = _refuse_by_state(unique, states, lambda s: s.can_move_to(JobStatus.KILLED))
+        now = now_utc()
 
         def change(_: int) -> Mapping[datetime, Mapping[str, str]]:
             return {
                 now: {
                     "Status": JobStatus.KILLED,
                     "MinorStatus": MinorStatus.MARKED_FOR_TERMINATION,
-                    "Source": _SOURCE,
+                    "Source": SOURCE,
                 }
             }
 
-        outcome, forbidden = await self._apply(job_ids, change, action="kill")
-        return self._action_result(job_ids, outcome, forbidden, {JobStatus.KILLED})
+        todo = [j for j in unique if j not in refused]
+        outcome, forbidden = await self._apply(todo, change, action="kill")
+        return self._action_result(todo, outcome, {**refused, **forbidden}, {JobStatus.KILLED})
 
     async def delete(self, job_ids: Sequence[int]) -> ActionResult:
         """Delete jobs (``Deleted``); jobs that cannot go there directly are killed first."""
         if not job_ids:
             return ActionResult()
         states = await self.status(job_ids)
-        now = _now()
+        now = now_utc()
 
         def change(job_id: int) -> Mapping[datetime, Mapping[str, str]]:
             state = states.get(job_id)
-            deleted = {"Status": JobStatus.DELETED, "Source": _SOURCE}
+            deleted = {"Status": JobStatus.DELETED, "Source": SOURCE}
             if state is None or state.status.can_move_to(JobStatus.DELETED):
                 return {now: deleted}
             killed = {
                 "Status": JobStatus.KILLED,
                 "MinorStatus": MinorStatus.MARKED_FOR_TERMINATION,
-                "Source": _SOURCE,
+                "Source": SOURCE,
             }
             return {now: killed, now + timedelta(milliseconds=1): deleted}
 
@@ -653,24 +486,49 @@ class DiracXBackend(Backend):
         return ActionResult(done=tuple(done), refused=refused)
 
     async def reschedule(self, job_ids: Sequence[int]) -> ActionResult:
-        """Send jobs back to ``Received`` / ``Job Rescheduled`` (``POST /api/jobs/reschedule``)."""
+        """Send jobs back to ``Received`` / ``Job Rescheduled`` (``POST /api/jobs/reschedule``).
+
+        As in DIRAC, a job goes through ``Rescheduled`` first: DiracX 0.7.0 moves it straight to
+        ``Received``, which its own state machine refuses for a ``Failed`` job (it answers 200
+        and leaves the job ``Failed``). Jobs that DIRAC cannot reschedule (unconfirmed, Done,
+        Killed, Deleted...) are refused with their status.
+        """
         unique = list(dict.fromkeys(job_ids))
+        states = await self.status(unique)
+        refused = _refuse_by_state(
+            unique,
+            states,
+            lambda s: s is JobStatus.RESCHEDULED or s.can_move_to(JobStatus.RESCHEDULED),
+        )
+        todo = [j for j in unique if j not in refused]
+        first = [j for j in todo if states[j].status is not JobStatus.RESCHEDULED]
+        now = now_utc()
+
+        def change(_: int) -> Mapping[datetime, Mapping[str, str]]:
+            return {
+                now: {
+                    "Status": JobStatus.RESCHEDULED,
+                    "MinorStatus": MinorStatus.RESCHEDULED,
+                    "Source": SOURCE,
+                }
+            }
+
+        moved, forbidden = await self._apply(first, change, action="reschedule")
+        refused.update(forbidden)
+        for job_id, (status, reason) in moved.items():
+            if status is not JobStatus.RESCHEDULED:
+                refused[job_id] = str(status) if status is not None else reason
+        todo = [j for j in todo if j not in refused]
         outcome: dict[int, tuple[JobStatus | None, str]] = {}
-        forbidden: dict[int, str] = {}
-        for batch in _batches(unique, self.capabilities.max_ids_per_update):
-            try:
-                answer = await self._reschedule_batch(batch)
-            except PermissionDeniedError:
-                mine, others = await self._owned_split(batch)
-                forbidden.update(others)
-                answer = await self._reschedule_batch(mine) if mine else {}
+        for batch in batches(todo, self.capabilities.max_ids_per_update):
+            answer = await self._reschedule_batch(batch)
             for key, info in (answer.get("success") or {}).items():
-                outcome[int(key)] = (_status(info.get("Status")), "")
+                outcome[int(key)] = (to_status(info.get("Status")), "")
             for key, info in (answer.get("failed") or {}).items():
                 detail = info.get("detail", info) if isinstance(info, dict) else info
                 outcome[int(key)] = (None, str(detail))
-        wanted = {JobStatus.RECEIVED, JobStatus.RESCHEDULED, JobStatus.WAITING}
-        return self._action_result(unique, outcome, forbidden, wanted)
+        wanted = {JobStatus.RECEIVED, JobStatus.WAITING}
+        return self._action_result(unique, outcome, refused, wanted)
 
     async def _reschedule_batch(self, batch: list[int]) -> dict[str, Any]:
         response = await self._api(
@@ -680,70 +538,22 @@ class DiracXBackend(Backend):
             job_ids=batch,
             json={"job_ids": batch},
             # 400 = none could be rescheduled; its detail holds the per-job failures
-            ok=lambda r: r.status_code == 400 and isinstance(_detail_dict(r), dict),
+            ok=lambda r: r.status_code == 400 and isinstance(detail_dict(r), dict),
         )
         if response.status_code == 400:
-            return _detail_dict(response) or {}
+            return detail_dict(response) or {}
         return cast(dict[str, Any], self._json(response, "reschedule"))
 
     # ------------------------------------------------------------------ queries
-    async def _search(
-        self,
-        job_ids: Sequence[int] | None,
-        parameters: list[str],
-        *,
-        action: str,
-        extra: Sequence[Mapping[str, object]] = (),
-        strict: bool = True,
-    ) -> list[dict[str, Any]]:
-        """Every row of a search, following 206 paging; ``in`` filters of at most 10,000 IDs."""
-        rows: list[dict[str, Any]] = []
-        groups: list[list[int] | None] = (
-            list(_batches(list(dict.fromkeys(job_ids)), _MAX_PER_PAGE))
-            if job_ids is not None
-            else [None]
-        )
-        for group in groups:
-            search: list[Mapping[str, object]] = list(extra)
-            if group is not None:
-                search.append({"parameter": "JobID", "operator": "in", "values": group})
-            body = {
-                "parameters": parameters,
-                "search": search,
-                "sort": [{"parameter": "JobID", "direction": "asc"}],
-            }
-            page = 1
-            while True:
-                response = await self._api(
-                    "POST",
-                    "/api/jobs/search",
-                    action=action,
-                    job_ids=group if strict and group else (),
-                    json=body,
-                    params={"page": page, "per_page": _MAX_PER_PAGE},
-                    ok=lambda r: r.status_code == 416,
-                )
-                if response.status_code == 416:
-                    break
-                chunk = self._json(response, action)
-                rows.extend(chunk)
-                if response.status_code != 206 or not chunk:
-                    break
-                total = _content_range_total(response.headers.get("Content-Range"))
-                if total is not None and page * _MAX_PER_PAGE >= total:
-                    break
-                page += 1
-        return rows
-
     async def status(self, job_ids: Sequence[int]) -> dict[int, JobState]:
         """Current state of jobs (one search per 10,000 IDs); unknown IDs are absent."""
         if not job_ids:
             return {}
-        seen = _now()
+        seen = now_utc()
         rows = await self._search(job_ids, _STATUS_FIELDS, action="read job statuses")
         states: dict[int, JobState] = {}
         for row in rows:
-            status = _status(row.get("Status"))
+            status = to_status(row.get("Status"))
             if status is None:
                 logger.warning(
                     "job %s has status %r, which aiodirac does not know; skipped",
@@ -758,7 +568,7 @@ class DiracXBackend(Backend):
                 minor_status=str(row.get("MinorStatus") or ""),
                 application_status=str(row.get("ApplicationStatus") or "Unknown"),
                 site=str(row.get("Site") or "ANY"),
-                time=_parse_time(row.get("LastUpdateTime")) or seen,
+                time=parse_time(row.get("LastUpdateTime")) or seen,
             )
         return states
 
@@ -803,7 +613,7 @@ class DiracXBackend(Backend):
         for row in rows:
             name = str(row.get("JobName") or "")
             group = str(row.get("JobGroup") or "")
-            submitted = _parse_time(row.get("SubmissionTime"))
+            submitted = parse_time(row.get("SubmissionTime"))
             if row.get("Status") != JobStatus.SUBMITTING or row.get("Owner") != me:
                 continue
             if job_group is not None and group != job_group:
@@ -820,7 +630,7 @@ class DiracXBackend(Backend):
     async def summary(self, job_ids: Sequence[int]) -> dict[JobStatus, int]:
         """Counts per status among ``job_ids`` (``POST /api/jobs/summary``)."""
         counts: dict[JobStatus, int] = {}
-        for batch in _batches(list(dict.fromkeys(job_ids)), _MAX_PER_PAGE):
+        for batch in batches(list(dict.fromkeys(job_ids)), MAX_PER_PAGE):
             response = await self._api(
                 "POST",
                 "/api/jobs/summary",
@@ -831,7 +641,7 @@ class DiracXBackend(Backend):
                 },
             )
             for row in self._json(response, "summary"):
-                status = _status(row.get("Status"))
+                status = to_status(row.get("Status"))
                 if status is not None:
                     counts[status] = counts.get(status, 0) + int(row.get("count", 0))
         return counts
@@ -848,20 +658,6 @@ class DiracXBackend(Backend):
         )
 
     # ------------------------------------------------------------------ output sandbox
-    async def _job_request(self, path: str, job_id: int, action: str) -> httpx.Response:
-        """A request about one job; a 403 is told apart into unknown job vs someone else's."""
-        try:
-            return await self._api("GET", path, action=action, job_ids=[job_id])
-        except PermissionDeniedError:
-            _, others = await self._owned_split([job_id])
-            if others.get(job_id) == "unknown job":
-                raise JobNotFoundError(
-                    f"cannot {action}: job {job_id} does not exist on this DiracX server",
-                    job_ids=(job_id,),
-                    status_code=403,
-                ) from None
-            raise
-
     async def output_sandbox(self, job_id: int) -> OutputSandbox:
         """A fresh presigned URL for the job's output sandbox archive.
 
@@ -916,24 +712,33 @@ class DiracXBackend(Backend):
         return self._client
 
 
+def _ssl_context(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx wants an SSL context for a CA bundle path (file) or folder (``capath``)."""
+    if isinstance(verify, bool):
+        return verify
+    try:
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot use {verify!r} as CA certificates: {exc}") from exc
+
+
+def _refuse_by_state(
+    job_ids: Sequence[int],
+    states: Mapping[int, JobState],
+    allowed: Callable[[JobStatus], bool],
+) -> dict[int, str]:
+    """Jobs the action cannot apply to: unknown ones, and those whose status forbids it."""
+    refused: dict[int, str] = {}
+    for job_id in job_ids:
+        state = states.get(job_id)
+        if state is None:
+            refused[job_id] = "unknown job"
+        elif not allowed(state.status):
+            refused[job_id] = str(state.status)
+    return refused
+
+
 def _is_unconfirmed(state: JobState | None) -> bool:
     return state is not None and state.status is JobStatus.SUBMITTING
-
-
-def _detail_dict(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    detail = body.get("detail") if isinstance(body, dict) else None
-    return detail if isinstance(detail, dict) else None
-
-
-def _content_range_total(value: str | None) -> int | None:
-    # "jobs 0-99/160" or "jobs */160"
-    if not value or "/" not in value:
-        return None
-    try:
-        return int(value.rsplit("/", 1)[1])
-    except ValueError:
-        return None

@@ -129,9 +129,11 @@ def _job_files(home: Path, job_id: int) -> list[Path]:
     from aiodirac._local._paths import StatePaths
 
     paths = StatePaths(home)
-    found = [paths.output_archive(job_id), paths.workdir(job_id)]
-    if paths.work.is_dir():
-        found.extend(paths.work.glob(f"{job_id}.*"))
+    # <id>.tar.bz2 / <id>.<attempt>.tar.bz2 archives, <id> / <id>.<attempt> working folders
+    found: list[Path] = [paths.workdir(job_id)]
+    for folder in (paths.output, paths.work):
+        if folder.is_dir():
+            found.extend(folder.glob(f"{job_id}.*"))
     return [p for p in found if p.exists() or p.is_symlink()]
 
 

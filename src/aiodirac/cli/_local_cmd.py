@@ -4,12 +4,13 @@ The local backend keeps its jobs in a state folder (``$AIODIRAC_HOME``, else
 ``~/.local/share/aiodirac``) and runs them in one detached agent process, started on demand by
 any client and stopping by itself when idle. These commands look after it by hand.
 
-Usage: ``aiodirac local agent status``; ``aiodirac local agent stop``
+Usage: ``aiodirac local agent status``; ``aiodirac local ps``; ``aiodirac local clean``
 """
 
 from __future__ import annotations
 
 import enum
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -105,4 +106,119 @@ def register(app: typer.Typer) -> None:
 
         run(opts, body)
 
+    @command(local_app, "ps")
+    def ps(
+        opts: Options,
+        status: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--status", "-s", metavar="STATUS", help="Only jobs in this status (repeat)."
+            ),
+        ] = None,
+        limit: Annotated[
+            int, typer.Option("--limit", "-n", metavar="N", help="At most N jobs (0: all).", min=0)
+        ] = 50,
+        home: HomeOpt = None,
+    ) -> None:
+        """List the jobs of the local state folder, newest first."""
+        from ._local_admin import list_local_jobs
+
+        out = Output(opts)
+
+        async def body() -> int:
+            import anyio.to_thread
+
+            folder = local_backend(home).home
+            jobs = await anyio.to_thread.run_sync(
+                lambda: list_local_jobs(folder, statuses=status or (), limit=limit or None)
+            )
+            if out.json:
+                out.data(
+                    {
+                        "home": str(folder),
+                        "jobs": [
+                            {
+                                "job_id": j.job_id,
+                                "name": j.name,
+                                "job_group": j.job_group,
+                                "status": j.status,
+                                "minor_status": j.minor_status,
+                                "site": j.site,
+                                "submitted": j.submitted.isoformat(),
+                                "updated": j.updated.isoformat(),
+                            }
+                            for j in jobs
+                        ],
+                    }
+                )
+                return ExitCode.OK
+            if not jobs:
+                out.result(f"No jobs in {folder}")
+                return ExitCode.OK
+            out.table(
+                ["ID", "Status", "MinorStatus", "Name", "Updated"],
+                ([j.job_id, j.status, j.minor_status, j.name, _age(j.updated)] for j in jobs),
+                styles=[None, "status", None, None, None],
+            )
+            return ExitCode.OK
+
+        run(opts, body)
+
+    @command(local_app, "clean")
+    def clean(
+        opts: Options,
+        older_than: Annotated[
+            float,
+            typer.Option(
+                "--older-than",
+                metavar="DAYS",
+                min=0,
+                help="Clean final jobs last changed more than DAYS days ago.",
+            ),
+        ] = 7.0,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Say what would be cleaned; change nothing.")
+        ] = False,
+        home: HomeOpt = None,
+    ) -> None:
+        """Delete old finished jobs and free their output archives and working folders.
+
+        Jobs still queued or running are never touched; deleted jobs stay listed as Deleted.
+        """
+        from ._local_admin import clean_local
+        from ._output import human_bytes
+
+        out = Output(opts)
+
+        async def body() -> int:
+            async with local_backend(home) as backend:
+                report = await clean_local(backend, older_than=older_than * 86400, dry_run=dry_run)
+            if out.json:
+                out.data(
+                    {
+                        "jobs": list(report.jobs),
+                        "deleted": report.deleted,
+                        "files_removed": report.files_removed,
+                        "bytes_freed": report.bytes_freed,
+                        "dry_run": report.dry_run,
+                    }
+                )
+            else:
+                verb = "Would clean" if dry_run else "Cleaned"
+                out.result(
+                    f"{verb} {len(report.jobs)} jobs: {report.files_removed} files or folders, "
+                    f"{human_bytes(report.bytes_freed)}"
+                )
+            return ExitCode.OK
+
+        run(opts, body)
+
     app.add_typer(local_app)
+
+
+def _age(when: datetime) -> str:
+    seconds = max(0.0, (datetime.now(UTC) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"

@@ -1,0 +1,305 @@
+"""Bulk submission speed: aiodirac's Submitter vs DiracX's official client vs the server's capacity.
+
+Starts its own DiracX 0.7.0 (``scripts/diracx.sh``: free ports, a temporary state folder; or
+use ``--url``/``--credentials`` for a running one) and a :class:`FaultProxy` in a separate
+process that adds ``--latency`` seconds (default 0.1) to every request, then, for ``--jobs``
+jobs (default 2,000) per run:
+
+1. **capacity**: a bare httpx flood straight to the server (no proxy, no latency): requests of
+   20 JDLs, ``--flood`` requests in flight. The server's own limit.
+2. **official**: DiracX's official client as its users write it, in a subprocess of the DiracX
+   venv, through the proxy: ``create_sandbox`` once, then ``jobs.submit_jdl_jobs`` with 20 JDLs
+   per request, one request after another.
+3. **aiodirac**: ``Submitter(DiracXBackend(proxy), SubmitConfig())`` with its defaults on one
+   parametric ``Job``: chunks of 20, two-phase (created unconfirmed, journaled, confirmed),
+   through the proxy. The clock stops when ``submit`` returns, every job confirmed.
+
+It prints jobs/s for each and the ratios. Targets (issue 5): aiodirac >= 85% of the lesser of
+the server's capacity and the configured rate limit, and >= 2.5x the official client.
+
+    .venv/bin/python benchmarks/submit.py [--jobs 2000] [--latency 0.1] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from aiodirac._diracx import DiracXBackend
+from aiodirac._jdl import render_jdl
+from aiodirac._job import Job
+from aiodirac._journal import Journal
+from aiodirac._submit import SubmitConfig, Submitter
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            parts = shlex.split(value)
+            values[key] = parts[0] if parts else ""
+    return values
+
+
+def plain_jdls(total: int, tag: str, sandbox: str | None) -> list[str]:
+    """One JDL per job, as a user of the official client writes them."""
+    jdls = []
+    for i in range(total):
+        attributes: dict[str, str | int | tuple[str, ...]] = {
+            "Executable": "/bin/echo",
+            "Arguments": f"value {i}",
+            "JobName": f"{tag}-{i}",
+            "CPUTime": 500,
+            "StdOutput": "std.out",
+            "StdError": "std.err",
+            "OutputSandbox": ("std.out", "std.err"),
+        }
+        if sandbox is not None:
+            attributes["InputSandbox"] = (sandbox,)
+        jdls.append(render_jdl(attributes))
+    return jdls
+
+
+# -------------------------------------------------------------------------------- the proxy
+PROXY = textwrap.dedent(
+    """
+    import sys, anyio
+    from aiodirac.testing._proxy import FaultProxy, ProxyFaults
+
+    async def main(upstream, latency):
+        async with FaultProxy(upstream, ProxyFaults(latency=float(latency))) as proxy:
+            print(proxy.url, flush=True)
+            # Serve until the benchmark closes our stdin.
+            await anyio.to_thread.run_sync(sys.stdin.read)
+
+    anyio.run(main, sys.argv[1], sys.argv[2])
+    """
+)
+
+
+# -------------------------------------------------------------------------------- 1. capacity
+async def run_flood(url: str, credentials: str, total: int, in_flight: int) -> dict[str, float]:
+    token = json.loads(Path(credentials).read_text())["access_token"]
+    jdls = plain_jdls(total, f"flood{time.time_ns()}", None)
+    batches = [jdls[i : i + 20] for i in range(0, total, 20)]
+    created = 0
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120
+    ) as client:
+        (await client.get("/api/auth/userinfo")).raise_for_status()  # connection warm
+        limiter = anyio.CapacityLimiter(in_flight)
+
+        async def one(batch: list[str]) -> None:
+            nonlocal created
+            async with limiter:
+                response = await client.post("/api/jobs/jdl", json=batch)
+                response.raise_for_status()
+                created += len(response.json())
+
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for batch in batches:
+                tg.start_soon(one, batch)
+        wall = time.perf_counter() - start
+    assert created == total, created
+    return {"wall": wall, "jobs": created}
+
+
+# -------------------------------------------------------------------------------- 2. official
+OFFICIAL = textwrap.dedent(
+    """
+    import asyncio, json, sys, time
+    from pathlib import Path
+    from diracx.client.aio import AsyncDiracClient
+    from diracx.api.jobs import create_sandbox
+
+    async def main():
+        jdls = json.loads(Path(sys.argv[1]).read_text())
+        workflow = Path(sys.argv[2])
+        async with AsyncDiracClient() as client:
+            # connection + token: not part of the campaign
+            await client.jobs.search(search=[{"parameter": "JobID", "operator": "eq", "value": 1}])
+            wall0 = time.perf_counter()
+            pfn = await create_sandbox([workflow], client=client)
+            ids = []
+            for start in range(0, len(jdls), 20):
+                batch = [j.replace("@PFN@", pfn) for j in jdls[start:start + 20]]
+                inserted = await client.jobs.submit_jdl_jobs(batch)
+                ids += [job.job_id for job in inserted]
+            wall = time.perf_counter() - wall0
+        print(json.dumps({"wall": wall, "jobs": len(ids)}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def run_official(
+    python: str, url: str, credentials: str, total: int, tmp: Path, tag: str
+) -> dict[str, float]:
+    jdl_file = tmp / f"{tag}.json"
+    jdl_file.write_text(json.dumps(plain_jdls(total, tag, "@PFN@")))
+    workflow = tmp / tag / "input.txt"
+    workflow.parent.mkdir()
+    workflow.write_text(f"input of {tag}\n")
+    env = dict(os.environ, DIRACX_URL=url, DIRACX_CREDENTIALS_PATH=credentials)
+    out = subprocess.run(
+        [python, "-c", OFFICIAL, str(jdl_file), str(workflow)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"official client failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+# -------------------------------------------------------------------------------- 3. aiodirac
+async def run_aiodirac(
+    url: str, credentials: str, total: int, tmp: Path, tag: str
+) -> dict[str, float]:
+    job = Job()
+    job.setExecutable("/bin/echo", arguments="value %(n)s")
+    job.setName(f"{tag}-%n")
+    job.setParameterSequence("n", [str(i) for i in range(total)])
+    config = SubmitConfig(campaign=tag)
+    async with (
+        DiracXBackend(url, credentials_path=credentials) as backend,
+        await Journal.open(tmp / f"{tag}.db") as journal,
+    ):
+        await backend.status([1])  # connection + token: not part of the campaign
+        submitter = Submitter(backend, config, journal=journal)
+        start = time.perf_counter()
+        ids = await submitter.submit(job)
+        wall = time.perf_counter() - start
+        states = await backend.summary(ids)
+    assert len(set(ids)) == total, len(ids)
+    assert {str(s) for s in states} == {"Received"}, states
+    report = submitter.report
+    return {"wall": wall, "jobs": len(ids), "requests": report.requests if report else 0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--flood", type=int, default=16, help="requests in flight of the flood")
+    parser.add_argument("--url", help="a running DiracX (else one is started)")
+    parser.add_argument("--credentials", help="its credentials file (with --url)")
+    parser.add_argument("--dx-python", help="python of the DiracX venv (official client)")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="aiodirac-bench-submit-"))
+    script = ROOT / "scripts" / "diracx.sh"
+    env = dict(os.environ)
+    started_here = args.url is None
+    if started_here:
+        env.update(DX_STATE=str(tmp / "state"), DX_PORT=str(_free_port()))
+        env["DX_S3_PORT"] = str(_free_port())
+        if subprocess.run(["bash", str(script), "start"], env=env, check=False).returncode:
+            print("could not start DiracX", file=sys.stderr)
+            return 1
+        values = _env_file(tmp / "state" / "env.sh")
+        url, credentials = values["DIRACX_URL"], values["DIRACX_CREDENTIALS_PATH"]
+        python = args.dx_python or str(Path(values.get("DX_VENV", "")) / "bin" / "python")
+    else:
+        url, credentials = args.url, args.credentials
+        python = args.dx_python or "/tmp/diracx-local/venv/bin/python"
+    proxy = subprocess.Popen(
+        [sys.executable, "-c", PROXY, url, str(args.latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(env, PYTHONPATH=str(ROOT / "src")),
+    )
+    try:
+        assert proxy.stdout is not None
+        proxy_url = proxy.stdout.readline().strip()
+        results: dict[str, list[dict[str, float]]] = {
+            "capacity": [],
+            "official": [],
+            "aiodirac": [],
+        }
+        for round_no in range(1, args.rounds + 1):
+            tag = f"r{round_no}x{time.time_ns() % 10**6}"
+            flood = anyio.run(run_flood, url, credentials, args.jobs, args.flood)
+            results["capacity"].append(flood)
+            official = run_official(python, proxy_url, credentials, args.jobs, tmp, f"off{tag}")
+            results["official"].append(official)
+            ours = anyio.run(run_aiodirac, proxy_url, credentials, args.jobs, tmp, f"aio{tag}")
+            results["aiodirac"].append(ours)
+            for name in results:
+                r = results[name][-1]
+                print(
+                    f"  round {round_no} {name:9s} {r['jobs'] / r['wall']:7.1f} jobs/s "
+                    f"({int(r['jobs'])} jobs in {r['wall']:.2f} s)",
+                    flush=True,
+                )
+    finally:
+        if proxy.stdin is not None:
+            proxy.stdin.close()
+        proxy.wait(timeout=30)
+        if started_here:
+            subprocess.run(["bash", str(script), "stop"], env=env, check=False)
+
+    rate = {
+        name: statistics.median(r["jobs"] / r["wall"] for r in runs)
+        for name, runs in results.items()
+    }
+    defaults = SubmitConfig()
+    limit_rate = defaults.rate * 20  # jobs/s if every request were a 20-job submission
+    physical = min(rate["capacity"], limit_rate)
+    print(
+        f"\n{args.jobs} jobs per run, {args.rounds} round(s), medians; proxy latency "
+        f"{args.latency * 1000:.0f} ms for official and aiodirac:"
+    )
+    print(
+        f"  server capacity (bare httpx flood, {args.flood} in flight, no latency): "
+        f"{rate['capacity']:7.1f} jobs/s"
+    )
+    print(
+        f"  official DiracX client (20-job requests, sequential):            "
+        f"{rate['official']:7.1f} jobs/s"
+    )
+    print(
+        f"  aiodirac defaults (in flight {defaults.max_in_flight}, {defaults.rate:g} req/s, "
+        f"burst {defaults.burst}):           {rate['aiodirac']:7.1f} jobs/s"
+    )
+    print(
+        f"  configured rate limit: {limit_rate:.0f} jobs/s; physical limit "
+        f"min(capacity, rate limit) = {physical:.1f} jobs/s"
+    )
+    print(f"  aiodirac / physical limit = {rate['aiodirac'] / physical:.2f}  (target >= 0.85)")
+    print(
+        f"  aiodirac / official       = {rate['aiodirac'] / rate['official']:.2f}  (target >= 2.5)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

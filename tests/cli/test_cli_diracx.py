@@ -1,0 +1,93 @@
+"""The command line against the real DiracX server (a test pilot plays the grid)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from cli_support import Invoke
+
+from aiodirac.testing._pilot import DiracXTestPilot
+
+pytestmark = pytest.mark.diracx
+
+
+@pytest.fixture
+def dx(
+    aiodirac: Invoke, diracx_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Invoke:
+    """``aiodirac`` pointed at the session's DiracX with localuser's credentials, as users do."""
+    credentials = diracx_server.write_credentials(tmp_path / "credentials.json")
+    monkeypatch.setenv("DIRACX_URL", diracx_server.url)
+    monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(credentials))
+    return aiodirac
+
+
+def _run_on_grid(server: Any, tmp_path: Path, ids: Sequence[int]) -> None:
+    async def run() -> None:
+        async with DiracXTestPilot(
+            server.url,
+            jobdb_path=server.jobdb_path,
+            workdir=tmp_path / "grid",
+            credentials_path=tmp_path / "credentials.json",
+        ) as pilot:
+            runs = await pilot.run_jobs(ids)
+        assert {r.job_id for r in runs} == set(ids)
+
+    anyio.run(run)
+
+
+def test_submit_run_status_watch_output(dx: Invoke, diracx_server: Any, tmp_path: Path) -> None:
+    run = dx("--json", "submit", "--name", "cli-%n", "-p", "n=1..3", "--", "/bin/echo", "dx-%(n)s")
+    assert run.code == 0, run.stderr
+    ids = run.json()["job_ids"]
+    assert len(ids) == 3
+
+    waiting = dx("--json", "status", *map(str, ids)).json()
+    assert {j["status"] for j in waiting["jobs"]} <= {"Received", "Checking", "Waiting"}
+
+    _run_on_grid(diracx_server, tmp_path, ids)
+
+    watched = dx("--json", "watch", *map(str, ids))
+    assert watched.code == 0, watched.stderr
+    assert watched.lines()[-1]["counts"] == {"Done": 3}
+
+    out = dx("--json", "output", *map(str, ids), "--dest", "out")
+    assert out.code == 0, out.stderr
+    assert out.json()["downloaded"] == 3
+    texts = {(tmp_path / "out" / str(i) / "std.out").read_text().strip() for i in ids}
+    assert texts == {"dx-1", "dx-2", "dx-3"}
+
+
+def test_kill_delete_and_refusals(dx: Invoke) -> None:
+    ids = dx("--json", "submit", "--", "/bin/sleep", "60").json()["job_ids"]
+    killed = dx("--json", "kill", str(ids[0]))
+    assert killed.code == 0, killed.stderr
+    assert killed.json()["done"] == ids
+    assert dx("--json", "status", str(ids[0])).json()["jobs"][0]["status"] == "Killed"
+    deleted = dx("delete", str(ids[0]))
+    assert deleted.code == 0, deleted.stderr
+    assert dx("--json", "status", str(ids[0])).json()["jobs"][0]["status"] == "Deleted"
+    refused = dx("kill", str(ids[0]))
+    assert refused.code == 1
+    assert refused.stderr.startswith("aiodirac: warning: cannot kill 1 job(s)")
+
+
+def test_bad_token_is_a_service_error(
+    dx: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"access_token": "not-a-token", "refresh_token": null, "expires_on": 4102444800}'
+    )
+    bad.chmod(0o600)
+    monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(bad))
+    run = dx("status", "1")
+    assert run.code == 3
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("aiodirac: error: ")
+    assert "not-a-token" not in run.stderr
