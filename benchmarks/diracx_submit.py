@@ -5,14 +5,15 @@ folder), then, alternately for ``--rounds`` rounds:
 
 * **aiodirac**: ``DiracXBackend.submit`` of 50 parametric chunks of 20 jobs (the input sandbox,
   jobDescription.xml, uploaded once), each confirmed (``Submitting`` -> ``Received``): sequential;
-  sequential with one confirmation per 5 chunks (100 IDs); and ``--in-flight`` chunks at a time;
+  sequential with one confirmation per 5 chunks (100 IDs); ``--in-flight`` chunks at a time,
+  each confirmed; and ``--in-flight`` chunks at a time with confirmations of 100 IDs or more;
 * **official**: in a subprocess of the DiracX venv, ``AsyncDiracClient().jobs.submit_jdl_jobs``
   with 20 JDLs per request, as its users write it (``create_sandbox`` once, its PFN in every JDL).
 
 Each side measures its own process: wall time of the submission loop and the CPU time the
 client process used (``time.process_time``, all threads). The server runs in other processes.
 
-    .venv/bin/python benchmarks/diracx_submit.py [--jobs 1000] [--rounds 2] [--in-flight 4]
+    .venv/bin/python benchmarks/diracx_submit.py [--jobs 1000] [--rounds 2] [--in-flight 2]
 
 Target: aiodirac's client CPU per 1,000 jobs <= 0.9x the official client's, wall no slower.
 """
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import socket
 import statistics
 import subprocess
@@ -37,6 +39,7 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from aiodirac import DiracError
 from aiodirac._diracx import DiracXBackend
 from aiodirac._jdl import render_jdl
 from aiodirac._spec import ConcreteJob, JDLValue, Step, SubmitChunk
@@ -129,16 +132,28 @@ async def run_aiodirac(
                     pending = []
         else:
             limiter = anyio.CapacityLimiter(in_flight)
+            waiting: list[int] = []
+            confirming = anyio.Lock()
+
+            async def confirm_waiting() -> None:
+                # one confirmation at a time takes every ID submitted meanwhile
+                async with confirming:
+                    batch = waiting[:]
+                    del waiting[:]
+                    if batch:
+                        await backend.confirm(batch)
+                        ids.extend(batch)
 
             async def one(chunk: SubmitChunk) -> None:
                 async with limiter:
-                    new = await backend.submit(chunk)
-                    await backend.confirm(new)
-                    ids.extend(new)
+                    waiting.extend(await backend.submit(chunk))
+                    if len(waiting) >= 20 * confirm_every:
+                        await confirm_waiting()
 
             async with anyio.create_task_group() as group:
                 for chunk in work:
                     group.start_soon(one, chunk)
+            await confirm_waiting()
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         states = await backend.summary(ids)
     assert len(ids) == total, len(ids)
@@ -197,7 +212,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument("--in-flight", type=int, default=2)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="aiodirac-bench-"))
@@ -218,49 +233,68 @@ def main() -> int:
             "aiodirac sequential": [],
             "aiodirac seq, confirm/100": [],
             f"aiodirac {args.in_flight} in flight": [],
+            f"aiodirac {args.in_flight} in flight, c/100": [],
             "official client": [],
         }
         round_no = 0
         for _ in range(args.rounds):
             for name, runs in results.items():
                 round_no += 1
-                if name == "official client":
-                    result = run_official(python, client_env, args.jobs, round_no, tmp)
-                else:
-                    flight = args.in_flight if "in flight" in name else 1
-                    every = 5 if "confirm/100" in name else 1
-                    result = anyio.run(
-                        run_aiodirac, url, credentials, args.jobs, round_no, flight, every
-                    )
+                try:
+                    if name == "official client":
+                        result = run_official(python, client_env, args.jobs, round_no, tmp)
+                    else:
+                        flight = args.in_flight if "in flight" in name else 1
+                        every = 5 if "/100" in name else 1
+                        result = anyio.run(
+                            run_aiodirac, url, credentials, args.jobs, round_no, flight, every
+                        )
+                # a stalled dev server must not hide the other figures
+                except (DiracError, RuntimeError, ExceptionGroup) as exc:
+                    print(f"  round {round_no:2d} {name:30s} FAILED: {exc}", flush=True)
+                    continue
                 runs.append(result)
                 print(
-                    f"  round {round_no:2d} {name:26s} wall {result['wall']:6.2f} s  "
+                    f"  round {round_no:2d} {name:30s} wall {result['wall']:6.2f} s  "
                     f"client CPU {result['cpu']:5.2f} s  ({int(result['jobs'])} jobs)",
                     flush=True,
                 )
     finally:
         subprocess.run(["bash", str(script), "stop"], env=env, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     scale = 1000 / args.jobs
-    print(f"\n{args.jobs} jobs per run, {args.rounds} rounds; medians, per 1,000 jobs:")
-    medians = {
-        name: (
-            statistics.median(r["wall"] for r in runs) * scale,
-            statistics.median(r["cpu"] for r in runs) * scale,
-        )
+    print(f"\n{args.jobs} jobs per run, {args.rounds} rounds; per 1,000 jobs, median (best):")
+    figures = {
+        name: {
+            key: (
+                statistics.median(r[key] for r in runs) * scale,
+                min(r[key] for r in runs) * scale,
+            )
+            for key in ("wall", "cpu")
+        }
         for name, runs in results.items()
+        if runs
     }
-    official_wall, official_cpu = medians["official client"]
-    for name, (wall, cpu) in medians.items():
+    official = figures.get("official client")
+    if official is None:
+        print("the official client did not complete a run")
+        return 1
+    for name, fig in figures.items():
+        (wall, best_wall), (cpu, best_cpu) = fig["wall"], fig["cpu"]
         print(
-            f"  {name:26s} wall {wall:6.2f} s  client CPU {cpu:5.2f} s   "
-            f"(CPU {cpu / official_cpu:4.2f}x, wall {wall / official_wall:4.2f}x official)"
+            f"  {name:30s} wall {wall:6.2f} s ({best_wall:5.2f})  client CPU {cpu:5.2f} s "
+            f"({best_cpu:4.2f})  CPU {cpu / official['cpu'][0]:4.2f}x, "
+            f"wall {wall / official['wall'][0]:4.2f}x official"
         )
-    seq_wall, seq_cpu = medians["aiodirac sequential"]
-    ok = seq_cpu <= 0.9 * official_cpu and seq_wall <= official_wall
-    print(
-        f"target (sequential: CPU <= 0.9x official, wall no slower): {'MET' if ok else 'NOT MET'}"
-    )
+    sequential = figures.get("aiodirac sequential")
+    if sequential is not None:
+        cpu_ok = sequential["cpu"][0] <= 0.9 * official["cpu"][0]
+        wall_ok = sequential["wall"][0] <= official["wall"][0]
+        print(
+            f"sequential aiodirac vs official (medians): client CPU <= 0.9x: "
+            f"{'MET' if cpu_ok else 'NOT MET'}; wall no slower: {'MET' if wall_ok else 'NOT MET'}"
+        )
     return 0
 
 

@@ -10,7 +10,9 @@
    engine against the raw limit (bare httpx streaming to /dev/null at the same concurrency).
 
 Every client runs in its own subprocess, so its CPU time (user + system, threads included) and its
-peak RSS growth (peak minus the RSS just before the download began) are its own.
+peak RSS growth (peak minus the RSS just before the download began) are its own. Clients write
+under ``--dest-root`` (default: a tmpfs folder, so that the engine is compared with the /dev/null
+raw limit without the disk's speed in between; pass a disk folder to include it).
 
 Usage::
 
@@ -159,8 +161,8 @@ def _static_backend(spec: dict[str, Any]) -> Any:
         async def _unsupported(self, *args: Any, **kwargs: Any) -> Any:
             raise NotSupportedError("benchmark backend: output sandboxes only")
 
-        submit = confirm = discard = find_unconfirmed = status = _unsupported  # type: ignore[assignment]
-        kill = delete = reschedule = summary = get_jdl = _unsupported  # type: ignore[assignment]
+        submit = confirm = discard = find_unconfirmed = status = _unsupported
+        kill = delete = reschedule = summary = get_jdl = _unsupported
 
     StaticBackend.__abstractmethods__ = frozenset()
     return StaticBackend()
@@ -247,8 +249,9 @@ def _child_official(spec: dict[str, Any]) -> Any:
     """The official client as its users call it, one job after another."""
     import asyncio
 
-    from diracx.api.jobs import download_sandbox
-    from diracx.client.aio import AsyncDiracClient
+    # Only in the DiracX venv (the child runs there).
+    from diracx.api.jobs import download_sandbox  # type: ignore[import-not-found]
+    from diracx.client.aio import AsyncDiracClient  # type: ignore[import-not-found]
 
     dest = Path(spec["dest"])
 
@@ -275,7 +278,9 @@ CHILDREN = {
 # ============================================================================ parent
 
 
-def run_child(mode: str, spec: dict[str, Any], work: Path, python: str = sys.executable) -> dict[str, Any]:
+def run_child(
+    mode: str, spec: dict[str, Any], work: Path, python: str = sys.executable
+) -> dict[str, Any]:
     spec_file = work / f"spec-{mode}.json"
     spec_file.write_text(json.dumps(spec))
     env = dict(os.environ)
@@ -367,7 +372,10 @@ def make_dx_jobs(env: dict[str, str], n: int, size: int) -> tuple[list[int], int
         return (t + timedelta(milliseconds=ms)).isoformat()
 
     steps = ["Checking", "Waiting", "Matched", "Running"]
-    body = {str(j): {at(i + 1): {"Status": s, "Source": "bench"} for i, s in enumerate(steps)} for j in ids}
+    body = {
+        str(j): {at(i + 1): {"Status": s, "Source": "bench"} for i, s in enumerate(steps)}
+        for j in ids
+    }
     api.patch("/api/jobs/status", json=body).raise_for_status()
     rng = random.Random(7)
     total = 0
@@ -385,10 +393,15 @@ def make_dx_jobs(env: dict[str, str], n: int, size: int) -> tuple[list[int], int
         up.raise_for_status()
         answer = up.json()
         if answer["url"]:
-            s3.post(answer["url"], data=answer["fields"], files={"file": ("file", blob)}).raise_for_status()
+            s3.post(
+                answer["url"], data=answer["fields"], files={"file": ("file", blob)}
+            ).raise_for_status()
         api.patch(f"/api/jobs/{j}/sandbox/output", json=answer["pfn"]).raise_for_status()
         urls.append(api.get("/api/jobs/sandbox", params={"pfn": answer["pfn"]}).json()["url"])
-    done = {str(j): {at(10): {"Status": "Done", "MinorStatus": "Execution Complete", "Source": "bench"}} for j in ids}
+    done = {
+        str(j): {at(10): {"Status": "Done", "MinorStatus": "Execution Complete", "Source": "bench"}}
+        for j in ids
+    }
     api.patch("/api/jobs/status", json=done).raise_for_status()
     return ids, total, urls
 
@@ -396,7 +409,10 @@ def make_dx_jobs(env: dict[str, str], n: int, size: int) -> tuple[list[int], int
 def bench_diracx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
     env, started = ensure_diracx(args)
     try:
-        print(f"\n[1] DiracX + moto at {env['DIRACX_URL']}: {args.jobs} sandboxes of {args.size} B", flush=True)
+        print(
+            f"\n[1] DiracX + moto at {env['DIRACX_URL']}: {args.jobs} sandboxes of {args.size} B",
+            flush=True,
+        )
         ids, total, urls = make_dx_jobs(env, args.jobs, args.size)
         common = {
             "kind": "diracx",
@@ -404,7 +420,10 @@ def bench_diracx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, An
             "url": env["DIRACX_URL"],
             "credentials": env["DIRACX_CREDENTIALS_PATH"],
             "archive_bytes": total,
-            "env": {"DIRACX_URL": env["DIRACX_URL"], "DIRACX_CREDENTIALS_PATH": env["DIRACX_CREDENTIALS_PATH"]},
+            "env": {
+                "DIRACX_URL": env["DIRACX_URL"],
+                "DIRACX_CREDENTIALS_PATH": env["DIRACX_CREDENTIALS_PATH"],
+            },
         }
         figures: dict[str, dict[str, Any]] = {}
         runs = [
@@ -437,7 +456,9 @@ def _free_port() -> int:
 
 
 def ensure_nginx() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if found:
         return found
     print("nginx missing: apt-get install -y nginx", flush=True)
@@ -466,7 +487,8 @@ def start_nginx(binary: str, work: Path, www: Path) -> tuple[subprocess.Popen[by
     prefix.mkdir(exist_ok=True)
     (prefix / "logs").mkdir(exist_ok=True)
     temps = "\n".join(
-        f"  {k}_temp_path {prefix}/{k}_temp;" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        f"  {k}_temp_path {prefix}/{k}_temp;"
+        for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     conf = f"""
 worker_processes 2;
@@ -506,7 +528,10 @@ def bench_nginx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any
     www.mkdir(parents=True, exist_ok=True)
     rng = random.Random(11)
     small: dict[int, tuple[str, int, str, str]] = {}
-    print(f"\n[2] nginx on loopback: {args.files} sandboxes of 1 MiB and one of {args.big} B", flush=True)
+    print(
+        f"\n[2] nginx on loopback: {args.files} sandboxes of 1 MiB and one of {args.big} B",
+        flush=True,
+    )
     for j in range(1, args.files + 1):
         path = www / f"{j}.tar.zst"
         if not path.exists():
@@ -520,13 +545,18 @@ def bench_nginx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any
         base = f"http://127.0.0.1:{port}"
         for j in range(1, args.files + 1):
             data = (www / f"{j}.tar.zst").read_bytes()
-            small[j] = (f"{base}/{j}.tar.zst", len(data), hashlib.sha256(data).hexdigest(), "tar.zst")
+            small[j] = (
+                f"{base}/{j}.tar.zst",
+                len(data),
+                hashlib.sha256(data).hexdigest(),
+                "tar.zst",
+            )
         big_sha = hashlib.sha256()
         with open(big, "rb") as f:
             while chunk := f.read(8 * MiB):
                 big_sha.update(chunk)
         big_entry = {1: (f"{base}/{big.name}", big.stat().st_size, big_sha.hexdigest(), "tar")}
-        for label, table in (("1 MiB x %d" % args.files, small), ("1 x %s" % args.big, big_entry)):
+        for label, table in ((f"1 MiB x {args.files}", small), (f"1 x {args.big}", big_entry)):
             urls = [v[0] for v in table.values()]
             for mode in ("aiodirac", "raw"):
                 dest = (args.dest_root or work) / f"ng-{mode}"
@@ -540,7 +570,11 @@ def bench_nginx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any
                 }
                 key = f"{mode}-{'small' if table is small else 'big'}"
                 figures[key] = run_child(mode, spec, work)
-                name = "aiodirac engine" if mode == "aiodirac" else f"raw limit (/dev/null, {CONCURRENCY})"
+                name = (
+                    "aiodirac engine"
+                    if mode == "aiodirac"
+                    else f"raw limit (/dev/null, {CONCURRENCY})"
+                )
                 show(f"{label:<14} {name}", figures[key])
                 shutil.rmtree(dest, ignore_errors=True)
     finally:
@@ -564,8 +598,12 @@ def main() -> None:
         help="where clients write (default: tmpfs, so the raw /dev/null limit and the engine "
         "are compared without the disk; give a disk folder to include it)",
     )
-    parser.add_argument("--dx-env", default=os.environ.get("DX_ENV"), help="env.sh of a running DiracX")
-    parser.add_argument("--keep-diracx", action="store_true", help="leave the DiracX we started running")
+    parser.add_argument(
+        "--dx-env", default=os.environ.get("DX_ENV"), help="env.sh of a running DiracX"
+    )
+    parser.add_argument(
+        "--keep-diracx", action="store_true", help="leave the DiracX we started running"
+    )
     parser.add_argument("--skip-diracx", action="store_true")
     parser.add_argument("--skip-nginx", action="store_true")
     args = parser.parse_args()
@@ -579,8 +617,12 @@ def main() -> None:
     if not args.skip_diracx:
         dx = bench_diracx(args, args.work)
         ours, official, bare = dx["aiodirac"]["mbps"], dx["official"]["mbps"], dx["bare"]["mbps"]
-        verdicts.append((f"DiracX: aiodirac / official = {ours / official:.2f}x (>= 3x)", ours >= 3 * official))
-        verdicts.append((f"DiracX: aiodirac / bare httpx = {ours / bare:.2f}x (>= 1.2x)", ours >= 1.2 * bare))
+        verdicts.append(
+            (f"DiracX: aiodirac / official = {ours / official:.2f}x (>= 3x)", ours >= 3 * official)
+        )
+        verdicts.append(
+            (f"DiracX: aiodirac / bare httpx = {ours / bare:.2f}x (>= 1.2x)", ours >= 1.2 * bare)
+        )
     if not args.skip_nginx:
         ng = bench_nginx(args, args.work)
         for size in ("small", "big"):

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """A tiny Monte Carlo payload: estimate pi from a seed, write result.json.
 
 Run by each job of examples/campaign.py on the worker (here: the local backend).

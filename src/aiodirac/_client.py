@@ -21,14 +21,13 @@ import anyio
 from ._backend import ActionResult, Backend
 from ._config import choose_backend
 from ._download import DownloadConfig, Downloader, DownloadProgress, DownloadResult
-from ._events import JobEvent
 from ._exceptions import InvalidArgumentError, InvalidTransitionError
 from ._journal import Journal
 from ._ratelimit import RateLimiter
 from ._retry import retry_call
 from ._status import JobState, JobStatus
 from ._submit import SubmitConfig, SubmittedJob, Submitter
-from ._track import TrackConfig, Tracker, TrackStream
+from ._track import TrackCallback, TrackConfig, Tracker, TrackStream
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -294,7 +293,7 @@ class AsyncDirac:
         self,
         ids: JobIDs,
         *,
-        callbacks: Sequence[Callable[[JobEvent], object]] = (),
+        callbacks: Sequence[TrackCallback] = (),
     ) -> AbstractAsyncContextManager[TrackStream]:
         """Follow jobs until they are final, as a stream of events (batched polling).
 
@@ -306,7 +305,13 @@ class AsyncDirac:
         """
         return self._tracker().track(job_ids(ids), callbacks=callbacks)
 
-    async def wait(self, ids: JobIDs, *, timeout: float | None = None) -> dict[int, JobState]:
+    async def wait(
+        self,
+        ids: JobIDs,
+        *,
+        # A deadline for the whole wait whose error carries the states so far (fail_after cannot).
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> dict[int, JobState]:
         """Wait until every job is final; return their final states.
 
         Usage: ``final = await dirac.wait(ids, timeout=3600)``

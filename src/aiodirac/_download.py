@@ -8,25 +8,30 @@ has no sandbox, or sent a hostile archive is a failed *result*, never an excepti
 For each job:
 
 1. If the journal says the job was downloaded to the same place and that place is still intact
-   (the folder holds as many bytes as recorded; a kept archive has its recorded size), it is
-   skipped. Otherwise any leftover of an interrupted run (``.<id>.*.part``, ``.<id>.unpack-*``)
-   is removed and the job is done again.
+   (the job folder holds as many bytes as recorded; a kept archive has its recorded size; with
+   ``no_job_dir``, only that ``dest`` exists, since other jobs share it), it is skipped. Otherwise
+   what an interrupted run left for it (``.<id>.*.part``, ``.<id>.unpack-*``, ``.<id>.old-*``,
+   found in one scan of ``dest``) is removed and the job is done again.
 2. :meth:`Backend.output_sandbox` says where the archive is: a local file (unpacked or copied
    directly, no HTTP) or a URL.
-3. A URL is streamed in ``chunk_size`` pieces to ``<dest>/.<id>.<format>.part`` through
-   :mod:`aiodirac._files` (the whole archive is never in memory), hashed on the way.
+3. A URL is streamed in ``chunk_size`` pieces (the whole archive is never in memory), hashed on
+   the way in a worker thread. With ``unpack`` the pieces go straight into a safe extraction running
+   in a worker thread (:class:`aiodirac._unpack.Extraction`): the archive is never stored, and a
+   hostile archive stops the transfer at once. With ``unpack=False`` they go to
+   ``<dest>/.<id>.<format>.part`` through :mod:`aiodirac._files`.
    A cut transfer is resumed with ``Range: bytes=<n>-`` (a ``206`` whose ``Content-Range`` starts
-   at ``n`` is appended; a ``200`` means the server ignored the range, and the file starts over).
-   A resume that brought new bytes is retried at once; failures without progress back off by the
-   retry policy. A ``400``/``401``/``403`` (an expired presigned URL) asks the backend for a fresh
-   URL, as does an URL older than its ``expires_in``.
+   at ``n`` continues the stream; a ``200`` means the server ignored the range, and the transfer and
+   extraction start over). A resume that brought new bytes is retried at once; failures without
+   progress back off by the retry policy. A ``400``/``401``/``403`` (an expired presigned URL) asks
+   the backend for a fresh URL, as does a URL older than 90% of its ``expires_in``.
 4. The size and SHA-256 are checked against what the backend said (and against ``Content-Length``
-   / ``Content-Range``); a mismatch starts the transfer over, then fails as ``IntegrityError``.
-5. The archive is unpacked by :mod:`aiodirac._unpack` into ``<dest>/<id>/`` (built beside it and
-   renamed into place; an existing folder is replaced as a whole) or, with ``no_job_dir``, merged
-   into ``<dest>``; with ``unpack=False`` it is renamed to ``<dest>/<id>/<id>.<format>``
-   (``<dest>/<id>.<format>`` with ``no_job_dir``). Nothing is visible under a final name before it is
-   complete.
+   / ``Content-Range``) before anything is made visible; a mismatch starts over (twice), then fails
+   as ``IntegrityError``.
+5. The unpacked folder, built hidden beside its target, is renamed to ``<dest>/<id>/`` (an existing
+   folder is replaced as a whole) or, with ``no_job_dir``, its entries are moved into ``<dest>``;
+   with ``unpack=False`` the archive is renamed to ``<dest>/<id>/<id>.<format>``
+   (``<dest>/<id>.<format>`` with ``no_job_dir``). Nothing is visible under a final name before it
+   is complete.
 6. The journal records the job (``record_download``) only then.
 
 DIRAC's ``getOutputSandbox`` refuses a ``<dest>/<id>`` that exists; that refusal belongs to the
@@ -94,6 +99,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_FORMATS = frozenset({"tar", "tar.gz", "tgz", "tar.bz2", "tar.xz", "tar.zst"})
 # Give up on an expired-URL loop after this many fresh URLs in a row without a new byte.
 _MAX_RELOCATIONS = 3
 # Start a transfer over (size or checksum mismatch) at most this many times.
@@ -254,7 +260,10 @@ class DownloadResult:
 
 
 class DownloadRecordLike(Protocol):
-    """What the downloader reads from a journal's download records."""
+    """What the downloader reads from a journal's download records.
+
+    Usage: ``record = (await journal.downloads())[job_id]; record.path, record.size``
+    """
 
     @property
     def path(self) -> str: ...
@@ -358,7 +367,7 @@ def _list_tree(path: Path) -> tuple[UnpackedFile, ...]:
     for root, _dirs, names in os.walk(path):
         for name in names:
             full = os.path.join(root, name)
-            if os.path.islink(full) or name.startswith("."):
+            if os.path.islink(full):
                 continue
             rel = os.path.relpath(full, path).replace(os.sep, "/")
             found.append(UnpackedFile(rel, os.lstat(full).st_size))
@@ -588,8 +597,10 @@ class Downloader:
                 await anyio.to_thread.run_sync(_remove_all, stale)
             run.emit(JobProgress(job_id, phase))
             info = await self._locate(job_id)
-            folder, final = self._targets(job_id, dest, info.format, no_job_dir, unpack)
-            part = dest / f".{job_id}.{info.format}.part"
+            # The format only names files: the content decides how it is read.
+            fmt = info.format if info.format in _FORMATS else "tar"
+            folder, final = self._targets(job_id, dest, fmt, no_job_dir, unpack)
+            part = dest / f".{job_id}.{fmt}.part"
             ours = part
             phase = DownloadPhase.DOWNLOADING
             transferred = 0
@@ -660,7 +671,6 @@ class Downloader:
 
     async def _locate(self, job_id: int) -> OutputSandbox:
         async def once() -> OutputSandbox:
-            # A coroutine function, not a lambda: tenacity awaits only what it sees as async.
             return await self._backend.output_sandbox(job_id)
 
         return await _retrying(once, self.config.retry)
@@ -841,8 +851,8 @@ class _ExtractSink:
                 target, limits=limits, merge=merge, fsync=fsync, tag=str(self.job_id)
             )
         )
-        # Two chunks in flight: enough to overlap network and disk, bounded memory.
-        send, receive = anyio.create_memory_object_stream[bytes](2)
+        # Up to 8 chunks queued (2 MiB by default): the extraction thread takes them in batches.
+        send, receive = anyio.create_memory_object_stream[bytes](8)
         self.send = send
         self.finished = anyio.Event()
         self.error = None
@@ -922,17 +932,28 @@ class _ChunkReader:
         self._receive = receive
         self._hasher = hasher
         self._buf = memoryview(b"")
+        self._pending: list[bytes] = []
         self._eof = False
 
-    def _fill(self) -> bool:
-        if not self._buf and not self._eof:
+    async def _take(self) -> list[bytes]:
+        # Everything queued at once: a hand-off between threads costs more than the data.
+        chunks = [await self._receive.receive()]
+        while True:
             try:
-                chunk = anyio.from_thread.run(self._receive.receive)
+                chunks.append(self._receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return chunks
+
+    def _fill(self) -> bool:
+        if not self._buf and not self._pending and not self._eof:
+            try:
+                self._pending = anyio.from_thread.run(self._take)
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 self._eof = True
-            else:
-                self._hasher.update(chunk)
-                self._buf = memoryview(chunk)
+        if not self._buf and self._pending:
+            chunk = self._pending.pop(0)
+            self._hasher.update(chunk)
+            self._buf = memoryview(chunk)
         return bool(self._buf)
 
     def read(self, n: int = -1) -> bytes:

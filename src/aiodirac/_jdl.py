@@ -54,9 +54,11 @@ NEVER_LIST_ATTRIBUTES = frozenset({"Arguments", "Executable", "StdOutput", "StdE
 
 _CONTROL = "\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff"
 # One regex per context: a search is ~0.2 µs, so checking every value at render time is cheap.
-_UNSAFE_SCALAR = re.compile(f'[";\\[,{_CONTROL}]|%s')
-_UNSAFE_NEVER_LIST = re.compile(f'[";\\[{_CONTROL}]|%s')
-_UNSAFE_ITEM = re.compile(f'[";\\[,\\s{_CONTROL}]|%s')
+# Character classes only (an alternation makes the regex engine 4x slower); "%s" is looked up apart.
+_UNSAFE_SCALAR = re.compile(f'[";\\[,{_CONTROL}]')
+_UNSAFE_NEVER_LIST = re.compile(f'[";\\[{_CONTROL}]')
+_UNSAFE_ITEM = re.compile(f'[";\\[,\\s{_CONTROL}]')
+_PERCENT_S = re.compile("%s")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)?\Z")
 _INT = re.compile(r"-?[0-9]+\Z")
 
@@ -66,8 +68,7 @@ _WHY = {
     "[": "DIRAC's ClassAd parser opens a sub-JDL there (it can hang the server)",
     "]": "DIRAC's list reader and dirac-jobexec treat it as structure",
     "'": "the value is pasted inside -p arguments='...' on the worker node's shell command line",
-    "%(": "DIRAC would substitute it again as a parameter placeholder",
-    "%n": "DIRAC would substitute it again as the job index",
+    "%": "DIRAC substitutes placeholders in several passes and could read it as one",
     ",": "DIRAC's JDL reader splits values on commas, turning the value into a list",
     "{": "DIRAC's list reader treats braces inside an item as a nested list",
     "}": "DIRAC's list reader treats braces inside an item as a nested list",
@@ -125,7 +126,7 @@ def check_value(attribute: str, value: str) -> None:
     Usage: ``check_value("JobName", "scan-%n")``
     """
     pattern = _UNSAFE_NEVER_LIST if attribute in NEVER_LIST_ATTRIBUTES else _UNSAFE_SCALAR
-    match = pattern.search(value)
+    match = pattern.search(value) or ("%s" in value and _PERCENT_S.search(value)) or None
     if match is not None:
         raise _refuse(attribute, value, match, "in a value")
     if value != value.strip():
@@ -154,7 +155,7 @@ def check_item(attribute: str, item: str) -> None:
             value=item,
             character="",
         )
-    match = _UNSAFE_ITEM.search(item)
+    match = _UNSAFE_ITEM.search(item) or ("%s" in item and _PERCENT_S.search(item)) or None
     if match is not None:
         raise _refuse(attribute, item, match, "in a list item")
 
@@ -318,6 +319,43 @@ def parse_jdl(text: str) -> dict[str, JDLValue]:
             raise JDLSyntaxError("a JDL that opens with '[' must close with ']'", position=end)
         start, end = start + 1, end - 1
     body = text[:end]
+    fast = _parse_simple(body, start, end)
+    return fast if fast is not None else _parse_general(body, start, end)
+
+
+# One attribute in the forms aiodirac and DIRAC write: quoted, bare, or a list of quoted items.
+_SIMPLE_ATTR = re.compile(
+    r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(?:"([^"]*)"|\{((?:\s*"[^"]*"\s*,)*\s*"[^"]*"\s*)\}'
+    r'|([^;"\[\]{}]*?))\s*(?:;|\Z)'
+)
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def _parse_simple(body: str, start: int, end: int) -> dict[str, JDLValue] | None:
+    """The common case in a few regex calls; None sends the text to the general reader."""
+    result: dict[str, JDLValue] = {}
+    match_at = _SIMPLE_ATTR.match
+    pos = start
+    while pos < end:
+        match = match_at(body, pos)
+        if match is None:
+            return result if not body[pos:end].strip() else None
+        name, quoted, items, bare = match.groups()
+        if quoted is not None:
+            result[name] = quoted
+        elif items is not None:
+            result[name] = tuple(_QUOTED.findall(items))
+        else:
+            token = bare.strip().replace("\n", "")
+            if not token:
+                return None
+            result[name] = int(token) if _INT.match(token) else token
+        pos = match.end()
+    return result
+
+
+def _parse_general(body: str, start: int, end: int) -> dict[str, JDLValue]:
+    """Every form the reader accepts, nested JDLs and bare list items included."""
     result: dict[str, JDLValue] = {}
     pos = start
     while True:

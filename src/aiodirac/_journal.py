@@ -119,14 +119,13 @@ CREATE TABLE IF NOT EXISTS swept (
 class ChunkState(enum.StrEnum):
     """Where a chunk is in the two-phase protocol.
 
-    ``pending`` (known, not sent) -> ``sent`` (request on its way; the server may have created
+    ``sent`` (written just before the request leaves; the server may have created
     jobs that nobody recorded) -> ``created`` (IDs recorded, unconfirmed) -> ``confirmed``;
     ``failed`` when the server refused it (a resumed campaign sends it again).
 
     Usage: ``record.state is ChunkState.CONFIRMED``
     """
 
-    PENDING = "pending"
     SENT = "sent"
     CREATED = "created"
     CONFIRMED = "confirmed"
@@ -252,6 +251,7 @@ class Journal:
         self._db: sqlite3.Connection | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._lock_file: IO[bytes] | None = None
+        self._submitting = False
         self._closed = False
 
     @classmethod
@@ -378,7 +378,13 @@ class Journal:
 
         Usage: ``journal.acquire_submit_lock()``
         """
-        if self._lock_file is not None or fcntl is None:
+        if self._submitting:
+            raise JournalError(
+                f"a submission is already running on the journal {self._path} in this process: "
+                "wait for it to finish"
+            )
+        self._submitting = True
+        if fcntl is None:
             return
         lock_path = self._path.with_name(self._path.name + ".lock")
         handle = lock_path.open("ab")
@@ -386,6 +392,7 @@ class Journal:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             handle.close()
+            self._submitting = False
             raise JournalError(
                 f"another submission is running on the journal {self._path}: wait for it to "
                 "finish, or use another journal"
@@ -393,6 +400,7 @@ class Journal:
         self._lock_file = handle
 
     def _release_lock(self) -> None:
+        self._submitting = False
         handle, self._lock_file = self._lock_file, None
         if handle is not None:
             with contextlib.suppress(OSError):
@@ -509,6 +517,15 @@ class Journal:
 
         return await self._run(read)
 
+    async def chunk_groups(self) -> set[str]:
+        """The JobGroups of every journaled chunk (what a sweep must look at).
+
+        Usage: ``groups = await journal.chunk_groups()``
+        """
+        return await self._run(
+            lambda db: {r[0] for r in db.execute("SELECT DISTINCT job_group FROM chunks")}
+        )
+
     async def overlapping_indices(self, first: int, last: int) -> int:
         """How many recorded jobs have a global index in ``first..last`` (chunking checks).
 
@@ -575,20 +592,6 @@ class Journal:
             )
 
         return await self._run(lambda db: self._write(db, write))
-
-    async def chunk_attempt(self, chunk_id: int) -> None:
-        """Count one more request for a chunk being resent (its state stays ``sent``).
-
-        Usage: ``await journal.chunk_attempt(record.chunk_id)``
-        """
-
-        def write(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE chunks SET attempts = attempts + 1, updated = ? WHERE chunk_id = ?",
-                (_now(), chunk_id),
-            )
-
-        await self._run(lambda db: self._write(db, write))
 
     async def chunk_created(self, chunk_id: int, jobs: Sequence[tuple[int, int, str]]) -> None:
         """Record the IDs a chunk's request returned: ``(global index, job ID, name)`` each.

@@ -52,7 +52,7 @@ INDEX_PARAMETER = "aiodiracIndex"
 _VARY_PREFIX = "aiodiracVary"
 
 _PLACEHOLDER = re.compile(r"%n|%\(([^()]*)\)s")
-_VALUE_UNSAFE = re.compile(r"%\(|%n|['{}\]]")
+_VALUE_UNSAFE = re.compile(r"['%{}\]]")
 
 
 def placeholders(text: str) -> set[str]:
@@ -68,8 +68,9 @@ def check_parameter_value(name: str, value: str) -> None:
 
     A value travels as an item of ``Parameters.<name>`` (list-item rules: no whitespace, no
     ``"`` ``;`` ``[`` ``]`` ``,`` ``{`` ``}``, not empty) and is then pasted into other values, so
-    it may not itself hold a placeholder (``%(``, ``%n``, ``%s``) nor a ``'`` (it may land inside
-    ``-p arguments='...'``, which the worker node's shell reads).
+    it may not hold ``%`` (DIRAC substitutes placeholders in several passes, so a ``%`` could
+    join what follows into a new one), braces or ``]`` (list syntax), nor a ``'`` (it may land
+    inside ``-p arguments='...'``, which the worker node's shell reads).
 
     Raises:
         UnsafeValueError: naming the character and the sequence.
@@ -135,6 +136,13 @@ def _compile(text: str, slots: Mapping[str, int]) -> str | None:
     for match in _PLACEHOLDER.finditer(text):
         name = match.group(1)
         key = "%n" if name is None else name
+        if match.start() > 0 and text[match.start() - 1] == "%":
+            raise ParametricError(
+                f"{text!r}: a '%' right before {match.group()} would join the substituted "
+                "value into another placeholder for DIRAC's expansion; remove that '%'",
+                attribute=name or "%n",
+                value=text,
+            )
         if key not in slots:
             raise ParametricError(
                 f"{text!r} refers to %({name})s, but the job has no parameter sequence {name!r} "
@@ -284,12 +292,13 @@ class _Expander:
             self._row,
             self._names,
         )
-        sequences = self._sequences
         first_number = start if self.chunk_index else 0
         job_steps = steps
-        for n in range(start, stop):
+        padded = [str(offset + n).zfill(width) for n in range(start, stop)]
+        # One tuple per job: (n, padded index, value of each sequence...), built by zip in C.
+        rows = zip(range(start, stop), padded, *[seq[start:stop] for seq in self._sequences])  # noqa: B905
+        for n, *values in rows:
             index = offset + n
-            values = [str(index).zfill(width), *[seq[n] for seq in sequences]]
             if shared_fmt is not None:
                 # dirac-jobexec strips a -p value; Script gives it to every blank-argument step.
                 shared = shared_fmt.format(*values).strip()

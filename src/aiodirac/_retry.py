@@ -218,4 +218,10 @@ async def retry_call(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(fn)
+
+    # tenacity calls a plain function (such as a lambda returning a coroutine) without awaiting
+    # what it returns: always hand it a coroutine function.
+    async def attempt() -> T:
+        return await fn()
+
+    return await retrying(attempt)

@@ -54,7 +54,7 @@ class Dirac:
             print(dirac.status(result["Value"]))
     """
 
-    def __init__(self, useCertificates: bool = False, vo: str | None = None, **client: Any) -> None:  # noqa: N803 - DIRAC's names
+    def __init__(self, useCertificates: bool = False, vo: str | None = None, **client: Any) -> None:
         self._client = AsyncDirac(**client)
         self._lock = threading.Lock()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -78,7 +78,7 @@ class Dirac:
         # A script that never calls close() must not leave the portal's thread behind.
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing useful to report
+        except Exception:
             logger.debug("error while closing Dirac at exit", exc_info=True)
 
     def close(self) -> None:
@@ -119,7 +119,7 @@ class Dirac:
         return self._client
 
     # ------------------------------------------------------------------ jobs
-    def submitJob(self, job: Job, mode: Literal["wms", "local"] = "wms") -> DiracResult:  # noqa: N802
+    def submitJob(self, job: Job, mode: Literal["wms", "local"] = "wms") -> DiracResult:
         """Submit a job: ``S_OK(jobID)``, or ``S_OK([jobIDs])`` for a parametric job.
 
         ``mode="local"`` runs the job here in the foreground, like DIRAC's local mode but without
@@ -141,15 +141,16 @@ class Dirac:
     def _run_local(self, job: Job) -> DiracResult:
         from ._local._foreground import run_in_foreground
 
-        outcomes = run_in_foreground(job, Path.cwd())
-        failed = [o for o in outcomes if o.exit_status != 0]
+        runs = run_in_foreground(job, Path.cwd())
+        for run in runs:
+            state = f"{run.outcome.status} ({run.outcome.minor_status})"
+            print(f"local job {run.index}: {state}, outputs in {run.workdir}")
+        failed = [run for run in runs if run.exit_status != 0]
         if failed:
             return S_ERROR(f"Execution completed with non-zero status {failed[0].exit_status}")
-        if len(outcomes) == 1:
-            return S_OK("Execution completed successfully")
-        return S_OK([str(o.workdir) for o in outcomes])
+        return S_OK("Execution completed successfully")
 
-    def status(self, jobID: JobIDs) -> DiracResult:  # noqa: N803
+    def status(self, jobID: JobIDs) -> DiracResult:
         """Status, MinorStatus and Site of jobs, as the seed's ``dirac.status`` shows them.
 
         Usage: ``dirac.status(196)`` -> ``{'OK': True, 'Value': {196: {'Status': 'Done', ...}}}``
@@ -162,7 +163,7 @@ class Dirac:
             }
         return result
 
-    def getJobStatus(self, jobID: JobIDs) -> DiracResult:  # noqa: N802, N803
+    def getJobStatus(self, jobID: JobIDs) -> DiracResult:
         """Status, MinorStatus, ApplicationStatus and Site of jobs (DIRAC's getJobStatus).
 
         Usage: ``dirac.getJobStatus([196, 197])``
@@ -179,7 +180,7 @@ class Dirac:
             logger.warning("unknown job IDs: %s", ", ".join(map(str, missing)))
         return S_OK({job_id: state.as_dirac() for job_id, state in states.items()})
 
-    def wait(self, jobID: JobIDs, timeout: float | None = None) -> DiracResult:  # noqa: N803
+    def wait(self, jobID: JobIDs, timeout: float | None = None) -> DiracResult:
         """Wait until jobs are final: ``S_OK({id: {'Status', ...}})``.
 
         Usage: ``dirac.wait(ids, timeout=600)``
@@ -190,12 +191,12 @@ class Dirac:
             return S_ERROR(str(exc) or "timed out waiting for jobs")
         return S_OK({job_id: state.as_dirac() for job_id, state in states.items()})
 
-    def getOutputSandbox(  # noqa: N802
+    def getOutputSandbox(
         self,
-        jobID: int | str,  # noqa: N803
-        outputDir: str | os.PathLike[str] | None = None,  # noqa: N803
+        jobID: int | str,
+        outputDir: str | os.PathLike[str] | None = None,
         oversized: bool = True,
-        noJobDir: bool = False,  # noqa: N803
+        noJobDir: bool = False,
         unpack: bool = True,
     ) -> DiracResult:
         """Download and unpack a job's output sandbox into ``./<jobID>/`` (DIRAC's semantics).
@@ -224,34 +225,34 @@ class Dirac:
             return S_OK([str(result.path)])
         return S_OK([result.unpacked_bytes])
 
-    def killJob(self, jobID: JobIDs) -> DiracResult:  # noqa: N802, N803
+    def killJob(self, jobID: JobIDs) -> DiracResult:
         """Kill jobs: ``S_OK([killed IDs])``.
 
         Usage: ``dirac.killJob(196)``
         """
         return self._act(self._client.kill, jobID)
 
-    def deleteJob(self, jobID: JobIDs) -> DiracResult:  # noqa: N802, N803
+    def deleteJob(self, jobID: JobIDs) -> DiracResult:
         """Delete jobs: ``S_OK([deleted IDs])``.
 
         Usage: ``dirac.deleteJob(196)``
         """
         return self._act(self._client.delete, jobID)
 
-    def rescheduleJob(self, jobID: JobIDs) -> DiracResult:  # noqa: N802, N803
+    def rescheduleJob(self, jobID: JobIDs) -> DiracResult:
         """Reschedule jobs: ``S_OK([rescheduled IDs])``.
 
         Usage: ``dirac.rescheduleJob(196)``
         """
         return self._act(self._client.reschedule, jobID)
 
-    def _act(self, fn: Callable[[list[int]], Awaitable[list[int]]], jobID: JobIDs) -> DiracResult:  # noqa: N803
+    def _act(self, fn: Callable[[list[int]], Awaitable[list[int]]], jobID: JobIDs) -> DiracResult:
         try:
             return S_OK(self._run(fn, job_ids(jobID)))
         except DiracError as exc:
             return S_ERROR(str(exc))
 
-    def getJobJDL(self, jobID: int | str, original: bool = False) -> DiracResult:  # noqa: N802, N803
+    def getJobJDL(self, jobID: int | str, original: bool = False) -> DiracResult:
         """The job's JDL as a dict of attributes (DIRAC's getJobJDL).
 
         Usage: ``dirac.getJobJDL(196)['Value']['JobName']``
@@ -265,7 +266,7 @@ class Dirac:
         except DiracError as exc:
             return S_ERROR(str(exc))
 
-    def peekJob(self, jobID: int | str) -> DiracResult:  # noqa: N802, N803
+    def peekJob(self, jobID: int | str) -> DiracResult:
         """The standard output of a job so far (``Not available yet.`` before it runs).
 
         Usage: ``print(dirac.peekJob(196)['Value'])``

@@ -62,6 +62,50 @@ class TestSubmit:
         assert run.code == 0, run.stderr
         assert run.json()["count"] == 1
 
+    def test_python_file_with_a_list_of_jobs(self, aiodirac: Invoke, tmp_path: Path) -> None:
+        (tmp_path / "many.py").write_text(
+            "from aiodirac import Job\n"
+            "jobs = []\n"
+            "for word in ('a', 'b'):\n"
+            "    job = Job(name=f'word-{word}')\n"
+            "    job.setExecutable('/bin/echo', arguments=word)\n"
+            "    jobs.append(job)\n"
+            "del job\n"
+        )
+        run = aiodirac("--json", "submit", "many.py")
+        assert run.code == 0, run.stderr
+        assert run.json()["count"] == 2
+
+    def test_python_file_that_fails(self, aiodirac: Invoke, tmp_path: Path) -> None:
+        (tmp_path / "broken.py").write_text("raise RuntimeError('oops')\n")
+        run = aiodirac("submit", "broken.py")
+        assert run.code == 2
+        assert run.stderr == "aiodirac: error: broken.py failed: RuntimeError: oops\n"
+
+    def test_input_and_output_sandboxes(
+        self, aiodirac: Invoke, finished: Wait, tmp_path: Path
+    ) -> None:
+        (tmp_path / "data.txt").write_text("payload\n")
+        run = aiodirac(
+            "--json",
+            "submit",
+            "-i",
+            "data.txt",
+            "-o",
+            "copy.txt",
+            "--cpu-time",
+            "60",
+            "--",
+            "/bin/cp",
+            "data.txt",
+            "copy.txt",
+        )
+        assert run.code == 0, run.stderr
+        ids = run.json()["job_ids"]
+        finished(ids)
+        assert aiodirac("output", str(ids[0]), "--dest", "out").code == 0
+        assert (tmp_path / "out" / str(ids[0]) / "copy.txt").read_text() == "payload\n"
+
     def test_journal_makes_a_second_submit_a_no_op(self, aiodirac: Invoke) -> None:
         args = ("--json", "submit", "-j", "c.db", "-p", "n=1..4", "--", "/bin/echo", "%(n)s")
         first = aiodirac(*args)
@@ -343,7 +387,9 @@ class TestLocal:
         status = aiodirac("local", "agent")
         assert f"agent pid {doc['pid']}" in status.stdout
         stopped = aiodirac("--json", "local", "agent", "stop").json()
-        assert stopped["running"] is False
+        assert (stopped["running"], stopped["changed"]) == (False, True)
+        aiodirac("local", "agent", "start")
+        assert aiodirac("local", "agent", "stop").stdout.startswith("Stopped: agent pid ")
         assert aiodirac("local", "agent", "status").stdout.startswith("No agent running")
 
     def test_ps_lists_jobs_newest_first(
@@ -425,6 +471,26 @@ class TestErrors:
         assert debug.code == 3
         assert "Traceback" in debug.stderr
         monkeypatch.setenv("AIODIRAC_HOME", str(tmp_path / "aiodirac-home"))
+
+    @pytest.mark.slow
+    def test_unreachable_service_gives_up_with_exit_3(
+        self, aiodirac: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import socket
+
+        with socket.socket() as sock:  # a port nobody listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        credentials = tmp_path / "credentials.json"
+        credentials.write_text(
+            '{"access_token": "t", "refresh_token": null, "expires_on": 4102444800}'
+        )
+        monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(credentials))
+        run = aiodirac("--url", f"http://127.0.0.1:{port}", "status", "1")
+        assert run.code == 3
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert lines[0].startswith("aiodirac: error: ")
 
     def test_bad_settings_file_is_a_usage_error(
         self, aiodirac: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -91,3 +91,26 @@ def test_bad_token_is_a_service_error(
     assert len(lines) == 1
     assert lines[0].startswith("aiodirac: error: ")
     assert "not-a-token" not in run.stderr
+
+
+def test_campaign_resumes_a_journal_on_diracx(
+    dx: Invoke, diracx_server: Any, tmp_path: Path
+) -> None:
+    spec = ("-p", "n=1..3", "--", "/bin/echo", "camp-%(n)s")
+    first = dx("--json", "submit", "-j", "c.db", *spec)
+    assert first.code == 0, first.stderr
+    ids = first.json()["job_ids"]
+    _run_on_grid(diracx_server, tmp_path, ids)
+
+    run = dx("--json", "campaign", "run", "-j", "c.db", "-d", "out", *spec)
+    assert run.code == 0, run.stderr
+    doc = run.json()
+    assert doc["job_ids"] == ids  # nothing submitted twice
+    assert doc["counts"] == {"Done": 3}
+    assert doc["downloaded"] == 3
+    texts = {(tmp_path / "out" / str(i) / "std.out").read_text().strip() for i in ids}
+    assert texts == {"camp-1", "camp-2", "camp-3"}
+
+    report = dx("--json", "campaign", "report", "-j", "c.db").json()
+    assert (report["jobs_confirmed"], report["downloads"]) == (3, 3)
+    assert report["statuses"] == {"Done": 3}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+
+import pytest
 
 COMMANDS = (
     "submit",
@@ -62,6 +65,7 @@ def test_help_loads_nothing_beyond_the_package() -> None:
     assert run.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_version_and_exit_codes_of_a_real_process() -> None:
     version = _run("--version")
     assert version.returncode == 0
@@ -71,6 +75,7 @@ def test_version_and_exit_codes_of_a_real_process() -> None:
     assert _run("frobnicate").returncode == 2
 
 
+@pytest.mark.slow
 def test_ids_piped_between_commands() -> None:
     submitted = _run("-q", "submit", "-p", "n=1..2", "--", "/bin/echo", "%(n)s")
     assert submitted.returncode == 0, submitted.stderr
@@ -78,3 +83,23 @@ def test_ids_piped_between_commands() -> None:
     assert watched.returncode == 0, watched.stderr
     stopped = _run("--json", "local", "agent", "stop")
     assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_exit_130() -> None:
+    job = _run("-q", "submit", "--", "/bin/sleep", "30").stdout.strip()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "aiodirac.cli", "watch", job],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert watcher.stdout is not None
+    watcher.stdout.readline()  # the first event: tracking is under way
+    watcher.send_signal(signal.SIGINT)
+    _, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 130
+    assert err == "aiodirac: interrupted\n"
+    assert _run("kill", job).returncode == 0
+    assert _run("local", "agent", "stop").returncode == 0

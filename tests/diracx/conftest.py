@@ -7,32 +7,35 @@ from pathlib import Path
 
 import pytest
 
-import diracx_server
+import diracx_server as diracx_plugin
 from aiodirac._diracx import DiracXBackend
 from aiodirac.testing._pilot import DiracXTestPilot
+from diracx_server import DiracXServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # the plugin may already be registered by tests/conftest.py (pytest_plugins); never twice
     if not config.pluginmanager.has_plugin("diracx_server"):
-        config.pluginmanager.register(diracx_server, "diracx_server")
+        config.pluginmanager.register(diracx_plugin, "diracx_server")
 
 
 @pytest.fixture
-def credentials(diracx_server, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def credentials(diracx_server: DiracXServer, tmp_path: Path) -> Path:
     """A private copy of localuser's credentials file (refreshes write to it)."""
     return diracx_server.write_credentials(tmp_path / "credentials.json")
 
 
 @pytest.fixture
-async def backend(diracx_server, credentials: Path) -> AsyncIterator[DiracXBackend]:  # type: ignore[no-untyped-def]
+async def backend(diracx_server: DiracXServer, credentials: Path) -> AsyncIterator[DiracXBackend]:
     """localuser's DiracX backend."""
     async with DiracXBackend(diracx_server.url, credentials_path=credentials) as b:
         yield b
 
 
 @pytest.fixture
-async def pilot(diracx_server, credentials: Path, tmp_path: Path) -> AsyncIterator[DiracXTestPilot]:  # type: ignore[no-untyped-def]
+async def pilot(
+    diracx_server: DiracXServer, credentials: Path, tmp_path: Path
+) -> AsyncIterator[DiracXTestPilot]:
     """A test pilot playing the grid for localuser's jobs."""
     async with DiracXTestPilot(
         diracx_server.url,

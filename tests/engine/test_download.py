@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import os
 import random
 import socket
 import tarfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -48,6 +46,7 @@ from aiodirac._download import (
     DownloadPhase,
     DownloadProgress,
 )
+from aiodirac._journal import Journal
 from aiodirac._retry import RetryPolicy, retry_test_mode
 
 # ---------------------------------------------------------------------------- the server
@@ -165,7 +164,7 @@ class SandboxServer:
             h.close_connection = True
             h.connection.shutdown(socket.SHUT_RDWR)
 
-    def __enter__(self) -> SandboxServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -274,38 +273,6 @@ class UrlBackend(Backend):
         raise NotSupportedError("test backend: downloads only")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    path: str
-    size: int
-    sha256: str
-
-
-class JsonJournal:
-    """A journal kept in a JSON file, rewritten atomically: survives SIGKILL."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _load(self) -> dict[str, list[object]]:
-        if not self.path.exists():
-            return {}
-        data: dict[str, list[object]] = json.loads(self.path.read_text())
-        return data
-
-    async def record_download(self, job_id: int, path: str, size: int, sha256: str) -> None:
-        data = self._load()
-        data[str(job_id)] = [path, size, sha256]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.path)
-
-    async def downloads(self) -> dict[int, Record]:
-        return {
-            int(k): Record(str(v[0]), int(str(v[1])), str(v[2])) for k, v in self._load().items()
-        }
-
-
 # ---------------------------------------------------------------------------- helpers
 
 
@@ -402,7 +369,9 @@ async def test_connection_cut_at_random_points(
     tmp_path: Path, no_wait: None, honour_range: bool, unpack: bool
 ) -> None:
     n = 100 if honour_range and unpack else 30
-    contents = {j: job_files(j, random.Random(j).randrange(20_000, 400_000)) for j in range(1, n + 1)}
+    contents = {
+        j: job_files(j, random.Random(j).randrange(20_000, 400_000)) for j in range(1, n + 1)
+    }
     archives = {j: make_archive(f, "tar") for j, f in contents.items()}
     server, _ = serve(archives, "tar", seed=n, cut_probability=0.6, honour_range=honour_range)
     out = tmp_path / "out"
@@ -484,7 +453,7 @@ async def test_per_job_errors_never_crash_the_rest(tmp_path: Path, no_wait: None
     good = {j: make_archive(job_files(j, 1000)) for j in (1, 2)}
     hostile = make_archive({"../../evil": b"x"})
     archives = {**good, 6: hostile, 7: good[1], 8: good[2], 9: good[1]}
-    server, files = serve(archives)
+    server, _ = serve(archives)
     del server.files["7.tar.gz"]  # listed by the backend, gone from storage
     with server:
         backend = UrlBackend(
@@ -499,7 +468,8 @@ async def test_per_job_errors_never_crash_the_rest(tmp_path: Path, no_wait: None
         async with Downloader(backend, FAST) as dl:
             results = await dl.download([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], tmp_path / "out")
     by_id = {r.job_id: r for r in results}
-    assert by_id[1].ok and by_id[2].ok
+    assert by_id[1].ok
+    assert by_id[2].ok
     assert "not final" in (by_id[3].error or "")
     assert isinstance(by_id[3].exception, SandboxNotAvailableError)
     assert "no output sandbox" in (by_id[4].error or "")
@@ -521,11 +491,13 @@ async def test_per_job_errors_never_crash_the_rest(tmp_path: Path, no_wait: None
 async def test_journal_skips_complete_jobs_and_redoes_damaged_ones(tmp_path: Path) -> None:
     archives = {j: make_archive(job_files(j, 20_000)) for j in range(1, 6)}
     server, _ = serve(archives)
-    journal = JsonJournal(tmp_path / "journal.json")
     out = tmp_path / "out"
     with server:
         backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives)
-        async with Downloader(backend, FAST, journal=journal) as dl:
+        async with (
+            await Journal.open(tmp_path / "campaign.db") as journal,
+            Downloader(backend, FAST, journal=journal) as dl,
+        ):
             first = await dl.download(archives, out)
             assert all(r.ok and not r.skipped for r in first)
             assert set((await journal.downloads()).keys()) == set(archives)
@@ -544,13 +516,18 @@ async def test_journal_skips_complete_jobs_and_redoes_damaged_ones(tmp_path: Pat
 async def test_keep_archives_and_skip_them_on_restart(tmp_path: Path) -> None:
     archives = {j: make_archive(job_files(j, 5_000), "tar.zst") for j in (1, 2)}
     server, _ = serve(archives, "tar.zst")
-    journal = JsonJournal(tmp_path / "journal.json")
     with server:
         backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar.zst")
-        async with Downloader(backend, FAST, journal=journal) as dl:
+        async with (
+            await Journal.open(tmp_path / "campaign.db") as journal,
+            Downloader(backend, FAST, journal=journal) as dl,
+        ):
             first = await dl.download([1, 2], tmp_path / "out", unpack=False, no_job_dir=True)
             second = await dl.download([1, 2], tmp_path / "out", unpack=False, no_job_dir=True)
-    assert [r.path for r in first] == [tmp_path / "out" / "1.tar.zst", tmp_path / "out" / "2.tar.zst"]
+    assert [r.path for r in first] == [
+        tmp_path / "out" / "1.tar.zst",
+        tmp_path / "out" / "2.tar.zst",
+    ]
     assert [r.skipped for r in second] == [True, True]
     assert (tmp_path / "out" / "2.tar.zst").read_bytes() == archives[2]
 
@@ -614,7 +591,7 @@ async def test_duplicate_and_bad_ids(tmp_path: Path) -> None:
             with pytest.raises(ValueError, match="positive integers"):
                 await dl.download([1, 0], tmp_path / "out")
             with pytest.raises(ValueError, match="positive integers"):
-                await dl.download([True], tmp_path / "out")  # type: ignore[list-item]
+                await dl.download([True], tmp_path / "out")
 
 
 async def test_given_http_client_is_used_and_left_open(tmp_path: Path) -> None:
@@ -709,9 +686,10 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, {here!r})
-from test_download import FAST, JsonJournal, UrlBackend
+from test_download import FAST, UrlBackend
 
 from aiodirac._download import DownloadConfig, Downloader
+from aiodirac._journal import Journal
 
 archives = {{int(p.stem): p.read_bytes() for p in Path({store!r}).iterdir()}}
 
@@ -719,7 +697,10 @@ archives = {{int(p.stem): p.read_bytes() for p in Path({store!r}).iterdir()}}
 async def main() -> None:
     backend = UrlBackend({url!r}, archives, fmt="tar")
     config = DownloadConfig(max_concurrency=3, retry=FAST.retry)
-    async with Downloader(backend, config, journal=JsonJournal(Path({journal!r}))) as dl:
+    async with (
+        await Journal.open({journal!r}) as journal,
+        Downloader(backend, config, journal=journal) as dl,
+    ):
         await dl.download(sorted(archives), {out!r})
 
 
@@ -739,26 +720,30 @@ async def test_sigkill_then_restart_downloads_nothing_twice(tmp_path: Path) -> N
     for j, data in archives.items():
         (store / f"{j}.tar").write_bytes(data)
     server, _ = serve(archives, "tar", chunk_delay=0.004)
-    journal = JsonJournal(tmp_path / "journal.json")
+    journal_path = tmp_path / "campaign.db"
     out = tmp_path / "out"
     with server:
         script = CHILD.format(
             here=str(Path(__file__).parent),
             store=str(store),
             url=f"http://127.0.0.1:{server.port}",
-            journal=str(journal.path),
+            journal=str(journal_path),
             out=str(out),
         )
         child = subprocess.Popen([sys.executable, "-c", script])
         try:
             with anyio.fail_after(60):
-                while len(await journal.downloads()) < 6:
-                    assert child.poll() is None, "the child finished before it could be killed"
+                while not journal_path.exists():
                     await anyio.sleep(0.02)
+                async with await Journal.open(journal_path) as watcher:
+                    while len(await watcher.downloads()) < 6:
+                        assert child.poll() is None, "the child finished before it was killed"
+                        await anyio.sleep(0.02)
             child.kill()  # SIGKILL: no cleanup of any kind
         finally:
             child.kill()
             child.wait()
+        journal = await Journal.open(journal_path)
         done_before = set(await journal.downloads())
         assert done_before < set(archives)
         requests_before = len(server.log)
@@ -777,3 +762,36 @@ async def test_sigkill_then_restart_downloads_nothing_twice(tmp_path: Path) -> N
             assert (out / str(j) / name).read_bytes() == data
     assert hidden(out) == []
     assert set(await journal.downloads()) == set(archives)
+    await journal.aclose()
+
+
+async def test_leftovers_of_an_interrupted_run_are_removed(tmp_path: Path) -> None:
+    archives = {j: make_archive(job_files(j, 1000)) for j in (5, 6)}
+    server, _ = serve(archives)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".5.tar.gz.part").write_bytes(b"half")
+    (out / ".5.unpack-0badcafe").mkdir()
+    (out / ".5.unpack-0badcafe" / "std.out").write_text("partial")
+    (out / ".6.old-12345678").mkdir()
+    (out / ".notes").write_text("the user's own hidden file")
+    with server:
+        backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives)
+        async with Downloader(backend, FAST) as dl:
+            results = await dl.download([5, 6], out)
+    assert all(r.ok for r in results)
+    assert hidden(out) == [".notes"]
+
+
+@pytest.mark.parametrize("unpack", [True, False])
+async def test_fsync_policy(tmp_path: Path, unpack: bool) -> None:
+    archives = {1: make_archive(job_files(1, 70_000))}
+    server, _ = serve(archives)
+    with server:
+        backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives)
+        config = DownloadConfig(fsync=True, retry=FAST.retry)
+        async with Downloader(backend, config) as dl:
+            [r] = await dl.download([1], tmp_path / "out", unpack=unpack)
+    assert r.ok, r.error
+    assert r.sha256 == hashlib.sha256(archives[1]).hexdigest()
+    assert hidden(tmp_path / "out") == []

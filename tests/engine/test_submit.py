@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import anyio
 import pytest
 from _chunks import make_chunk, make_chunks
 
+from aiodirac._backend import Capabilities
 from aiodirac._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -383,3 +384,88 @@ def test_runs_on_trio() -> None:
         return len(ids)
 
     assert anyio.run(main, backend="trio") == 100
+
+
+async def test_confirmations_never_exceed_the_update_limit() -> None:
+    backend = MemoryBackend(
+        capabilities=Capabilities(
+            max_jobs_per_submit=20, max_ids_per_status=100, max_ids_per_update=50
+        ),
+        faults=Faults(latency=0.002),
+    )
+    ids = await Submitter(backend, FAST).submit(list(make_chunks(1000)))
+    assert len(ids) == 1000
+    # Batches of 2 chunks (40 IDs) at most: 50 would be exceeded by a third one.
+    assert backend.calls["confirm"] >= 25
+
+
+async def test_one_submission_at_a_time_per_journal(tmp_path: Path) -> None:
+    backend = MemoryBackend(faults=Faults(latency=0.01))
+    refused: list[JournalError] = []
+    async with await Journal.open(tmp_path / "j.db") as journal:
+        async with anyio.create_task_group() as tg:
+            first = Submitter(backend, FAST, journal=journal)
+            tg.start_soon(first.submit, list(make_chunks(200)))
+            await anyio.sleep(0.001)
+            try:
+                await Submitter(backend, FAST, journal=journal).submit(list(make_chunks(20)))
+            except JournalError as exc:
+                refused.append(exc)
+        assert len(await journal.job_ids()) == 200
+    assert "already running" in str(refused[0])
+
+
+class OverlapRecorder(MemoryBackend):
+    """Records whether a confirmation ever ran while a submission was in flight."""
+
+    def __init__(self) -> None:
+        super().__init__(faults=Faults(latency=0.003))
+        self.submitting = 0
+        self.overlaps = 0
+
+    async def submit(self, chunk: SubmitChunk) -> list[int]:
+        self.submitting += 1
+        try:
+            return await super().submit(chunk)
+        finally:
+            self.submitting -= 1
+
+    async def confirm(self, job_ids: Sequence[int]) -> None:
+        if self.submitting:
+            self.overlaps += 1
+        await super().confirm(job_ids)
+        if self.submitting:
+            self.overlaps += 1
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+async def test_exclusive_confirmation(exclusive: bool) -> None:
+    backend = OverlapRecorder()
+    config = SubmitConfig(
+        max_in_flight=8,
+        rate=10_000,
+        burst=1_000,
+        campaign="x",
+        exclusive_confirm=exclusive,
+        confirm_linger=0,  # many small confirmations: many chances to overlap
+    )
+    ids = await Submitter(backend, config).submit(list(make_chunks(600)))
+    assert len(ids) == 600
+    if exclusive:
+        assert backend.overlaps == 0
+    else:
+        assert backend.overlaps > 0  # the test can tell the difference
+
+
+async def test_confirmations_linger_to_carry_many_chunks() -> None:
+    async def confirms(linger: float) -> int:
+        backend = MemoryBackend(faults=Faults(latency=0.005))
+        config = SubmitConfig(max_in_flight=4, rate=10_000, burst=100, confirm_linger=linger)
+        assert len(await Submitter(backend, config).submit(list(make_chunks(1000)))) == 1000
+        return backend.calls["confirm"]
+
+    eager, patient = await confirms(0), await confirms(5)
+    assert patient < eager
+    # With a long linger, a batch closes only when every live chunk is in it: at most
+    # 4 x max_in_flight = 16 chunks are alive at once, so 50 chunks need 4 confirmations.
+    assert patient == 4

@@ -9,7 +9,9 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import random
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -33,6 +35,7 @@ from aiodirac._exceptions import (
     NetworkError,
     ServiceUnavailableError,
 )
+from aiodirac._journal import Journal
 from aiodirac._ratelimit import RateLimiter
 from aiodirac._retry import RetryPolicy
 from aiodirac._spec import ConcreteJob, Step, SubmitChunk
@@ -505,7 +508,9 @@ def test_a_slow_consumer_slows_polling_and_memory_stays_bounded() -> None:
             async with tracker.track(ids) as stream:
                 await anyio.sleep(60)  # the consumer reads nothing for a minute
                 stats = stream._send.statistics()
-                assert stats.current_buffer_used == 4
+                # One batch of 4 events waits in the stream, the next batch waits to be sent.
+                assert (stats.current_buffer_used, stats.max_buffer_size) == (1, 1)
+                assert stats.tasks_waiting_send == 1
                 # The first cycle's 50 events fill the buffer; polling waits for the consumer.
                 assert stream.summary.cycles == 1
                 for _ in range(10):
@@ -768,3 +773,130 @@ async def test_tracking_on_asyncio() -> None:
     assert [e.status for e in job_events(events)][-3:] == [JobStatus.DONE] * 3
     assert "3 jobs: 3 final" in repr(stream)
     assert "IDs per request" in repr(tracker)
+
+
+async def test_a_campaign_restarted_on_the_real_journal_replays_no_event(tmp_path: Path) -> None:
+    backend = memory()
+    ids = await make_jobs(backend, 50)
+    backend.advance(ids[:20], to=JobStatus.DONE)
+    config = TrackConfig(min_interval=0.01, max_interval=0.02)
+    path = tmp_path / "campaign.db"
+    async with await Journal.open(path) as journal:
+        async with Tracker(backend, config, journal=journal).track(ids) as stream:
+            delivered = [await stream.__anext__() for _ in range(50)]
+            # The cycle's states are recorded once its events are handed over.
+            while stream.summary.cycles < 2:
+                await anyio.sleep(0.01)
+        assert len(job_events(delivered)) == 50
+
+    # The process "restarts": a new journal object on the same file, a new tracker.
+    backend.advance(ids[20:], to=JobStatus.DONE)
+    async with await Journal.open(path) as journal:
+        assert len(await journal.last_states()) == 50
+        restarted = Tracker(backend, config, journal=journal)
+        async with restarted.track(ids) as stream:
+            replayed = [e async for e in stream.job_events()]
+        # Only the 30 jobs that changed since, each once, from the state the journal kept.
+        assert sorted(e.job_id for e in replayed) == sorted(ids[20:])
+        assert all(e.old is not None and e.old.status is JobStatus.RECEIVED for e in replayed)
+        assert {s.status for s in (await journal.last_states()).values()} == {JobStatus.DONE}
+
+
+async def test_on_asyncio_errors_come_out_unwrapped_and_no_task_is_left() -> None:
+    backend = memory()
+    ids = await make_jobs(backend, 3)
+    tracker = Tracker(backend, TrackConfig(min_interval=0.01, max_interval=0.01))
+    baseline = len(anyio.get_running_tasks())
+
+    async def buggy_consumer() -> None:
+        async with tracker.track(ids) as stream:
+            await stream.__anext__()
+            raise KeyError("consumer bug")
+
+    with pytest.raises(KeyError, match="consumer bug"):
+        await buggy_consumer()
+    assert len(anyio.get_running_tasks()) == baseline
+
+    async def refused(job_ids: Any) -> dict[int, JobState]:
+        raise AuthenticationError("token expired", status_code=401)
+
+    backend.status = refused  # type: ignore[method-assign]
+
+    async def consume() -> None:
+        async with tracker.track(ids) as stream:
+            async for _ in stream:
+                pass
+
+    with pytest.raises(AuthenticationError):
+        await consume()
+    assert len(anyio.get_running_tasks()) == baseline
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_legal_walks_with_flaky_polls_reproduce_every_final_status(seed: int) -> None:
+    """Random legal moves at random times, 20 % of polls failing: the events form, for each
+    job, an unbroken chain from its first sight to its true final state, with no repeats."""
+    rng = random.Random(seed)
+    legal = {
+        status: [t for t in JobStatus if t is not status and status.can_move_to(t)]
+        for status in JobStatus
+        if not status.final
+    }
+
+    async def main() -> None:
+        backend = memory(page=37)
+        ids = await make_jobs(backend, 300)
+        backend.set_faults(Faults(transient=0.2, seed=seed, methods=frozenset({"status"})))
+        tracker = Tracker(
+            backend,
+            TrackConfig(
+                min_interval=rng.choice([0.5, 1.0]),
+                max_interval=4.0,
+                retry=RetryPolicy(math.inf, initial=0.5, max_backoff=2.0),
+            ),
+        )
+
+        async def walk() -> None:
+            unfinished = set(ids)
+            while unfinished:
+                await anyio.sleep(rng.uniform(0.1, 3.0))
+                for job_id in rng.sample(sorted(unfinished), k=max(1, len(unfinished) // 3)):
+                    job = backend.jobs[job_id]
+                    if rng.random() < 0.2:
+                        job.minor_status = f"note {rng.randint(0, 3)}"  # MinorStatus only
+                        continue
+                    targets = [t for t in legal[job.status] if t is not JobStatus.SUBMITTING]
+                    target = rng.choice(targets)
+                    backend.set_status(
+                        [job_id], target, f"to {target}", site=f"S{rng.randint(1, 3)}"
+                    )
+                    if target.final:
+                        unfinished.discard(job_id)
+
+        events: list[TrackEvent] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(walk)
+            async with tracker.track(ids) as stream:
+                events = [event async for event in stream]
+        by_job: dict[int, list[JobEvent]] = {}
+        for event in job_events(events):
+            by_job.setdefault(event.job_id, []).append(event)
+        assert set(by_job) == set(ids)
+        for job_id, changes in by_job.items():
+            truth = backend.jobs[job_id].state()
+            assert changes[-1].new == truth
+            assert [e.final for e in changes].count(True) == 1
+            assert changes[0].old is None
+            for before, after in itertools.pairwise(changes):
+                assert after.old is before.new
+                assert (after.status, after.minor_status, after.site) != (
+                    before.status,
+                    before.minor_status,
+                    before.site,
+                )
+        assert any(isinstance(e, PollFailed) for e in events)
+        # MinorStatus-only changes are events too.
+        assert any(not e.status_changed for e in job_events(events))
+        assert not any(isinstance(e, JobVanished) for e in events)
+
+    run(main)

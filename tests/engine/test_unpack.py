@@ -80,7 +80,7 @@ def _assert_untouched(area: Path) -> None:
     assert not Path("/tmp/aiodirac-evil").exists()
 
 
-HOSTILE = {
+HOSTILE: dict[str, list[tuple[tarfile.TarInfo, bytes | None]]] = {
     "absolute": [_file("/tmp/aiodirac-evil")],
     "dotdot": [_file("../outside/evil")],
     "dotdot-inner": [_file("a/b/../../../outside/evil")],
@@ -111,7 +111,7 @@ HOSTILE = {
 @pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.bz2", "tar.zst"])
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_archive_refused(area: Path, case: str, fmt: str) -> None:
-    members = [(info, data) for info, data in HOSTILE[case]]
+    members = HOSTILE[case]
     # A harmless member first: it must not survive the refusal either.
     archive = _write(area, _compress(_tar([_file("ok.txt", b"fine"), *members]), fmt))
     with pytest.raises(UnsafeArchiveError):

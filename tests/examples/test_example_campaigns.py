@@ -20,6 +20,7 @@ def _sums(stdout: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+@pytest.mark.slow
 def test_campaign_runs_and_a_second_run_submits_nothing(
     run_example: RunExample, tmp_path: Path
 ) -> None:
@@ -37,6 +38,7 @@ def test_campaign_runs_and_a_second_run_submits_nothing(
     assert _sums(second.stdout) == (expected, expected)
 
 
+@pytest.mark.slow
 def test_campaign_size_from_the_environment(
     run_example: RunExample, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -71,6 +73,7 @@ def test_campaign_killed_then_resumed(run_example: RunExample, tmp_path: Path) -
     assert _sums(resumed.stdout) == (sum(x * x for x in range(60)),) * 2
 
 
+@pytest.mark.slow
 def test_trio_campaign(run_example: RunExample) -> None:
     run = run_example("trio_campaign.py", "--jobs", "6", "--journal", "t.db", "--dest", "out")
     assert run.returncode == 0, run.stderr

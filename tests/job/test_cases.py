@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _jobref import Oracle, case_names, normalize
 
 from aiodirac._exceptions import JobDescriptionError, ParametricError
 from aiodirac._jdl import parse_jdl
 from aiodirac._job import Job
 from aiodirac._result import S_ERROR
 from aiodirac._workflow import parse_workflow, steps_for, workflow_parameters
-from conftest import Oracle, case_names, normalize
 
 CASES = case_names()
 PARAMETRIC = [c for c in CASES if c.startswith(("06", "07", "08"))]

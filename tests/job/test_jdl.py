@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from _jobref import CASES, case_names
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiodirac._exceptions import JDLSyntaxError, JobDescriptionError, UnsafeValueError
 from aiodirac._jdl import check_item, check_name, check_value, parse_jdl, render_jdl
 from aiodirac._spec import JDLValue
-from conftest import CASES, case_names
 
 
 def cfg_form(value: JDLValue) -> str:
@@ -206,3 +206,40 @@ def test_any_mapping_round_trips_or_is_refused(attrs: dict[str, JDLValue]) -> No
 def test_reference_folder_layout() -> None:
     """The helper finds the shared reference beside the repository (or the tests skip)."""
     assert CASES.name == "cases"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    attrs=st.dictionaries(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,6}", fullmatch=True),
+        st.one_of(
+            st.integers(-1000, 1000),
+            st.text(max_size=8),
+            st.lists(st.text(max_size=5), max_size=3).map(tuple),
+        ),
+        max_size=5,
+    ),
+    spacing=st.sampled_from(["", " ", "\n", "  \n\t"]),
+    bare=st.booleans(),
+)
+def test_fast_and_general_readers_agree(
+    attrs: dict[str, JDLValue], spacing: str, bare: bool
+) -> None:
+    """Texts in many shapes, valid or not: both readers give the same result or the same error."""
+    from aiodirac._jdl import _parse_general, _parse_simple
+
+    def show(value: JDLValue) -> str:
+        if isinstance(value, tuple):
+            return "{" + ",".join(f'{spacing}"{v}"' for v in value) + "}"
+        if isinstance(value, str) and bare:
+            return value
+        return f'"{value}"' if isinstance(value, str) else str(value)
+
+    body = "".join(f"{spacing}{k}{spacing}={spacing}{show(v)}{spacing};" for k, v in attrs.items())
+    fast = _parse_simple(body, 0, len(body))
+    try:
+        general: object = _parse_general(body, 0, len(body))
+    except JDLSyntaxError:
+        general = "error"
+    if fast is not None:
+        assert fast == general

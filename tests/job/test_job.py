@@ -92,6 +92,7 @@ def test_setters_return_dirac_results() -> None:
         (lambda j: j.setLogLevel("LOUD"), "logLevel"),
         (lambda j: j.setInputSandbox([]), "files"),
         (lambda j: j.setInputSandbox([1]), "files"),
+        (lambda j: j.setInputSandbox(["sub/jobDescription.xml"]), "files"),
         (lambda j: j.setOutputSandbox(None), "files"),
         (lambda j: j.setInputData(["a", 2]), "lfns"),
         (lambda j: j.setOutputData([], outputSE="X"), "lfns"),
@@ -404,7 +405,7 @@ def test_placeholders_and_parameter_values() -> None:
     assert placeholders("run %(seed)s of %n, %(a)s %(seed)s") == {"seed", "a"}
     assert placeholders("plain") == set()
     check_parameter_value("x", "LFN:/vo/a-1.tgz")
-    for bad in ("", "a b", "%(y)s", "%n", "{a}", "a]", "it's", "a,b", "50%s"):
+    for bad in ("", "a b", "%(y)s", "%n", "{a}", "a]", "it's", "a,b", "50%s", "a%", "%j"):
         with pytest.raises(UnsafeValueError):
             check_parameter_value("x", bad)
 
@@ -455,3 +456,11 @@ def test_any_string_round_trips_or_is_refused_and_touches_nothing_else(value: st
             assert changed <= {"Parameters.p"}
         else:  # a second, plain step: only the XML and the sandboxes (its log, /bin/true) change
             assert changed <= {"OutputSandbox", "InputSandbox"}
+
+
+def test_a_percent_before_a_placeholder_is_refused() -> None:
+    job = Job(name="x%%(p)s")
+    job.setExecutable("/bin/echo", arguments="%(p)s")
+    job.setParameterSequence("p", ["1", "2"])
+    with pytest.raises(ParametricError, match="right before"):
+        job.expand()

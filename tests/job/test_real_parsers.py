@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _jobref import Oracle, normalize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ from aiodirac._job import Job
 from aiodirac._parametric import chunk_jobs
 from aiodirac._spec import SubmitChunk
 from aiodirac._workflow import steps_for
-from conftest import Oracle, normalize
 
 # Keys the server adds or fills in itself.
 SERVER_KEYS = {"Owner", "OwnerGroup", "CPUTime", "Priority", "VirtualOrganization"}

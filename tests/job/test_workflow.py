@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _jobref import case_names
 
 from aiodirac._exceptions import JDLSyntaxError, UnsafeValueError
 from aiodirac._spec import Step
@@ -17,7 +18,6 @@ from aiodirac._workflow import (
     steps_for,
     workflow_parameters,
 )
-from conftest import case_names
 
 
 def test_reads_dirac_seed_workflow(reference: Path) -> None:

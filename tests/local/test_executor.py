@@ -180,7 +180,7 @@ def test_cpu_limit_counts_the_whole_process_group(tmp_path: Path) -> None:
     busy = "(while :; do :; done) & (while :; do :; done) & wait"
     job = concrete(("/bin/sh", f"-c '{busy}'"))
     started = time.monotonic()
-    outcome = run_job(job, tmp_path / "w", None, cpu_limit=1.5)
+    outcome = run_job(job, tmp_path / "w", None, cpu_limit=0.6)
     assert time.monotonic() - started < 10
     assert outcome.minor_status == "Job has reached the CPU limit of the queue"
 

@@ -120,8 +120,9 @@ def _write_file(path: Path, credentials: _Credentials) -> None:
 class TokenManager:
     """Hands out a valid access token; refreshes it once for all concurrent callers.
 
-    Exactly one source: ``token`` (used as is, never refreshed), ``provider`` (awaited for each
-    new token) or ``credentials_path`` (DiracX's credentials file, refreshed and written back).
+    One source, in this order of precedence: ``token`` (used as is, never refreshed),
+    ``provider`` (awaited for each new token) or ``credentials_path`` (DiracX's credentials file,
+    refreshed and written back; default ``DIRACX_CREDENTIALS_PATH`` or DiracX's default path).
 
     Usage::
 
@@ -139,18 +140,18 @@ class TokenManager:
         client_id: str = DEFAULT_CLIENT_ID,
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
     ) -> None:
-        sources = [s for s in (token, provider, credentials_path) if s is not None]
-        if len(sources) > 1:
-            raise ConfigurationError(
-                "give DiracXBackend one of token, token_provider or credentials_path, not several"
-            )
+        if token is not None and provider is not None:
+            raise ConfigurationError("give DiracXBackend a token or a token_provider, not both")
         self._token_url = token_url
         self._static = token
         self._provider = provider
+        # an explicit token or provider wins over any credentials file
         self._path = (
-            Path(credentials_path).expanduser()
+            None
+            if token is not None or provider is not None
+            else Path(credentials_path).expanduser()
             if credentials_path is not None
-            else (default_credentials_path() if token is None and provider is None else None)
+            else default_credentials_path()
         )
         self._client_id = client_id
         self._margin = refresh_margin

@@ -78,8 +78,8 @@ class DiracXBackend(DiracXHTTP, Backend):
     """Run jobs on a DIRAC installation through its DiracX REST API.
 
     One ``httpx.AsyncClient`` (timeouts always set, TLS verified by default) carries every request.
-    Tokens come from exactly one of ``token``, ``token_provider`` or ``credentials_path``
-    (default: DiracX's credentials file, as ``dirac login`` writes it).
+    Tokens come from ``token``, else ``token_provider``, else ``credentials_path`` (default:
+    DiracX's credentials file, as ``dirac login`` writes it).
 
     Args:
         url: the DiracX server, e.g. ``https://diracx.example.org`` (default ``DIRACX_URL``).
@@ -92,7 +92,8 @@ class DiracXBackend(DiracXHTTP, Backend):
         client: an httpx client to use instead of creating one (not closed by :meth:`aclose`).
 
     Raises:
-        ConfigurationError: no URL, or several token sources.
+        ConfigurationError: no URL, a non-http(s) URL, both token and token_provider, or an
+            unreadable CA bundle.
 
     Usage::
 

@@ -43,10 +43,18 @@ MAX_PER_PAGE = 10_000
 
 
 def now_utc() -> datetime:
+    """The current time, timezone-aware (DiracX refuses naive status timestamps).
+
+    Usage: ``now_utc().isoformat()``
+    """
     return datetime.now(UTC)
 
 
 def parse_time(value: object) -> datetime | None:
+    """A DiracX timestamp as an aware UTC datetime; ``None`` when absent or unreadable.
+
+    Usage: ``parse_time("2026-11-25T16:31:13.572990Z")``
+    """
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -58,6 +66,10 @@ def parse_time(value: object) -> datetime | None:
 
 
 def to_status(value: object) -> JobStatus | None:
+    """The :class:`JobStatus` of a DiracX status string; ``None`` for an unknown one.
+
+    Usage: ``to_status("Done")`` -> ``JobStatus.DONE``
+    """
     try:
         return JobStatus(str(value))
     except ValueError:
@@ -65,11 +77,19 @@ def to_status(value: object) -> JobStatus | None:
 
 
 def batches(items: Sequence[int], size: int) -> Iterable[list[int]]:
+    """Consecutive slices of at most ``size`` items.
+
+    Usage: ``for batch in batches(ids, 1000): ...``
+    """
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
 
 
 def detail_dict(response: httpx.Response) -> dict[str, Any] | None:
+    """FastAPI's ``detail`` when it is an object (DiracX puts per-job results there).
+
+    Usage: ``detail_dict(response) or {}``
+    """
     try:
         body = response.json()
     except ValueError:
@@ -79,7 +99,10 @@ def detail_dict(response: httpx.Response) -> dict[str, Any] | None:
 
 
 def content_range_total(value: str | None) -> int | None:
-    # "jobs 0-99/160" or "jobs */160"
+    """The total of a ``Content-Range: jobs 0-99/160`` header (``None`` if absent).
+
+    Usage: ``content_range_total("jobs 0-99/160")`` -> ``160``
+    """
     if not value or "/" not in value:
         return None
     try:

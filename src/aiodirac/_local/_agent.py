@@ -7,10 +7,11 @@ exclusive POSIX lock on ``agent.lock`` for its whole life and writes its PID to 
 Clients find it through the lock (a dead agent holds no lock, whatever its PID file says), start
 a new one when it is gone, and wake it with ``SIGUSR1`` when they confirm jobs.
 
-Each round, in one store transaction, the agent records what its jobs reported, moves confirmed
-jobs to ``Waiting`` and claims as many as it has free slots (``Matched``); worker threads run them
-with :func:`~aiodirac._local._executor.run_job` (one job per core by default) and pack their
-output sandboxes. A job that is killed, deleted or rescheduled while it runs is stopped (its whole
+Each round, in one store transaction, the agent records what its jobs reported (folded into one
+row write per job), moves confirmed jobs to ``Waiting`` and claims a batch of them (``Matched``:
+taken by this agent, queued for a slot); worker threads run them with
+:func:`~aiodirac._local._executor.run_job` (one job per core by default) and pack their output
+sandboxes, and a janitor thread removes finished working folders off their path. A job that is killed, deleted or rescheduled while it runs is stopped (its whole
 process group) within a quarter of a second. On start, jobs left ``Running`` by an agent that died
 (``SIGKILL``, machine crash) end ``Failed`` / ``Job stalled: pilot not running`` and their
 leftover processes are killed; jobs it had only claimed wait again. After ``idle_timeout``
@@ -63,6 +64,7 @@ logger = logging.getLogger("aiodirac.agent")
 _MODULE = "aiodirac._local._agent"
 _MARKER = "AIODIRAC_AGENT_HOME"
 _CHECK_INTERVAL = 0.25
+_ROUND_INTERVAL = 0.1
 _PEEK_LINES = 20
 _LOG_LIMIT = 5 << 20
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -301,6 +303,11 @@ class Agent:
         self._environ = dict(os.environ)
         self._environ[_MARKER] = str(paths.home)
         self._lock_fd = -1
+        # jobs claimed ahead of the free slots (Matched, queued in this agent)
+        self._prefetch = max(4 * self.max_parallel, 16)
+        self._queue_limit = self.max_parallel + self._prefetch
+        self._finished = 0
+        self._trash: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
 
     def _on_wake(self, signum: int, frame: object) -> None:
         self._wake.set()
@@ -345,8 +352,14 @@ class Agent:
                 self.site,
             )
             self._recover(store)
-            with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="job") as pool:
-                self._loop(store, pool)
+            janitor = threading.Thread(target=self._sweep, name="janitor", daemon=True)
+            janitor.start()
+            try:
+                with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="job") as pool:
+                    self._loop(store, pool)
+            finally:
+                self._trash.put(None)
+                janitor.join()
             self._clean_sandboxes(store)
         finally:
             store.close()
@@ -356,6 +369,11 @@ class Agent:
             os.close(self._lock_fd)
         logger.info("agent %d exits", os.getpid())
         return 0
+
+    def _sweep(self) -> None:
+        """Remove finished working folders off the job slots' path (rmdir can be slow)."""
+        while (folder := self._trash.get()) is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _recover(self, store: Store) -> None:
         # no job runs while nobody holds the lock: half-written archives belong to a dead agent
@@ -390,7 +408,11 @@ class Agent:
         updates: list[Update] = []
         while True:
             updates.extend(self._drain(inflight))
-            capacity = 0 if self._stopping else 2 * self.max_parallel - len(inflight)
+            room = self._queue_limit - len(inflight)
+            # claim in batches, so that one transaction serves many jobs; never starve a slot
+            wanted = room if room >= self._prefetch // 2 or len(inflight) < self.max_parallel else 0
+            capacity = 0 if self._stopping else wanted
+            self._finished = 0
             try:
                 claimed = store.cycle(updates, capacity, self.site, time.time())
             except LocalBackendError as exc:
@@ -416,7 +438,7 @@ class Agent:
                 idle_since = now
             elif now - idle_since >= self.idle_timeout and self._release(store):
                 return
-            timeout = _CHECK_INTERVAL if inflight else min(1.0, self.idle_timeout)
+            timeout = _ROUND_INTERVAL if inflight else min(1.0, self.idle_timeout)
             self._wake.wait(timeout)
             self._wake.clear()
 
@@ -457,7 +479,7 @@ class Agent:
 
     def _work(self, claimed: Claimed, cancel: threading.Event) -> None:
         job_id, attempt = claimed.job_id, claimed.attempt
-        workdir = self.paths.work / f"{job_id}.{attempt}"
+        workdir = self.paths.workdir(job_id, attempt)
         put = self._queue.put
 
         def progress(status: JobStatus | None, minor: str | None, app: str | None) -> None:
@@ -501,7 +523,7 @@ class Agent:
                     workdir,
                     found.files,
                     found.folders,
-                    self.paths.output / f"{job_id}.{attempt}.tar.bz2",
+                    self.paths.output_archive(job_id, attempt),
                 )
                 if archive is not None:
                     sandbox = (str(archive), *file_digest(archive))
@@ -533,9 +555,12 @@ class Agent:
             )
         finally:
             if not self.keep_workdirs:
-                shutil.rmtree(workdir, ignore_errors=True)
+                self._trash.put(workdir)
             put(_Finished(job_id))
-            self._wake.set()
+            self._finished += 1
+            # wake the main loop when the queue of claimed jobs runs low, not for every job
+            if self._finished >= self._prefetch // 2:
+                self._wake.set()
 
 
 def _tail(path: Path) -> str:

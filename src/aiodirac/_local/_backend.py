@@ -52,6 +52,7 @@ _NEEDS_AGENT = frozenset(
     }
 )
 _AGENT_CHECK_INTERVAL = 5.0
+_STATUSES = {status.value: status for status in JobStatus}
 
 
 def _agent() -> ModuleType:
@@ -268,17 +269,11 @@ class LocalBackend(Backend):
     # -- monitoring ----------------------------------------------------------------------------
 
     def _status(self, job_ids: Sequence[int]) -> dict[int, JobState]:
-        rows = self._db().status(job_ids)
         states = {
-            row.job_id: JobState(
-                row.job_id,
-                JobStatus(row.status),
-                row.minor_status,
-                row.application_status,
-                row.site,
-                datetime.fromtimestamp(row.updated, UTC),
+            job_id: JobState(
+                job_id, _STATUSES[status], minor, application, site, datetime.fromtimestamp(t, UTC)
             )
-            for row in rows
+            for job_id, status, minor, application, site, t in self._db().status_rows(job_ids)
         }
         if time.monotonic() - self._last_agent_check > _AGENT_CHECK_INTERVAL and any(
             s.status in _NEEDS_AGENT for s in states.values()
@@ -395,7 +390,7 @@ class LocalBackend(Backend):
         def peek() -> str:
             details = self._details(job_id)
             if details["status"] in (JobStatus.RUNNING, JobStatus.COMPLETING):
-                live = self.paths.work / f"{job_id}.{details['attempt']}" / "std.out"
+                live = self.paths.workdir(job_id, details["attempt"]) / "std.out"
                 try:
                     data = live.read_bytes()[-8192:]
                     return "\n".join(data.decode(errors="replace").splitlines()[-20:])

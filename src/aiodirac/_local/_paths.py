@@ -7,8 +7,8 @@ Layout of the state folder (``AIODIRAC_HOME``, default ``$XDG_DATA_HOME/aiodirac
     agent.pid            its process ID, for humans and ``kill``
     agent.log            what the agent prints (its stdout and stderr)
     sandboxes/<chunk>/   input sandboxes, copied at submit time, one folder per chunk
-    output/<job>.tar.bz2 output sandboxes
-    work/<job>/          working folders of running jobs (kept with ``keep_workdirs``)
+    output/<job>.<attempt>.tar.bz2   output sandboxes (a rescheduled job runs as a new attempt)
+    work/<job>.<attempt>/            working folders of running jobs (kept with keep_workdirs)
 """
 
 from __future__ import annotations
@@ -98,10 +98,11 @@ class StatePaths:
         """Working folders of running jobs."""
         return self.home / "work"
 
-    def output_archive(self, job_id: int) -> Path:
-        """The output sandbox archive of a job."""
-        return self.output / f"{job_id}.tar.bz2"
+    def output_archive(self, job_id: int, attempt: int | None = None) -> Path:
+        """The output sandbox archive of a job's run ``attempt`` (``<id>.<attempt>.tar.bz2``)."""
+        name = str(job_id) if attempt is None else f"{job_id}.{attempt}"
+        return self.output / f"{name}.tar.bz2"
 
-    def workdir(self, job_id: int) -> Path:
-        """The working folder of a job."""
-        return self.work / str(job_id)
+    def workdir(self, job_id: int, attempt: int | None = None) -> Path:
+        """The working folder of a job's run ``attempt`` (``work/<id>.<attempt>``)."""
+        return self.work / (str(job_id) if attempt is None else f"{job_id}.{attempt}")

@@ -33,6 +33,8 @@ __all__ = [
     "WORKFLOW_FILE",
     "OutputFiles",
     "StagingError",
+    "file_digest",
+    "pack_files",
     "pack_output_sandbox",
     "resolve_output_files",
     "stage_input_sandbox",

@@ -16,7 +16,6 @@ import contextlib
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -420,6 +419,18 @@ class Store:
                 )
             ]
 
+    def status_rows(self, job_ids: Sequence[int]) -> list[tuple[int, str, str, str, str, float]]:
+        """``(id, status, minor, application, site, updated)`` of the known jobs (one query).
+
+        Usage: ``store.status_rows(range(1, 1001))``
+        """
+        with self.reading() as db:
+            return db.execute(
+                "SELECT id, status, minor_status, application_status, site, updated FROM jobs "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (_ids_json(job_ids),),
+            ).fetchall()
+
     def summary(self, job_ids: Sequence[int]) -> dict[str, int]:
         """Counts per status among the known jobs of ``job_ids``.
 
@@ -658,40 +669,66 @@ class Store:
         ]
 
     def _apply(self, db: sqlite3.Connection, updates: Sequence[Update]) -> None:
-        marks = ",".join("?" * len(ACTIVE))
+        """Fold a batch of updates into one row write per job (plus its history rows)."""
+        if not updates:
+            return
+        current: dict[int, list[Any]] = {
+            int(r[0]): [int(r[1]), r[2], r[3], r[4]]
+            for r in db.execute(
+                "SELECT id, attempt, status, minor_status, application_status FROM jobs "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (_ids_json({u.job_id for u in updates}),),
+            )
+        }
+        history: list[tuple[int, str, str, str, float]] = []
+        rows: dict[int, dict[str, Any]] = {}
         for up in updates:
-            params = json.dumps(dict(up.parameters)) if up.parameters else None
-            sandbox = up.sandbox or (None, None, None)
-            changed = db.execute(
-                "UPDATE jobs SET status = COALESCE(?, status), "
-                "minor_status = COALESCE(?, minor_status), "
-                "application_status = COALESCE(?, application_status), updated = ?, "
-                "parameters = CASE WHEN ? IS NULL THEN parameters "
-                "ELSE json_patch(parameters, ?) END, "
-                "sandbox_path = COALESCE(?, sandbox_path), "
-                "sandbox_size = COALESCE(?, sandbox_size), "
-                "sandbox_sha256 = COALESCE(?, sandbox_sha256), pgid = COALESCE(?, pgid) "
-                f"WHERE id = ? AND attempt = ? AND status IN ({marks}) "
-                "RETURNING status, minor_status, application_status",
-                (
-                    up.status,
-                    up.minor_status,
-                    up.application_status,
-                    up.time,
-                    params,
-                    params,
-                    *sandbox,
-                    up.pgid,
-                    up.job_id,
-                    up.attempt,
-                    *ACTIVE,
-                ),
-            ).fetchone()
-            if changed is not None and (up.status or up.minor_status or up.application_status):
-                db.execute(
-                    "INSERT INTO history VALUES (?, ?, ?, ?, ?, 'JobWrapper')",
-                    (up.job_id, changed[0], changed[1], changed[2], up.time),
-                )
+            cur = current.get(up.job_id)
+            # only while the agent still owns the job: same attempt, not killed/deleted/ended
+            if cur is None or cur[0] != up.attempt or cur[1] not in ACTIVE:
+                continue
+            row = rows.setdefault(
+                up.job_id, {"time": None, "parameters": {}, "sandbox": None, "pgid": None}
+            )
+            changed = False
+            for position, value in enumerate(
+                (up.status, up.minor_status, up.application_status), start=1
+            ):
+                if value is not None:
+                    cur[position] = str(value)
+                    changed = True
+            if changed:
+                # a process-group note is not a status change: it keeps the time of the last one
+                row["time"] = up.time
+                history.append((up.job_id, cur[1], cur[2], cur[3], up.time))
+            if up.parameters:
+                row["parameters"].update(up.parameters)
+            if up.sandbox is not None:
+                row["sandbox"] = up.sandbox
+            if up.pgid is not None:
+                row["pgid"] = up.pgid
+        params = [
+            (
+                current[job_id][1],
+                current[job_id][2],
+                current[job_id][3],
+                row["time"],
+                json.dumps(row["parameters"]) if row["parameters"] else None,
+                *(row["sandbox"] or (None, None, None)),
+                row["pgid"],
+                job_id,
+            )
+            for job_id, row in rows.items()
+        ]
+        db.executemany(
+            "UPDATE jobs SET status = ?, minor_status = ?, application_status = ?, "
+            "updated = COALESCE(?, updated), "
+            "parameters = json_patch(parameters, COALESCE(?, '{}')), "
+            "sandbox_path = COALESCE(?, sandbox_path), sandbox_size = COALESCE(?, sandbox_size), "
+            "sandbox_sha256 = COALESCE(?, sandbox_sha256), pgid = COALESCE(?, pgid) WHERE id = ?",
+            params,
+        )
+        db.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, 'JobWrapper')", history)
 
     def owned(self, owned: Mapping[int, int]) -> set[int]:
         """Which of the agent's jobs (``{id: attempt}``) it no longer owns.
@@ -803,11 +840,3 @@ class Store:
 
 
 _STALLED = "Job stalled: pilot not running"
-
-
-def now() -> float:
-    """The store's clock: epoch seconds.
-
-    Usage: ``store.pending(); now()``
-    """
-    return time.time()

@@ -8,6 +8,7 @@ Usage: ``aiodirac --help``; from Python, ``aiodirac.cli.main(["status", "12"])``
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -21,13 +22,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Usage: ``raise SystemExit(main())``
     """
-    try:
-        from ._app import build_app
-    except ImportError as exc:  # typer or rich missing: the library was installed without [cli]
+    missing = [name for name in ("typer", "rich") if importlib.util.find_spec(name) is None]
+    if missing:  # the library was installed without its [cli] extra
         sys.stderr.write(
-            f"aiodirac: the command line needs its extra: pip install 'aiodirac[cli]' ({exc})\n"
+            "aiodirac: the command line needs "
+            + " and ".join(missing)
+            + ": pip install 'aiodirac[cli]'\n"
         )
         return 2
+    from ._app import build_app
+
     command = build_app()
     args = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -156,16 +156,12 @@ class _DownloadLine:
     def text(self) -> str:
         p = self.last
         if p is None:
-            return (
-                f"downloads: {self.queued} queued"
-                if self.queued
-                else "downloads: waiting for Done jobs"
-            )
-        return (
-            f"downloads: {p.jobs_done}/{self.queued} jobs"
-            + (f", {p.jobs_failed} failed" if p.jobs_failed else "")
-            + f", {p.files_done} files, {human_bytes(p.bytes_done)}, {human_bytes(p.rate)}/s"
-        )
+            if self.queued:
+                return f"downloads: {self.queued} queued"
+            return "downloads: waiting for Done jobs"
+        size = f", {human_bytes(p.bytes_done)} at {human_bytes(p.rate)}/s" if p.bytes_done else ""
+        failed = f", {p.jobs_failed} failed" if p.jobs_failed else ""
+        return f"downloads: {p.jobs_done}/{self.queued} jobs{failed}, {p.files_done} files{size}"
 
 
 async def run_campaign(
@@ -184,8 +180,7 @@ async def run_campaign(
     import anyio
     from anyio.streams.memory import MemoryObjectSendStream
 
-    from aiodirac._events import JobEvent
-    from aiodirac._status import JobStatus
+    from aiodirac import JobEvent, JobStatus
 
     ids = await submit_jobs(dirac, jobs, out)
     out.note(f"{len(ids)} jobs in the campaign; following them until they are final")
@@ -222,6 +217,9 @@ async def run_campaign(
                     queue(event.job_id, send)
 
             await _follow(stream, out, events, on_event, line)
+            behind = line.queued - (line.last.jobs_done + line.last.jobs_failed if line.last else 0)
+            if download and behind > 0:
+                out.note(f"all jobs are final; finishing {behind} downloads")
         final = stream.summary
         states = dict(stream.states)
         vanished = sorted(stream.vanished)
@@ -390,7 +388,7 @@ def register(app: typer.Typer) -> None:
         out = Output(opts)
 
         async def body() -> int:
-            from aiodirac._journal import Journal
+            from aiodirac import Journal
 
             if not journal.is_file():
                 raise UsageProblem(f"no campaign journal at {journal}")

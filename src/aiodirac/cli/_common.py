@@ -259,21 +259,27 @@ def choose(opts: Options) -> BackendChoice:
     return choose_backend(opts.backend, url=opts.url)
 
 
+#: Seconds an interactive one-shot command retries an unreachable service before giving up.
+QUICK_DEADLINE = 20.0
+
+
 def make_client(
     opts: Options,
     *,
     journal: str | None = None,
     poll_interval: float | None = None,
+    quick: bool = False,
 ) -> AsyncDirac:
     """An :class:`~aiodirac.AsyncDirac` for these options (not yet opened).
 
     The local backend answers status queries in milliseconds, so it is polled more often than a
-    shared DiracX service.
+    shared DiracX service. ``quick`` commands (a status query, a kill) give up retrying an
+    unreachable service after :data:`QUICK_DEADLINE` seconds instead of the library's two
+    minutes: someone is waiting at the terminal.
 
     Usage: ``async with make_client(opts) as dirac: ...``
     """
-    from aiodirac._client import AsyncDirac
-    from aiodirac._track import TrackConfig
+    from aiodirac import AsyncDirac, RetryPolicy, SubmitConfig, TrackConfig
 
     kind = choose(opts).kind
     if kind == "local":
@@ -282,13 +288,14 @@ def make_client(
     else:
         interval = 2.0 if poll_interval is None else poll_interval
         track = TrackConfig(min_interval=interval, max_interval=max(interval, 60.0))
-    return AsyncDirac(kind, url=opts.url, journal=journal, track_config=track)
+    submit = SubmitConfig(retry=RetryPolicy(deadline=QUICK_DEADLINE)) if quick else None
+    return AsyncDirac(kind, url=opts.url, journal=journal, track_config=track, submit_config=submit)
 
 
 def _leaf(exc: BaseException) -> BaseException:
     """The exception that matters inside (possibly nested) exception groups."""
     while isinstance(exc, BaseExceptionGroup):
-        from aiodirac._exceptions import DiracError
+        from aiodirac import DiracError
 
         inner = list(exc.exceptions)
         preferred = [e for e in inner if isinstance(e, DiracError | BaseExceptionGroup)]
@@ -301,7 +308,7 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 
     Usage: ``exit_code_for(JDLSyntaxError("..."))`` -> ``ExitCode.USAGE``
     """
-    from aiodirac._exceptions import (
+    from aiodirac import (
         ConfigurationError,
         InvalidArgumentError,
         InvalidTransitionError,
@@ -345,7 +352,7 @@ def error_line(exc: BaseException) -> str:
 
     Usage: ``error_line(exc)`` -> ``"aiodirac: error: job 12: not found"``
     """
-    from aiodirac._exceptions import DiracError
+    from aiodirac import DiracError
 
     exc = _leaf(exc)
     if isinstance(exc, KeyboardInterrupt):

@@ -34,7 +34,7 @@ async def apply(
 
     Usage: ``done, refused, why = await apply(dirac, "kill", ids)``
     """
-    from aiodirac._exceptions import InvalidTransitionError
+    from aiodirac import InvalidTransitionError
 
     method = {"kill": dirac.kill, "delete": dirac.delete, "reschedule": dirac.reschedule}[action]
     try:
@@ -50,7 +50,7 @@ def _make(app: typer.Typer, action: Action) -> None:
         out = Output(opts)
 
         async def body() -> int:
-            async with make_client(opts, journal=check_journal(journal)) as dirac:
+            async with make_client(opts, journal=check_journal(journal), quick=True) as dirac:
                 wanted = await resolve_ids(dirac, ids, journal)
                 done, refused, why = await apply(dirac, action, wanted)
             if out.json:

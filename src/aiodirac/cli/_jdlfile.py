@@ -153,8 +153,7 @@ def job_from_jdl(text: str, source: str) -> Job:
 
     Usage: ``job_from_jdl('[Executable = "/bin/ls";]', "ls.jdl")``
     """
-    from aiodirac._jdl import parse_jdl
-    from aiodirac._job import Job
+    from aiodirac import Job, parse_jdl
 
     attrs = parse_jdl(text)
     if "Executable" not in attrs:

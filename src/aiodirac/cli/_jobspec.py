@@ -105,8 +105,7 @@ def _read(path: Path) -> str:
 def _load_python(path: Path) -> list[Job]:
     import runpy
 
-    from aiodirac._exceptions import DiracError
-    from aiodirac._job import Job
+    from aiodirac import DiracError, Job
 
     try:
         namespace = runpy.run_path(str(path), run_name="__aiodirac_job__")
@@ -128,7 +127,7 @@ def _load_python(path: Path) -> list[Job]:
 
 
 def _from_command(command: Sequence[str]) -> list[Job]:
-    from aiodirac._job import Job
+    from aiodirac import Job
 
     job = Job()
     executable, *arguments = command

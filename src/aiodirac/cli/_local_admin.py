@@ -62,7 +62,7 @@ class CleanReport:
 
 
 def _connect(store: Path) -> sqlite3.Connection:
-    from aiodirac._exceptions import LocalBackendError
+    from aiodirac import LocalBackendError
 
     try:
         db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
@@ -105,7 +105,7 @@ def list_local_jobs(
     try:
         rows = db.execute(query, params).fetchall()
     except sqlite3.Error as exc:
-        from aiodirac._exceptions import LocalBackendError
+        from aiodirac import LocalBackendError
 
         raise LocalBackendError(f"cannot read the local job store {store}: {exc}") from exc
     finally:

@@ -55,8 +55,8 @@ def local_backend(home: Path | None) -> LocalBackend:
 
     Usage: ``async with local_backend(None) as backend: ...``
     """
+    from aiodirac import LocalBackend
     from aiodirac._config import choose_backend
-    from aiodirac._local import LocalBackend
 
     if home is None:
         configured = choose_backend("local").local_home
@@ -83,12 +83,13 @@ def register(app: typer.Typer) -> None:
 
         async def body() -> int:
             async with local_backend(home) as backend:
+                before = await backend.agent_pid()
                 changed = False
                 if action is AgentAction.START:
                     changed = await backend.start_agent()
-                elif action is AgentAction.STOP:
+                elif action is AgentAction.STOP and before is not None:
                     if not await backend.stop_agent():
-                        out.warn("the agent did not stop in time")
+                        out.warn(f"the agent (pid {before}) did not stop in time")
                         return ExitCode.SERVICE
                     changed = True
                 pid = await backend.agent_pid()
@@ -97,6 +98,8 @@ def register(app: typer.Typer) -> None:
                 out.data(
                     {"home": where, "running": pid is not None, "pid": pid, "changed": changed}
                 )
+            elif action is AgentAction.STOP and changed:
+                out.result(f"Stopped: agent pid {before} for {where}")
             elif pid is None:
                 out.result(f"No agent running for {where}")
             else:

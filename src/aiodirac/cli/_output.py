@@ -90,7 +90,7 @@ def event_json(event: TrackEvent) -> dict[str, Any]:
 
     Usage: ``json.dumps(event_json(event))``
     """
-    from aiodirac._events import JobEvent, JobVanished, PollFailed, PollRecovered
+    from aiodirac import JobEvent, JobVanished, PollFailed, PollRecovered
 
     if isinstance(event, JobEvent):
         return {

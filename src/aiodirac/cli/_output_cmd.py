@@ -58,19 +58,21 @@ async def download_with_progress(
         TextColumn("[bold]Downloading"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("jobs  {task.fields[size]}  {task.fields[files]} files  {task.fields[rate]}"),
+        TextColumn("jobs  {task.fields[files]} files  {task.fields[size]}"),
         TimeElapsedColumn(),
     ) as bar:
-        task = bar.add_task("download", total=total, size="0 B", files=0, rate="")
+        task = bar.add_task("download", total=total, size="", files=0)
 
         def progress(p: DownloadProgress) -> None:
             bar.update(
                 task,
                 total=p.jobs_total,
                 completed=p.jobs_done + p.jobs_failed,
-                size=human_bytes(p.bytes_done),
                 files=p.files_done,
-                rate=f"{human_bytes(p.rate)}/s",
+                # local sandboxes are copied, not transferred: no bytes to show then
+                size=f"{human_bytes(p.bytes_done)}  {human_bytes(p.rate)}/s"
+                if p.bytes_done
+                else "",
             )
 
         source: Any = ids if isinstance(ids, AsyncIterable) else list(ids)

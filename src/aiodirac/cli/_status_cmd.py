@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         out = Output(opts)
 
         async def body() -> int:
-            async with make_client(opts, journal=check_journal(journal)) as dirac:
+            async with make_client(opts, journal=check_journal(journal), quick=True) as dirac:
                 wanted = await resolve_ids(dirac, ids, journal)
                 states = await dirac.status(wanted)
             missing = [job_id for job_id in wanted if job_id not in states]

@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
         aiodirac submit --name hello -- /bin/echo hello
         aiodirac submit -p n=1..100 -o 'result-*.txt' -- ./run.sh '%(n)s'
         """
-        from aiodirac._exceptions import SubmissionError
+        from aiodirac import SubmissionError
 
         out = Output(opts)
         shape = job_options(name, cpu_time, input_, output, param)

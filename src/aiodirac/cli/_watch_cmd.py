@@ -71,7 +71,7 @@ class WatchView:
 
         Usage: ``view.add(event)``
         """
-        from aiodirac._events import JobEvent, JobVanished, PollFailed, PollRecovered
+        from aiodirac import JobEvent, JobVanished, PollFailed, PollRecovered
 
         if isinstance(event, JobEvent):
             if self.show_events:
@@ -153,7 +153,7 @@ async def follow(
 
     Usage: ``async with dirac.track(ids) as stream: await follow(stream, out)``
     """
-    from aiodirac._events import JobEvent, PollFailed
+    from aiodirac import JobEvent, PollFailed
 
     if out.live:
         from rich.live import Live

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -30,6 +30,7 @@ import anyio.lowlevel
 
 from .._backend import ActionResult, Backend, Capabilities, OutputSandbox, UnconfirmedJob
 from .._exceptions import (
+    BackendError,
     InvalidRequestError,
     InvalidTransitionError,
     JobNotFoundError,
@@ -213,6 +214,8 @@ class MemoryBackend(Backend):
 
     async def _enter(self, method: str) -> bool:
         """Count the call, wait the latency, maybe fail; True when the reply must be lost."""
+        if self._closed:
+            raise BackendError(f"this memory backend is closed ({method} refused)")
         self.calls[method] += 1
         self._active[method] += 1
         self.max_concurrency[method] = max(self.max_concurrency[method], self._active[method])
@@ -368,6 +371,14 @@ class MemoryBackend(Backend):
             if job.was_confirmed and (job_group is None or job.job_group == job_group)
         ]
 
+    def _check_update_size(self, job_ids: Sequence[int]) -> None:
+        if len(job_ids) > self.capabilities.max_ids_per_update:
+            raise InvalidRequestError(
+                f"memory backend: {len(job_ids)} IDs in one update, the limit is "
+                f"{self.capabilities.max_ids_per_update}",
+                status_code=400,
+            )
+
     # -- the Backend protocol -------------------------------------------------------------
 
     async def submit(self, chunk: SubmitChunk) -> list[int]:
@@ -413,6 +424,7 @@ class MemoryBackend(Backend):
             JobNotFoundError: an unknown job (nothing is changed).
             InvalidTransitionError: a job that was discarded, killed or deleted (nothing is changed).
         """
+        self._check_update_size(job_ids)
         lost = await self._enter("confirm")
         jobs = [self._get(job_id) for job_id in job_ids]
         dead = [job.job_id for job in jobs if job.status in (JobStatus.KILLED, JobStatus.DELETED)]
@@ -436,6 +448,7 @@ class MemoryBackend(Backend):
         Raises:
             InvalidTransitionError: a job that is no longer ``Submitting`` (nothing is changed).
         """
+        self._check_update_size(job_ids)
         lost = await self._enter("discard")
         jobs = [self._get(job_id) for job_id in job_ids]
         live = [
@@ -589,15 +602,13 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_jdl(attributes: Mapping[str, JDLValue], keys: Collection[str] | None = None) -> str:
+def render_jdl(attributes: Mapping[str, JDLValue]) -> str:
     """A readable JDL of ``attributes`` (the memory backend's :meth:`MemoryBackend.get_jdl`).
 
     Usage: ``render_jdl({"Executable": "/bin/echo"})``
     """
     lines = ["["]
     for key, value in attributes.items():
-        if keys is not None and key not in keys:
-            continue
         if isinstance(value, tuple):
             text = "{" + ", ".join(_quote(item) for item in value) + "}"
         elif isinstance(value, int):

@@ -334,7 +334,7 @@ class DiracXTestPilot:
         ids = await self.waiting_jobs()
         return await self.run_jobs(ids[:limit] if limit is not None else ids)
 
-    async def run_jobs(self, job_ids: Sequence[int], *, concurrency: int = 2) -> list[PilotRun]:
+    async def run_jobs(self, job_ids: Sequence[int], *, concurrency: int = 1) -> list[PilotRun]:
         """Run these jobs as a grid would, ``concurrency`` at a time; their runs, in order.
 
         Jobs not waiting (already running, final, unconfirmed) are skipped.
@@ -355,7 +355,11 @@ class DiracXTestPilot:
             if current in (JobStatus.CHECKING, JobStatus.WAITING):
                 path = path[1:] if current is JobStatus.CHECKING else path[2:]
             start[job_id] = path
-        await self.set_status(start)
+        # a job killed meanwhile does not reach Running: it is skipped, as a grid would
+        reached = await self.set_status(start, check=False)
+        todo = [j for j in todo if reached.get(j) is JobStatus.RUNNING]
+        if not todo:
+            return []
         # a matched job has a site, as on the grid
         await self._backend._api(
             "PATCH",

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from _jobs import make_chunk
+from _dxjobs import make_chunk
 
 from aiodirac import (
     AuthenticationError,
@@ -29,6 +29,7 @@ from aiodirac import (
 from aiodirac._diracx import DiracXBackend
 from aiodirac._diracx import _http as http_module
 from aiodirac.testing._pilot import DiracXTestPilot, _read_jdls
+from diracx_server import DiracXServer
 
 pytestmark = pytest.mark.diracx
 
@@ -92,7 +93,7 @@ async def test_status_follows_paging(
 
 
 async def test_input_sandbox_uploaded_once_per_content(
-    diracx_server, credentials: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    diracx_server: DiracXServer, credentials: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
@@ -103,7 +104,7 @@ async def test_input_sandbox_uploaded_once_per_content(
     uploads: list[str] = []
     real_post = DiracXBackend._post_presigned
 
-    async def spy(self, url, fields, payload):  # type: ignore[no-untyped-def]
+    async def spy(self, url, fields, payload):
         uploads.append(url)
         await real_post(self, url, fields, payload)
 
@@ -155,7 +156,9 @@ async def test_kill_delete_reschedule_read_back(
     assert (await backend.kill([done])).refused == {done: "Deleted"}
 
 
-async def test_output_sandbox_errors(backend: DiracXBackend, diracx_server, tmp_path: Path) -> None:
+async def test_output_sandbox_errors(
+    backend: DiracXBackend, diracx_server: DiracXServer, tmp_path: Path
+) -> None:
     ids = await backend.submit(make_chunk([0], name="nosb"))
     with pytest.raises(SandboxNotAvailableError, match="wait"):
         await backend.output_sandbox(ids[0])
@@ -188,7 +191,7 @@ async def test_rejected_jdl_names_the_jobs(backend: DiracXBackend) -> None:
     assert info.value.status_code == 400
 
 
-async def test_expired_token_without_refresh(diracx_server, tmp_path: Path) -> None:
+async def test_expired_token_without_refresh(diracx_server: DiracXServer, tmp_path: Path) -> None:
     path = diracx_server.write_credentials(
         tmp_path / "c.json", expires_on=time.time() - 10, refresh=False
     )
@@ -199,7 +202,9 @@ async def test_expired_token_without_refresh(diracx_server, tmp_path: Path) -> N
     assert token not in str(info.value)
 
 
-async def test_refresh_once_for_concurrent_requests(diracx_server, tmp_path: Path) -> None:
+async def test_refresh_once_for_concurrent_requests(
+    diracx_server: DiracXServer, tmp_path: Path
+) -> None:
     path = diracx_server.write_credentials(tmp_path / "c.json", expires_on=time.time() + 5)
     old = json.loads(path.read_text())
     async with DiracXBackend(diracx_server.url, credentials_path=path) as backend:
@@ -214,7 +219,9 @@ async def test_refresh_once_for_concurrent_requests(diracx_server, tmp_path: Pat
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-async def test_invalid_token_is_retried_once_after_refresh(diracx_server, tmp_path: Path) -> None:
+async def test_invalid_token_is_retried_once_after_refresh(
+    diracx_server: DiracXServer, tmp_path: Path
+) -> None:
     path = diracx_server.write_credentials(tmp_path / "c.json")
     data = json.loads(path.read_text())
     data["access_token"] = "not-a-valid-token"
@@ -252,8 +259,16 @@ def test_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert backend.description == "DiracX at https://diracx.invalid"
     with pytest.raises(ConfigurationError):
         DiracXBackend("ftp://x")
-    with pytest.raises(ConfigurationError, match="one of"):
-        DiracXBackend("https://x", token="a", credentials_path=tmp_path / "none.json")
+
+    async def provider() -> str:
+        return "b"
+
+    with pytest.raises(ConfigurationError, match="not both"):
+        DiracXBackend("https://x", token="a", token_provider=provider)
+    # an explicit token wins over a credentials file
+    explicit = DiracXBackend("https://x", token="a", credentials_path=tmp_path / "none.json")
+    assert "token" in repr(explicit)
+    assert "none.json" not in repr(explicit)
 
 
 async def test_presigned_requests_carry_no_token(
@@ -273,3 +288,16 @@ async def test_presigned_requests_carry_no_token(
     assert api
     assert all("authorization" not in r.headers for r in s3)
     assert all(r.headers["authorization"].startswith("Bearer ") for r in api)
+
+
+async def test_reads_the_credentials_file_diracx_itself_wrote(
+    diracx_server: DiracXServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # scripts/diracx.sh wrote it with diracx.core.utils.write_credentials, as `dirac login` does
+    monkeypatch.setenv("DIRACX_URL", diracx_server.url)
+    monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(diracx_server.credentials_path))
+    before = diracx_server.credentials_path.read_bytes()
+    async with DiracXBackend.from_environment() as backend:
+        ids = await backend.submit(make_chunk([0], name="own-file"))
+        assert set(await backend.status(ids)) == set(ids)
+    assert diracx_server.credentials_path.read_bytes() == before  # valid: not rewritten

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _jobs import make_chunk
+from _dxjobs import make_chunk
 
 from aiodirac import JobDescriptionError
 from aiodirac._diracx import DiracXBackend
 from aiodirac._jdl import parse_jdl
 from aiodirac.testing._pilot import _read_jdls
+from diracx_server import DiracXServer
 
 pytestmark = pytest.mark.diracx
 
@@ -69,7 +70,9 @@ async def test_hostile_job_name(backend: DiracXBackend, value: str) -> None:
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-async def test_hostile_arguments(backend: DiracXBackend, diracx_server, value: str) -> None:
+async def test_hostile_arguments(
+    backend: DiracXBackend, diracx_server: DiracXServer, value: str
+) -> None:
     requests = _Requests(backend)
     try:
         chunk = make_chunk([0], name="hostile-args", extra={"Arguments": value})
@@ -82,7 +85,7 @@ async def test_hostile_arguments(backend: DiracXBackend, diracx_server, value: s
 
 
 async def test_hostile_sandbox_entries(
-    backend: DiracXBackend, diracx_server, tmp_path: Path
+    backend: DiracXBackend, diracx_server: DiracXServer, tmp_path: Path
 ) -> None:
     names = ["a b.txt", "semi;colon", "[abc]", 'q"uote', "comma,x", "ünï", "-dash"]
     for name in names:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from _jobs import make_chunk
+from _dxjobs import make_chunk
 
 from aiodirac import (
     AuthenticationError,
