@@ -15,7 +15,7 @@ step() { printf '\n== %s ==\n' "$*"; }
 
 step "installing aiodirac and its test tools into .venv"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q -e '.[test,cli]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q -e '.[test,cli,docs,examples]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import aiodirac, pytest, respx, hypothesis" \
     || { echo "installation failed" >&2; exit 1; }
 
@@ -28,6 +28,9 @@ step "ruff"
 
 step "mypy --strict src/"
 .venv/bin/mypy
+
+step "docs (mkdocs build --strict)"
+.venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 
 step "pytest"
 .venv/bin/python -m pytest "$@"

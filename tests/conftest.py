@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The real DiracX server (scripts/diracx.sh), started once per session by the tests that need it.
+pytest_plugins = ["diracx_server"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

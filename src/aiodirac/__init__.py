@@ -39,6 +39,7 @@ from ._exceptions import (
     SandboxError,
     SandboxNotAvailableError,
     ServiceUnavailableError,
+    StoreLockedError,
     SubmissionError,
     TransientError,
     UnsafeArchiveError,
@@ -54,7 +55,14 @@ from ._status import FINAL_STATUSES, JobState, JobStatus, MinorStatus
 if TYPE_CHECKING:
     from ._client import AsyncDirac
     from ._diracx import DiracXBackend
-    from ._download import DownloadConfig, Downloader, DownloadProgress, DownloadResult
+    from ._download import (
+        DownloadConfig,
+        Downloader,
+        DownloadPhase,
+        DownloadProgress,
+        DownloadResult,
+        JobProgress,
+    )
     from ._events import JobEvent, JobVanished, PollFailed, PollRecovered, TrackEvent, TrackSummary
     from ._journal import CampaignSummary, Journal
     from ._local import LocalBackend
@@ -63,6 +71,7 @@ if TYPE_CHECKING:
     from ._submit import SubmitConfig, SubmitReport, SubmittedJob, Submitter
     from ._sync import Dirac
     from ._track import TrackConfig, Tracker, TrackingTimeoutError, TrackStream
+    from ._unpack import UnpackedFile
 
 __version__ = "0.1.0.dev0"
 
@@ -73,6 +82,9 @@ _LAZY: dict[str, str] = {
     "Dirac": "._sync",
     "DiracXBackend": "._diracx",
     "DownloadConfig": "._download",
+    "DownloadPhase": "._download",
+    "JobProgress": "._download",
+    "UnpackedFile": "._unpack",
     "DownloadProgress": "._download",
     "DownloadResult": "._download",
     "Downloader": "._download",
@@ -127,6 +139,7 @@ __all__ = [
     "DiracError",
     "DiracXBackend",
     "DownloadConfig",
+    "DownloadPhase",
     "DownloadProgress",
     "DownloadResult",
     "Downloader",
@@ -139,6 +152,7 @@ __all__ = [
     "JobDescriptionError",
     "JobEvent",
     "JobNotFoundError",
+    "JobProgress",
     "JobState",
     "JobStatus",
     "JobVanished",
@@ -160,6 +174,7 @@ __all__ = [
     "SandboxNotAvailableError",
     "ServiceUnavailableError",
     "Step",
+    "StoreLockedError",
     "SubmissionError",
     "SubmitChunk",
     "SubmitConfig",
@@ -174,6 +189,7 @@ __all__ = [
     "TrackingTimeoutError",
     "TransientError",
     "UnconfirmedJob",
+    "UnpackedFile",
     "UnsafeArchiveError",
     "UnsafeValueError",
     "__version__",

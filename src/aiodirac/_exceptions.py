@@ -22,6 +22,7 @@ Lower-level errors (httpx, sqlite3, tarfile, OSError) are translated where they 
     │   ├── InvalidTransitionError              a status change DIRAC's state machine refuses
     │   ├── NotSupportedError                   the server has no endpoint for this
     │   └── LocalBackendError                   the local store or agent failed
+    │       └── StoreLockedError (TransientError) the local job store stayed locked
     ├── SubmissionError                         some jobs of a submission could not be placed
     ├── SandboxError                            an output sandbox could not be fetched or unpacked
     │   ├── SandboxNotAvailableError            job not final yet, no sandbox, or oversized (LFN)
@@ -62,6 +63,7 @@ __all__ = [
     "SandboxError",
     "SandboxNotAvailableError",
     "ServiceUnavailableError",
+    "StoreLockedError",
     "SubmissionError",
     "TransientError",
     "UnsafeArchiveError",
@@ -246,6 +248,15 @@ class LocalBackendError(BackendError):
     """The local backend's store, state folder or agent failed.
 
     Usage: ``except LocalBackendError as exc: print(exc)``
+    """
+
+
+class StoreLockedError(LocalBackendError, TransientError):
+    """The local job store stayed locked by another process longer than the busy timeout.
+
+    Transient: the engine retries it.
+
+    Usage: ``except StoreLockedError: await anyio.sleep(1)``
     """
 
 

@@ -16,13 +16,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
+from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, TypeVar
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+import anyio
+from anyio.from_thread import BlockingPortal
 
 from ._client import AsyncDirac, JobIDs, job_ids
 from ._exceptions import DiracError
@@ -37,6 +39,44 @@ logger = logging.getLogger("aiodirac")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class _EventLoopThread:
+    """An event loop in a daemon thread, reached through an anyio blocking portal.
+
+    A daemon thread, so that a script which never closes its ``Dirac`` still exits; the
+    ``weakref.finalize`` hook that owns it closes the client cleanly at exit (finalizers run
+    before daemon threads are abandoned).
+    """
+
+    def __init__(self) -> None:
+        ready: Future[BlockingPortal] = Future()
+
+        async def serve() -> None:
+            async with BlockingPortal() as portal:
+                ready.set_result(portal)
+                await portal.sleep_until_stopped()
+
+        def main() -> None:
+            try:
+                anyio.run(serve)
+            except BaseException as exc:  # reported to the thread waiting for the portal
+                if not ready.done():
+                    ready.set_exception(exc)
+                else:
+                    raise
+
+        self._thread = threading.Thread(target=main, name="aiodirac-loop", daemon=True)
+        self._thread.start()
+        self.portal = ready.result()
+
+    def stop(self, client: AsyncDirac | None) -> None:
+        try:
+            if client is not None:
+                self.portal.call(client.aclose)
+        finally:
+            self.portal.call(self.portal.stop)
+            self._thread.join(timeout=10)
 
 
 class Dirac:
@@ -57,8 +97,8 @@ class Dirac:
     def __init__(self, useCertificates: bool = False, vo: str | None = None, **client: Any) -> None:
         self._client = AsyncDirac(**client)
         self._lock = threading.Lock()
-        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
-        self._portal: BlockingPortal | None = None
+        self._loop: _EventLoopThread | None = None
+        self._finalizer: Callable[[], object] | None = None
 
     def __repr__(self) -> str:
         return f"<Dirac {self._client!r}>"
@@ -74,44 +114,37 @@ class Dirac:
     ) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        # A script that never calls close() must not leave the portal's thread behind.
-        try:
-            self.close()
-        except Exception:
-            logger.debug("error while closing Dirac at exit", exc_info=True)
-
     def close(self) -> None:
         """Close the connections and stop the background event loop. Idempotent.
+
+        Scripts need not call it: it runs at interpreter exit (or when the object is collected).
 
         Usage: ``dirac.close()``
         """
         with self._lock:
-            portal, cm = self._portal, self._portal_cm
-            self._portal = self._portal_cm = None
-        if portal is not None and cm is not None:
-            try:
-                portal.call(self._client.aclose)
-            finally:
-                cm.__exit__(None, None, None)
+            finalizer, self._finalizer, self._loop = self._finalizer, None, None
+        if finalizer is not None:
+            finalizer()
 
     def _run(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         with self._lock:
-            if self._portal is None:
-                cm = start_blocking_portal()
-                portal = cm.__enter__()
+            if self._loop is None:
+                loop = _EventLoopThread()
                 try:
-                    portal.call(self._client.open)
+                    loop.portal.call(self._client.open)
                 except BaseException:
-                    cm.__exit__(None, None, None)
+                    loop.stop(None)
                     raise
-                self._portal_cm, self._portal = cm, portal
-            portal = self._portal
+                self._loop = loop
+                # Runs at close(), garbage collection or interpreter exit, whichever comes first;
+                # it holds the client, never the Dirac object, so the object can be collected.
+                self._finalizer = weakref.finalize(self, loop.stop, self._client)
+            loop = self._loop
 
         async def call() -> T:
             return await fn(*args, **kwargs)
 
-        return portal.call(call)
+        return loop.portal.call(call)
 
     @property
     def client(self) -> AsyncDirac:

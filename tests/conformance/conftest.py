@@ -25,7 +25,6 @@ from typing import Any
 import anyio
 import pytest
 
-import diracx_server
 from aiodirac import Backend, JobState, SubmitChunk
 from aiodirac._job import Job
 from aiodirac._local import LocalBackend
@@ -74,10 +73,6 @@ KINDS: dict[str, Kind] = {"local": Kind(_local_backend, _local_drive)}
 KINDS["diracx"] = Kind(conformance_backend, conformance_drive, marks=(pytest.mark.diracx,))
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # the diracx_server plugin, unless tests/conftest.py already registers it
-    if not config.pluginmanager.has_plugin("diracx_server"):
-        config.pluginmanager.register(diracx_server, "diracx_server")
 
 
 @pytest.fixture(params=[pytest.param(name, marks=kind.marks) for name, kind in KINDS.items()])

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import diracx_server as diracx_plugin
 from aiodirac._diracx import DiracXBackend
 from aiodirac.testing._pilot import DiracXTestPilot
 from diracx_server import DiracXServer
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # the plugin may already be registered by tests/conftest.py (pytest_plugins); never twice
-    if not config.pluginmanager.has_plugin("diracx_server"):
-        config.pluginmanager.register(diracx_plugin, "diracx_server")
 
 
 @pytest.fixture

@@ -469,3 +469,22 @@ async def test_confirmations_linger_to_carry_many_chunks() -> None:
     # With a long linger, a batch closes only when every live chunk is in it: at most
     # 4 x max_in_flight = 16 chunks are alive at once, so 50 chunks need 4 confirmations.
     assert patient == 4
+
+
+async def test_leaving_the_stream_early_cancels_and_a_rerun_completes(tmp_path: Path) -> None:
+    backend = MemoryBackend(faults=Faults(latency=0.002))
+    async with await Journal.open(tmp_path / "j.db") as journal:
+        seen = 0
+        async with Submitter(backend, FAST, journal=journal).stream(
+            list(make_chunks(2000))
+        ) as submitted:
+            async for _ in submitted:
+                seen += 1
+                if seen == 30:
+                    break
+        partial = await journal.summary()
+        assert 30 <= partial.jobs_confirmed < 2000
+        ids = await Submitter(backend, FAST, journal=journal).submit(list(make_chunks(2000)))
+        campaign = await journal.campaign()
+        assert campaign is not None
+        assert_exactly_once(backend, 2000, ids, campaign.job_group)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import LocalBackendError, TransientError
+from .._exceptions import LocalBackendError, StoreLockedError
 from .._spec import ConcreteJob, JDLValue, Step
 from .._status import JobStatus, MinorStatus
 
@@ -86,13 +86,6 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_job ON history (job_id);
 """
-
-
-class StoreLockedError(LocalBackendError, TransientError):
-    """The job store stayed locked by another process longer than the busy timeout.
-
-    Usage: ``except StoreLockedError: await anyio.sleep(1)``
-    """
 
 
 def encode_job(job: ConcreteJob) -> str:

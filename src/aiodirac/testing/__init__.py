@@ -1,1 +1,31 @@
-"""Test helpers for aiodirac users and its own suite: an in-memory backend and a fault-injecting proxy."""
+"""Test helpers for aiodirac users and for its own suite.
+
+- :class:`MemoryBackend`: an in-memory backend that follows DIRAC's rules, with fault injection.
+- :class:`FaultProxy`: a loopback TCP proxy that adds latency, resets, 429/503 answers, stalls
+  and outages between a client and a real server.
+- :class:`DiracXTestPilot`: plays the grid for a DiracX development server: runs the user's
+  waiting jobs with the local executor, uploads their outputs, and moves their statuses.
+
+Usage::
+
+    from aiodirac.testing import MemoryBackend
+    async with AsyncDirac(MemoryBackend()) as dirac:
+        ...
+"""
+
+from __future__ import annotations
+
+from ._memory import Faults, MemoryBackend, MemoryJob
+from ._pilot import DiracXTestPilot, PilotRun, StatusStep
+from ._proxy import FaultProxy, ProxyFaults
+
+__all__ = [
+    "DiracXTestPilot",
+    "FaultProxy",
+    "Faults",
+    "MemoryBackend",
+    "MemoryJob",
+    "PilotRun",
+    "ProxyFaults",
+    "StatusStep",
+]
