@@ -148,7 +148,7 @@ class SubmitConfig:
     sweep_grace: float = 300.0
     clock_skew: float = 300.0
     confirm_batch: int | None = None
-    confirm_linger: float = 1.0
+    confirm_linger: float = 0.5
     exclusive_confirm: bool = False
 
     def __post_init__(self) -> None:
@@ -471,6 +471,8 @@ class _Run:
         self.requests = 0
         self.campaign: CampaignInfo | None = None
         self.resuming = False
+        # A submit request that did not return its IDs may have created jobs nobody recorded.
+        self.uncertain = False
         max_jobs = self.backend.capabilities.max_jobs_per_submit
         self.confirm_batch = (
             self.config.confirm_batch or self.backend.capabilities.max_ids_per_update
@@ -559,7 +561,9 @@ class _Run:
                 self.scope = tg.cancel_scope
                 tg.start_soon(self.produce, send)
                 tg.start_soon(self.confirm_loop, receive)
-            if self.fatal is None:
+            # Leftovers exist only after a submit request whose reply was lost (here, or in
+            # the earlier runs a resumed campaign follows): otherwise a sweep has nothing to do.
+            if self.fatal is None and (self.uncertain or self.resuming):
                 await self.sweep()
         except Exception as exc:  # noqa: BLE001 - handed to the caller by the result stream
             self.fatal = exc
@@ -667,7 +671,14 @@ class _Run:
                 event.wait,
             )
 
-        ids = await self.request(lambda: self.backend.submit(chunk), on_retry=resent)
+        async def send() -> list[int]:
+            try:
+                return await self.backend.submit(chunk)
+            except BaseException:
+                self.uncertain = True
+                raise
+
+        ids = await self.request(send, on_retry=resent)
         # The IDs exist on the server now: record them even if we are being cancelled.
         with anyio.CancelScope(shield=True):
             if len(ids) != len(chunk.jobs):

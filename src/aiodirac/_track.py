@@ -512,7 +512,7 @@ class TrackStream:
             else:
                 counts[old.status] -= 1
             counts[status] += 1
-            if False:
+            if status in final:
                 active.discard(job_id)
             emit(make_event(job_id, old, new, seen))
             record(new)

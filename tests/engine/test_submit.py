@@ -56,10 +56,10 @@ async def test_submits_chunks_in_index_order_with_campaign_group(tmp_path: Path)
     assert report is not None
     assert report.confirmed == 95
     assert report.failures == ()
-    # 5 submits, confirmations batched, one sweep query.
+    # 5 submits, confirmations batched; no reply was lost, so there is nothing to sweep.
     assert backend.calls["submit"] == 5
     assert backend.calls["confirm"] <= 5
-    assert backend.calls["find_unconfirmed"] == 1
+    assert backend.calls["find_unconfirmed"] == 0
     assert backend.jobs[ids[0]].attributes["JobGroup"] == campaign.job_group
 
 
@@ -284,35 +284,37 @@ async def test_crash_between_phases_then_resume(
 
 
 async def test_user_group_sweep_spares_young_leftovers() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    backend = MemoryBackend(now=lambda: now)
+    backend = MemoryBackend()
     # Leftovers of the same user's group: one old, one created a moment ago (in flight elsewhere).
     old = await backend.submit(make_chunk([900], job_group="shared"))
-    now += timedelta(hours=1)
     young = await backend.submit(make_chunk([901], job_group="shared"))
-    config = SubmitConfig(campaign="c", job_group="shared", rate=1000, burst=100, clock_skew=7200)
-
-    class ClockedSubmitter(Submitter):
-        pass
-
-    submitter = ClockedSubmitter(backend, config)
-    # The sweep compares with the real clock: age the "old" leftover far into the past.
+    # The sweep compares with the real clock: age the "old" leftover into the past.
     backend.jobs[old[0]].submitted = datetime.now(UTC) - timedelta(hours=1)
-    backend.jobs[young[0]].submitted = datetime.now(UTC)
-    ids = await submitter.submit(list(make_chunks(40)))
-    assert len(ids) == 40
+    config = SubmitConfig(campaign="c", job_group="shared", rate=1000, burst=100, clock_skew=7200)
+    submitter = Submitter(backend, config)
+    # Lost replies, so that this run has a reason to sweep (their leftovers are young too).
+    backend.set_faults(Faults(ambiguous=0.3, seed=5, methods=frozenset({"submit"})))
+    with retry_test_mode():
+        ids = await submitter.submit(list(make_chunks(200)))
+    assert len(ids) == 200
     assert backend.jobs[old[0]].status is JobStatus.KILLED
     assert backend.jobs[young[0]].status is JobStatus.SUBMITTING
+    lost = [j for j in backend.jobs.values() if j.status is JobStatus.SUBMITTING and j.index < 200]
+    assert lost
     report = submitter.report
     assert report is not None
-    assert (report.swept, report.unswept) == (1, 1)
+    assert (report.swept, report.unswept) == (1, 1 + len(lost))
     assert "next run" in str(report)
 
 
 async def test_other_campaigns_jobs_are_never_swept() -> None:
     backend = MemoryBackend()
     theirs = await backend.submit(make_chunk(range(5), job_group="another-campaign"))
-    await Submitter(backend, FAST).submit(list(make_chunks(20)))
+    backend.set_faults(Faults(ambiguous=0.5, seed=1, methods=frozenset({"submit"})))
+    with retry_test_mode():
+        await Submitter(backend, FAST).submit(list(make_chunks(200)))
+    assert backend.calls["find_unconfirmed"] == 1  # the sweep did run
+    assert any(j.status is JobStatus.KILLED for j in backend.jobs.values())
     assert all(backend.jobs[i].status is JobStatus.SUBMITTING for i in theirs)
 
 

@@ -49,8 +49,18 @@ FAST = TrackConfig(min_interval=1.0, max_interval=8.0, growth=2.0)
 
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run ``fn`` on trio with a virtual clock that jumps whenever every task sleeps."""
-    return anyio.run(fn, backend="trio", backend_options={"clock": MockClock(autojump_threshold=0)})
+    """Run ``fn`` on trio with a virtual clock that jumps whenever every task sleeps.
+
+    A virtual hour at most: a stream that never ends fails the test instead of hanging it.
+    """
+
+    async def bounded() -> T:
+        with anyio.fail_after(3600):
+            return await fn()
+
+    return anyio.run(
+        bounded, backend="trio", backend_options={"clock": MockClock(autojump_threshold=0)}
+    )
 
 
 async def make_jobs(backend: MemoryBackend, count: int) -> list[int]:
@@ -757,79 +767,85 @@ def test_backoff_is_jittered_within_the_policy_and_honours_retry_after() -> None
 
 
 async def test_tracking_on_asyncio() -> None:
-    backend = memory()
-    ids = await make_jobs(backend, 3)
-    backend.advance(ids, to=JobStatus.RUNNING)
-    tracker = Tracker(backend, TrackConfig(min_interval=0.01, max_interval=0.05))
+    # Real time here: a stream that never ends must fail the test, not hang it.
+    with anyio.fail_after(30):
+        backend = memory()
+        ids = await make_jobs(backend, 3)
+        backend.advance(ids, to=JobStatus.RUNNING)
+        tracker = Tracker(backend, TrackConfig(min_interval=0.01, max_interval=0.05))
 
-    async def finish() -> None:
-        await anyio.sleep(0.05)
-        backend.advance(ids, to=JobStatus.DONE)
+        async def finish() -> None:
+            await anyio.sleep(0.05)
+            backend.advance(ids, to=JobStatus.DONE)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(finish)
-        async with tracker.track(ids) as stream:
-            events = [e async for e in stream]
-    assert [e.status for e in job_events(events)][-3:] == [JobStatus.DONE] * 3
-    assert "3 jobs: 3 final" in repr(stream)
-    assert "IDs per request" in repr(tracker)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(finish)
+            async with tracker.track(ids) as stream:
+                events = [e async for e in stream]
+        assert [e.status for e in job_events(events)][-3:] == [JobStatus.DONE] * 3
+        assert "3 jobs: 3 final" in repr(stream)
+        assert "IDs per request" in repr(tracker)
 
 
 async def test_a_campaign_restarted_on_the_real_journal_replays_no_event(tmp_path: Path) -> None:
-    backend = memory()
-    ids = await make_jobs(backend, 50)
-    backend.advance(ids[:20], to=JobStatus.DONE)
-    config = TrackConfig(min_interval=0.01, max_interval=0.02)
-    path = tmp_path / "campaign.db"
-    async with await Journal.open(path) as journal:
-        async with Tracker(backend, config, journal=journal).track(ids) as stream:
-            delivered = [await stream.__anext__() for _ in range(50)]
-            # The cycle's states are recorded once its events are handed over.
-            while stream.summary.cycles < 2:
-                await anyio.sleep(0.01)
-        assert len(job_events(delivered)) == 50
+    # Real time here: a stream that never ends must fail the test, not hang it.
+    with anyio.fail_after(30):
+        backend = memory()
+        ids = await make_jobs(backend, 50)
+        backend.advance(ids[:20], to=JobStatus.DONE)
+        config = TrackConfig(min_interval=0.01, max_interval=0.02)
+        path = tmp_path / "campaign.db"
+        async with await Journal.open(path) as journal:
+            async with Tracker(backend, config, journal=journal).track(ids) as stream:
+                delivered = [await stream.__anext__() for _ in range(50)]
+                # The cycle's states are recorded once its events are handed over.
+                while stream.summary.cycles < 2:
+                    await anyio.sleep(0.01)
+            assert len(job_events(delivered)) == 50
 
-    # The process "restarts": a new journal object on the same file, a new tracker.
-    backend.advance(ids[20:], to=JobStatus.DONE)
-    async with await Journal.open(path) as journal:
-        assert len(await journal.last_states()) == 50
-        restarted = Tracker(backend, config, journal=journal)
-        async with restarted.track(ids) as stream:
-            replayed = [e async for e in stream.job_events()]
-        # Only the 30 jobs that changed since, each once, from the state the journal kept.
-        assert sorted(e.job_id for e in replayed) == sorted(ids[20:])
-        assert all(e.old is not None and e.old.status is JobStatus.RECEIVED for e in replayed)
-        assert {s.status for s in (await journal.last_states()).values()} == {JobStatus.DONE}
+        # The process "restarts": a new journal object on the same file, a new tracker.
+        backend.advance(ids[20:], to=JobStatus.DONE)
+        async with await Journal.open(path) as journal:
+            assert len(await journal.last_states()) == 50
+            restarted = Tracker(backend, config, journal=journal)
+            async with restarted.track(ids) as stream:
+                replayed = [e async for e in stream.job_events()]
+            # Only the 30 jobs that changed since, each once, from the state the journal kept.
+            assert sorted(e.job_id for e in replayed) == sorted(ids[20:])
+            assert all(e.old is not None and e.old.status is JobStatus.RECEIVED for e in replayed)
+            assert {s.status for s in (await journal.last_states()).values()} == {JobStatus.DONE}
 
 
 async def test_on_asyncio_errors_come_out_unwrapped_and_no_task_is_left() -> None:
-    backend = memory()
-    ids = await make_jobs(backend, 3)
-    tracker = Tracker(backend, TrackConfig(min_interval=0.01, max_interval=0.01))
-    baseline = len(anyio.get_running_tasks())
+    # Real time here: a stream that never ends must fail the test, not hang it.
+    with anyio.fail_after(30):
+        backend = memory()
+        ids = await make_jobs(backend, 3)
+        tracker = Tracker(backend, TrackConfig(min_interval=0.01, max_interval=0.01))
+        baseline = len(anyio.get_running_tasks())
 
-    async def buggy_consumer() -> None:
-        async with tracker.track(ids) as stream:
-            await stream.__anext__()
-            raise KeyError("consumer bug")
+        async def buggy_consumer() -> None:
+            async with tracker.track(ids) as stream:
+                await stream.__anext__()
+                raise KeyError("consumer bug")
 
-    with pytest.raises(KeyError, match="consumer bug"):
-        await buggy_consumer()
-    assert len(anyio.get_running_tasks()) == baseline
+        with pytest.raises(KeyError, match="consumer bug"):
+            await buggy_consumer()
+        assert len(anyio.get_running_tasks()) == baseline
 
-    async def refused(job_ids: Any) -> dict[int, JobState]:
-        raise AuthenticationError("token expired", status_code=401)
+        async def refused(job_ids: Any) -> dict[int, JobState]:
+            raise AuthenticationError("token expired", status_code=401)
 
-    backend.status = refused  # type: ignore[method-assign]
+        backend.status = refused  # type: ignore[method-assign]
 
-    async def consume() -> None:
-        async with tracker.track(ids) as stream:
-            async for _ in stream:
-                pass
+        async def consume() -> None:
+            async with tracker.track(ids) as stream:
+                async for _ in stream:
+                    pass
 
-    with pytest.raises(AuthenticationError):
-        await consume()
-    assert len(anyio.get_running_tasks()) == baseline
+        with pytest.raises(AuthenticationError):
+            await consume()
+        assert len(anyio.get_running_tasks()) == baseline
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
