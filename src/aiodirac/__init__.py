@@ -41,6 +41,7 @@ from ._exceptions import (
     ServiceUnavailableError,
     StoreLockedError,
     SubmissionError,
+    TrackingTimeoutError,
     TransientError,
     UnsafeArchiveError,
     UnsafeValueError,
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
     from ._retry import RetryPolicy
     from ._submit import SubmitConfig, SubmitReport, SubmittedJob, Submitter
     from ._sync import Dirac
-    from ._track import TrackConfig, Tracker, TrackingTimeoutError, TrackStream
+    from ._track import TrackConfig, Tracker, TrackStream
     from ._unpack import UnpackedFile
 
 __version__ = "0.1.0.dev0"
@@ -105,7 +106,6 @@ _LAZY: dict[str, str] = {
     "TrackStream": "._track",
     "TrackSummary": "._events",
     "Tracker": "._track",
-    "TrackingTimeoutError": "._track",
 }
 
 

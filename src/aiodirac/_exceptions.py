@@ -24,6 +24,7 @@ Lower-level errors (httpx, sqlite3, tarfile, OSError) are translated where they 
     │   └── LocalBackendError                   the local store or agent failed
     │       └── StoreLockedError (TransientError) the local job store stayed locked
     ├── SubmissionError                         some jobs of a submission could not be placed
+    ├── TrackingTimeoutError (TimeoutError)     wait() ran out of time; carries the states so far
     ├── SandboxError                            an output sandbox could not be fetched or unpacked
     │   ├── SandboxNotAvailableError            job not final yet, no sandbox, or oversized (LFN)
     │   ├── UnsafeArchiveError                  an archive that would write outside its folder
@@ -41,6 +42,12 @@ Usage::
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._status import JobState
 
 __all__ = [
     "AuthenticationError",
@@ -65,6 +72,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StoreLockedError",
     "SubmissionError",
+    "TrackingTimeoutError",
     "TransientError",
     "UnsafeArchiveError",
     "UnsafeValueError",
@@ -276,6 +284,24 @@ class SubmissionError(DiracError):
         super().__init__(message)
         self.submitted = submitted
         self.failures = failures
+
+
+class TrackingTimeoutError(DiracError, TimeoutError):
+    """``wait()`` ran out of time before every job was final.
+
+    Attributes:
+        states: the last known state of every tracked job seen so far (final or not).
+        pending: the jobs that were not final (nor vanished) yet.
+
+    Usage: ``except TrackingTimeoutError as exc: print(len(exc.pending), "still running")``
+    """
+
+    def __init__(
+        self, message: str, *, states: Mapping[int, JobState], pending: tuple[int, ...]
+    ) -> None:
+        super().__init__(message)
+        self.states = dict(states)
+        self.pending = pending
 
 
 class SandboxError(DiracError):

@@ -133,8 +133,8 @@ class SubmitConfig:
         exclusive_confirm: send a confirmation only while none of this run's submissions is
             in flight. A confirmation and job insertions write the same tables; on a service
             whose database locks coarsely (DiracX on SQLite, as in tests) overlapping them can
-            stall it for its lock timeout. Off by default: each confirmation then costs a
-            pause of the pipeline (about a round trip), a third of the throughput at 100 ms.
+            stall it for its lock timeout. Off by default: when on, each confirmation first
+            waits for the submissions in flight, a pause of the pipeline of about one round trip.
 
     Usage: ``SubmitConfig(max_in_flight=4, rate=5, campaign="scan")``
     """
@@ -148,7 +148,7 @@ class SubmitConfig:
     sweep_grace: float = 300.0
     clock_skew: float = 300.0
     confirm_batch: int | None = None
-    confirm_linger: float = 0.5
+    confirm_linger: float = 1.0
     exclusive_confirm: bool = False
 
     def __post_init__(self) -> None:

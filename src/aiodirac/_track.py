@@ -48,7 +48,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._backend import Backend
 from ._events import JobEvent, JobVanished, PollFailed, PollRecovered, TrackEvent, TrackSummary
-from ._exceptions import ConfigurationError, DiracError, TransientError
+from ._exceptions import ConfigurationError, TrackingTimeoutError, TransientError
 from ._retry import RetryPolicy
 from ._status import JobState, JobStatus
 
@@ -67,24 +67,6 @@ _DEFAULT_RETRY = RetryPolicy(deadline=math.inf, initial=2.0, max_backoff=60.0)
 
 #: A callback receives every event, in stream order; it may be sync or async.
 TrackCallback = Callable[[TrackEvent], object]
-
-
-class TrackingTimeoutError(DiracError, TimeoutError):
-    """:meth:`Tracker.wait` ran out of time before every job was final.
-
-    Attributes:
-        states: the last known state of every tracked job seen so far (final or not).
-        pending: the jobs that were not final (nor vanished) yet.
-
-    Usage: ``except TrackingTimeoutError as exc: print(len(exc.pending), "still running")``
-    """
-
-    def __init__(
-        self, message: str, *, states: Mapping[int, JobState], pending: tuple[int, ...]
-    ) -> None:
-        super().__init__(message)
-        self.states = dict(states)
-        self.pending = pending
 
 
 class StateJournal(Protocol):
