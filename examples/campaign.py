@@ -108,9 +108,13 @@ async def main(n_jobs: int, out: Path) -> int:
         result = out / str(job_id) / "result.json"
         if result.exists():
             estimates.append(json.loads(result.read_text())["pi"])
-    print(f"{len(estimates)} outputs in {out}/<job id>/ (std.out, Script1_simulate.log, result.json)")
+    print(
+        f"{len(estimates)} outputs in {out}/<job id>/ (std.out, Script1_simulate.log, result.json)"
+    )
     if estimates:
-        print(f"combined estimate of pi from {len(estimates)} jobs: {sum(estimates) / len(estimates):.5f}")
+        print(
+            f"combined estimate of pi from {len(estimates)} jobs: {sum(estimates) / len(estimates):.5f}"
+        )
     if failed:
         print(f"{len(failed)} jobs failed, e.g. {failed[:5]}")
     return 1 if failed or len(estimates) < len(ids) else 0

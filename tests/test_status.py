@@ -79,4 +79,7 @@ def test_every_pair_against_dirac_reference_matrix() -> None:
                 # DIRAC's getNextState lets anything out of Deleted, setState keeps it: we keep it.
                 assert current.can_move_to(JobStatus(target_name)) is (target_name == "Deleted")
             else:
-                assert current.can_move_to(JobStatus(target_name)) is accepted, (current, target_name)
+                assert current.can_move_to(JobStatus(target_name)) is accepted, (
+                    current,
+                    target_name,
+                )

@@ -73,8 +73,6 @@ KINDS: dict[str, Kind] = {"local": Kind(_local_backend, _local_drive)}
 KINDS["diracx"] = Kind(conformance_backend, conformance_drive, marks=(pytest.mark.diracx,))
 
 
-
-
 @pytest.fixture(params=[pytest.param(name, marks=kind.marks) for name, kind in KINDS.items()])
 def backend_kind(request: pytest.FixtureRequest) -> str:
     """The name of the backend kind under test."""
