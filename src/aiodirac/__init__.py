@@ -65,11 +65,11 @@ if TYPE_CHECKING:
         JobProgress,
     )
     from ._events import JobEvent, JobVanished, PollFailed, PollRecovered, TrackEvent, TrackSummary
-    from ._journal import CampaignSummary, Journal
+    from ._journal import CampaignInfo, CampaignSummary, DownloadRecord, Journal
     from ._local import LocalBackend
     from ._ratelimit import RateLimiter
-    from ._retry import RetryPolicy
-    from ._submit import SubmitConfig, SubmitReport, SubmittedJob, Submitter
+    from ._retry import RetryEvent, RetryPolicy
+    from ._submit import ChunkFailure, SubmitConfig, SubmitReport, SubmittedJob, Submitter
     from ._sync import Dirac
     from ._track import TrackConfig, Tracker, TrackStream
     from ._unpack import UnpackedFile
@@ -79,23 +79,26 @@ __version__ = "0.1.0.dev0"
 # name -> module that defines it, imported on first access (PEP 562).
 _LAZY: dict[str, str] = {
     "AsyncDirac": "._client",
+    "CampaignInfo": "._journal",
     "CampaignSummary": "._journal",
+    "ChunkFailure": "._submit",
     "Dirac": "._sync",
     "DiracXBackend": "._diracx",
     "DownloadConfig": "._download",
     "DownloadPhase": "._download",
-    "JobProgress": "._download",
-    "UnpackedFile": "._unpack",
     "DownloadProgress": "._download",
+    "DownloadRecord": "._journal",
     "DownloadResult": "._download",
     "Downloader": "._download",
     "JobEvent": "._events",
+    "JobProgress": "._download",
     "JobVanished": "._events",
     "Journal": "._journal",
     "LocalBackend": "._local",
     "PollFailed": "._events",
     "PollRecovered": "._events",
     "RateLimiter": "._ratelimit",
+    "RetryEvent": "._retry",
     "RetryPolicy": "._retry",
     "SubmitConfig": "._submit",
     "SubmitReport": "._submit",
@@ -106,6 +109,7 @@ _LAZY: dict[str, str] = {
     "TrackStream": "._track",
     "TrackSummary": "._events",
     "Tracker": "._track",
+    "UnpackedFile": "._unpack",
 }
 
 
@@ -131,8 +135,10 @@ __all__ = [
     "AuthenticationError",
     "Backend",
     "BackendError",
+    "CampaignInfo",
     "CampaignSummary",
     "Capabilities",
+    "ChunkFailure",
     "ConcreteJob",
     "ConfigurationError",
     "Dirac",
@@ -141,6 +147,7 @@ __all__ = [
     "DownloadConfig",
     "DownloadPhase",
     "DownloadProgress",
+    "DownloadRecord",
     "DownloadResult",
     "Downloader",
     "IntegrityError",
@@ -169,6 +176,7 @@ __all__ = [
     "PollFailed",
     "PollRecovered",
     "RateLimiter",
+    "RetryEvent",
     "RetryPolicy",
     "SandboxError",
     "SandboxNotAvailableError",

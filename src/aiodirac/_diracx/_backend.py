@@ -553,23 +553,32 @@ class DiracXBackend(DiracXHTTP, Backend):
         seen = now_utc()
         rows = await self._search(job_ids, _STATUS_FIELDS, action="read job statuses")
         states: dict[int, JobState] = {}
+        # This loop runs once per job per poll cycle: lookups are bound locally, and the many
+        # rows that share a LastUpdateTime (jobs moved together) parse it once.
+        times: dict[object, datetime] = {}
+        lookup = to_status
         for row in rows:
-            status = to_status(row.get("Status"))
+            get = row.get
+            status = lookup(get("Status"))
             if status is None:
                 logger.warning(
                     "job %s has status %r, which aiodirac does not know; skipped",
-                    row.get("JobID"),
-                    row.get("Status"),
+                    get("JobID"),
+                    get("Status"),
                 )
                 continue
+            stamp = get("LastUpdateTime")
+            when = times.get(stamp)
+            if when is None:
+                when = times[stamp] = parse_time(stamp) or seen
             job_id = int(row["JobID"])
             states[job_id] = JobState(
-                job_id=job_id,
-                status=status,
-                minor_status=str(row.get("MinorStatus") or ""),
-                application_status=str(row.get("ApplicationStatus") or "Unknown"),
-                site=str(row.get("Site") or "ANY"),
-                time=parse_time(row.get("LastUpdateTime")) or seen,
+                job_id,
+                status,
+                get("MinorStatus") or "",
+                get("ApplicationStatus") or "Unknown",
+                get("Site") or "ANY",
+                when,
             )
         return states
 

@@ -15,6 +15,7 @@ Usage::
 
 from __future__ import annotations
 
+from .._retry import retry_test_mode
 from ._memory import Faults, MemoryBackend, MemoryJob
 from ._pilot import DiracXTestPilot, PilotRun, StatusStep
 from ._proxy import FaultProxy, ProxyFaults
@@ -28,4 +29,5 @@ __all__ = [
     "PilotRun",
     "ProxyFaults",
     "StatusStep",
+    "retry_test_mode",
 ]
