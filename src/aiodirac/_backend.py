@@ -16,10 +16,9 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
 from ._exceptions import NotSupportedError
+from ._resource import AsyncResource
 from ._spec import SubmitChunk
 from ._status import JobState, JobStatus
 
@@ -107,7 +106,7 @@ class ActionResult:
     refused: Mapping[int, str] = field(default_factory=dict)
 
 
-class Backend(abc.ABC):
+class Backend(AsyncResource, abc.ABC):
     """A place that runs DIRAC jobs. Use as an async context manager, or call :meth:`aclose`.
 
     Every method may raise :class:`aiodirac.BackendError` subclasses:
@@ -204,16 +203,5 @@ class Backend(abc.ABC):
         """
         raise NotSupportedError(f"{self.description} cannot show the output of job {job_id} yet")
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+    async def aclose(self) -> None:
         """Release connections and files. Idempotent."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -13,7 +13,6 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
 
 import anyio
@@ -24,6 +23,7 @@ from ._download import DownloadConfig, Downloader, DownloadProgress, DownloadRes
 from ._exceptions import InvalidArgumentError, InvalidTransitionError
 from ._journal import Journal
 from ._ratelimit import RateLimiter
+from ._resource import AsyncResource
 from ._retry import retry_call
 from ._status import JobState, JobStatus
 from ._submit import SubmitConfig, SubmittedJob, Submitter
@@ -65,7 +65,7 @@ def job_ids(ids: JobIDs) -> list[int]:
     return list(seen)
 
 
-class AsyncDirac:
+class AsyncDirac(AsyncResource):
     """The asynchronous aiodirac client.
 
     With no arguments it uses DiracX when ``DIRACX_URL`` is set (or the settings file names a
@@ -129,14 +129,6 @@ class AsyncDirac:
     async def __aenter__(self) -> Self:
         await self.open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def open(self) -> None:
         """Connect the backend and open the journal (done by ``async with``).

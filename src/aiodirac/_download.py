@@ -55,8 +55,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Protocol, Self, TypeVar, cast
+from typing import IO, Any, Protocol, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -77,6 +76,7 @@ from ._exceptions import (
     TransientError,
     UnsafeArchiveError,
 )
+from ._resource import AsyncResource
 from ._retry import RetryPolicy, retry_call
 from ._unpack import Extraction, UnpackedFile, UnpackLimits, unpack
 
@@ -384,7 +384,7 @@ def _sha256_file(path: str) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-class Downloader:
+class Downloader(AsyncResource):
     """Downloads output sandboxes of many jobs in parallel into per-job folders.
 
     Args:
@@ -444,17 +444,6 @@ class Downloader:
         if self._own_http and self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return (

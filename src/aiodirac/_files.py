@@ -26,11 +26,12 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import aiofiles
 import anyio
+
+from ._resource import AsyncResource
 
 __all__ = [
     "AsyncWriter",
@@ -63,7 +64,7 @@ async def _close(file: Any) -> None:
         await file.close()
 
 
-class AsyncWriter:
+class AsyncWriter(AsyncResource):
     """A binary file open for writing, whose blocking calls run in a worker thread.
 
     Obtain one with :func:`open_writer`; use it as an async context manager or call :meth:`aclose`.
@@ -109,17 +110,6 @@ class AsyncWriter:
         """Close the file. Idempotent; shielded so that a cancelled task still releases it."""
         with anyio.CancelScope(shield=True):
             await _close(self._file)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"<AsyncWriter {str(self._path)!r} [{self._written} bytes]>"

@@ -39,13 +39,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from ._exceptions import JournalError
+from ._resource import AsyncResource
 from ._status import JobState, JobStatus
 
 try:  # POSIX: an advisory lock that dies with its process (no stale locks after kill -9).
@@ -228,7 +228,7 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-class Journal:
+class Journal(AsyncResource):
     """A campaign journal in one SQLite file (created if missing).
 
     Open with :meth:`open` (or the constructor, then ``async with``); all methods are coroutines
@@ -276,14 +276,6 @@ class Journal:
     async def __aenter__(self) -> Self:
         await self._ensure_open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the file (and release the submission lock). Idempotent.

@@ -38,7 +38,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import anyio
@@ -57,6 +56,7 @@ from .._exceptions import (
 from .._jdl import parse_jdl
 from .._local._executor import run_job
 from .._local._sandbox import pack_output_sandbox
+from .._resource import AsyncResource
 from .._spec import ConcreteJob, JDLValue
 from .._status import JobStatus, MinorStatus
 from .._workflow import steps_for
@@ -159,7 +159,7 @@ def _step_body(step: StatusStep) -> dict[str, str]:
     return body
 
 
-class DiracXTestPilot:
+class DiracXTestPilot(AsyncResource):
     """Plays the grid for a DiracX development server (see the module docstring).
 
     Args:
@@ -234,17 +234,6 @@ class DiracXTestPilot:
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._backend.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ------------------------------------------------------------------ statuses
     def _timestamps(self, count: int) -> list[datetime]:
