@@ -56,9 +56,9 @@ from ._status import FINAL_STATUSES, JobState, JobStatus, MinorStatus
 if TYPE_CHECKING:
     from ._client import AsyncDirac
     from ._diracx import DiracXBackend
-    from ._download import (
+    from ._download import Downloader
+    from ._download_model import (
         DownloadConfig,
-        Downloader,
         DownloadPhase,
         DownloadProgress,
         DownloadResult,
@@ -84,14 +84,14 @@ _LAZY: dict[str, str] = {
     "ChunkFailure": "._submit",
     "Dirac": "._sync",
     "DiracXBackend": "._diracx",
-    "DownloadConfig": "._download",
-    "DownloadPhase": "._download",
-    "DownloadProgress": "._download",
+    "DownloadConfig": "._download_model",
+    "DownloadPhase": "._download_model",
+    "DownloadProgress": "._download_model",
     "DownloadRecord": "._journal",
-    "DownloadResult": "._download",
+    "DownloadResult": "._download_model",
     "Downloader": "._download",
     "JobEvent": "._events",
-    "JobProgress": "._download",
+    "JobProgress": "._download_model",
     "JobVanished": "._events",
     "Journal": "._journal",
     "LocalBackend": "._local",

@@ -1,0 +1,482 @@
+"""One output sandbox from an HTTP URL or a local file to disk: stream, resume, verify.
+
+Used by :class:`~aiodirac.Downloader`: a transfer writes through ``_files`` under a temporary
+name (or straight into a safe extraction), resumes a cut transfer with a Range request, asks for a
+fresh URL when a presigned one expired, and checks size and SHA-256 before anything is renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+import anyio.to_thread
+import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from . import _files
+from ._backend import OutputSandbox
+from ._download_model import DownloadPhase, JobProgress, _Run
+from ._exceptions import (
+    IntegrityError,
+    NetworkError,
+    SandboxError,
+    SandboxNotAvailableError,
+    ServiceUnavailableError,
+    TransientError,
+    UnsafeArchiveError,
+)
+from ._retry import RetryPolicy, retry_call
+from ._unpack import Extraction, UnpackedFile, UnpackLimits
+
+if TYPE_CHECKING:
+    from ._download import Downloader
+
+logger = logging.getLogger("aiodirac.download")
+
+T = TypeVar("T")
+
+MiB = 1 << 20
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+# Give up on an expired-URL loop after this many fresh URLs in a row without a new byte.
+_MAX_RELOCATIONS = 3
+# Start a transfer over (size or checksum mismatch) at most this many times.
+_MAX_RESTARTS = 2
+
+
+class _FileSink:
+    """Archive bytes to a ``.part`` file (kept archives)."""
+
+    def __init__(self, part: Path, fsync: bool) -> None:
+        self.part = part
+        self.fsync = fsync
+        self.out: _files.AsyncWriter | None = None
+        self.hasher = hashlib.sha256()
+
+    async def open(self, tg: anyio.abc.TaskGroup) -> None:
+        self.hasher = hashlib.sha256()
+        self.out = await _files.open_writer(self.part)
+
+    async def write(self, data: bytes) -> None:
+        assert self.out is not None
+        # hashlib releases the GIL on large buffers: hashing in a thread overlaps the network.
+        await anyio.to_thread.run_sync(self.hasher.update, data)
+        await self.out.write(data)
+
+    async def restart(self, tg: anyio.abc.TaskGroup) -> None:
+        await self.abort()
+        await self.open(tg)
+
+    async def finish(self) -> list[UnpackedFile]:
+        assert self.out is not None
+        if self.fsync:
+            await self.out.sync()
+        await self.out.aclose()
+        return []
+
+    async def install(self) -> None:
+        """The caller renames the part file into place."""
+
+    async def abort(self) -> None:
+        if self.out is not None:
+            await self.out.aclose()
+        await _files.remove(self.part)
+
+
+class _ExtractSink:
+    """Archive bytes fed to a safe extraction running in a worker thread, as they arrive.
+
+    Nothing is written twice: the archive is never stored, its members go to a hidden folder,
+    which becomes visible only after the checksum is verified (:meth:`install`). A resumed
+    transfer simply continues the stream; a restart from byte 0 starts a new extraction.
+    """
+
+    def __init__(
+        self, target: Path, limits: UnpackLimits, *, merge: bool, fsync: bool, job_id: int
+    ) -> None:
+        self.target = target
+        self.limits = limits
+        self.merge = merge
+        self.fsync = fsync
+        self.job_id = job_id
+        self.extraction: Extraction | None = None
+        self.send: MemoryObjectSendStream[bytes] | None = None
+        self.finished = anyio.Event()
+        self.files: list[UnpackedFile] = []
+        self.error: BaseException | None = None
+        self.hasher = hashlib.sha256()
+
+    async def open(self, tg: anyio.abc.TaskGroup) -> None:
+        target, limits, merge, fsync = self.target, self.limits, self.merge, self.fsync
+        self.extraction = await anyio.to_thread.run_sync(
+            lambda: Extraction(
+                target, limits=limits, merge=merge, fsync=fsync, tag=str(self.job_id)
+            )
+        )
+        # Up to 8 chunks queued (2 MiB by default): the extraction thread takes them in batches.
+        send, receive = anyio.create_memory_object_stream[bytes](8)
+        self.send = send
+        self.finished = anyio.Event()
+        self.error = None
+        self.hasher = hashlib.sha256()
+        tg.start_soon(self._run, self.extraction, receive)
+
+    async def _run(self, extraction: Extraction, receive: MemoryObjectReceiveStream[bytes]) -> None:
+        # The extraction thread hashes what it reads, off the event loop.
+        reader = _ChunkReader(receive, self.hasher)
+        name = f"the output sandbox of job {self.job_id}"
+        try:
+            with receive:
+                stream = cast("IO[bytes]", reader)
+                self.files = await anyio.to_thread.run_sync(extraction.run, stream, name)
+        except Exception as exc:  # noqa: BLE001 - reported by write() or finish()
+            # Never raised into the task group: the transfer reports it as the job's error.
+            self.error = exc
+        finally:
+            self.finished.set()
+
+    async def write(self, data: bytes) -> None:
+        assert self.send is not None
+        try:
+            await self.send.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self.finished.wait()
+            raise self._failure() from None
+
+    def _failure(self) -> BaseException:
+        if (
+            isinstance(self.error, UnsafeArchiveError | IntegrityError)
+            and self.error.job_id is None
+        ):
+            self.error.job_id = self.job_id
+        return self.error or IntegrityError(
+            f"job {self.job_id}: the extraction stopped early", job_id=self.job_id
+        )
+
+    async def _stop(self) -> None:
+        if self.send is not None:
+            self.send.close()
+        with anyio.CancelScope(shield=True):
+            await self.finished.wait()
+
+    async def restart(self, tg: anyio.abc.TaskGroup) -> None:
+        await self.abort()
+        await self.open(tg)
+
+    async def finish(self) -> list[UnpackedFile]:
+        await self._stop()
+        if self.error is not None:
+            raise self._failure()
+        return self.files
+
+    async def install(self) -> None:
+        assert self.extraction is not None
+        extraction, self.extraction = self.extraction, None
+        with anyio.CancelScope(shield=True):
+            try:
+                await anyio.to_thread.run_sync(extraction.install)
+            except BaseException:
+                await anyio.to_thread.run_sync(extraction.discard)
+                raise
+
+    async def abort(self) -> None:
+        await self._stop()
+        if self.extraction is not None:
+            extraction, self.extraction = self.extraction, None
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(extraction.discard)
+
+
+class _ChunkReader:
+    """A blocking ``read()`` over an anyio stream of chunks, for the extraction thread."""
+
+    def __init__(self, receive: MemoryObjectReceiveStream[bytes], hasher: Any) -> None:
+        self._receive = receive
+        self._hasher = hasher
+        self._buf = memoryview(b"")
+        self._pending: list[bytes] = []
+        self._eof = False
+
+    async def _take(self) -> list[bytes]:
+        # Everything queued at once: a hand-off between threads costs more than the data.
+        chunks = [await self._receive.receive()]
+        while True:
+            try:
+                chunks.append(self._receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return chunks
+
+    def _fill(self) -> bool:
+        if not self._buf and not self._pending and not self._eof:
+            try:
+                self._pending = anyio.from_thread.run(self._take)
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                self._eof = True
+        if not self._buf and self._pending:
+            chunk = self._pending.pop(0)
+            self._hasher.update(chunk)
+            self._buf = memoryview(chunk)
+        return bool(self._buf)
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            parts = []
+            while self._fill():
+                parts.append(self._buf.tobytes())
+                self._buf = memoryview(b"")
+            return b"".join(parts)
+        if not self._fill():
+            return b""
+        data = self._buf[:n].tobytes()
+        self._buf = self._buf[n:]
+        return data
+
+
+class _Transfer:
+    """One transfer of one archive into its sink, resumed across cuts."""
+
+    def __init__(
+        self, owner: Downloader, info: OutputSandbox, sink: _FileSink | _ExtractSink, run: _Run
+    ) -> None:
+        self.owner = owner
+        self.info = info
+        self.sink = sink
+        self.run_state = run
+        self.size = 0
+        self.expected_total: int | None = info.size
+        self.url_time = time.monotonic()
+        self.relocations = 0
+        self.restarts = 0
+        self.high_water = 0
+        self.tg: anyio.abc.TaskGroup | None = None
+
+    async def run(self) -> list[UnpackedFile]:
+        """Transfer, verify, install; the unpacked files (empty for a kept archive)."""
+        error: Exception | None = None
+        files: list[UnpackedFile] = []
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            try:
+                await self.sink.open(tg)
+                await _retrying(self._attempt, self.owner.config.retry)
+                if isinstance(self.sink, _ExtractSink):
+                    self.run_state.emit(
+                        JobProgress(self.info.job_id, DownloadPhase.UNPACKING, self.size, self.size)
+                    )
+                files = await self.sink.finish()
+                self._verify()
+                await self.sink.install()
+            except Exception as exc:  # noqa: BLE001 - re-raised below, unchanged
+                # Kept out of the task group so that callers see the error itself.
+                error = exc
+            finally:
+                with anyio.CancelScope(shield=True):
+                    if error is not None or not isinstance(self.sink, _FileSink):
+                        await self.sink.abort()
+        if error is not None:
+            raise error
+        return files
+
+    def _verify(self) -> None:
+        job_id = self.info.job_id
+        size, sha = self.size, self.sink.hasher.hexdigest()
+        if self.expected_total is not None and size != self.expected_total:
+            raise IntegrityError(
+                f"output sandbox of job {job_id}: got {size} bytes, expected {self.expected_total}",
+                job_id=job_id,
+            )
+        if (
+            self.owner.config.verify_checksums
+            and self.info.sha256
+            and sha != self.info.sha256.lower()
+        ):
+            raise IntegrityError(
+                f"output sandbox of job {job_id} has SHA-256 {sha}, the backend said "
+                f"{self.info.sha256}",
+                job_id=job_id,
+            )
+
+    async def _relocate(self, *, refused: bool) -> None:
+        self.relocations += refused
+        if self.relocations > _MAX_RELOCATIONS:
+            raise SandboxError(
+                f"job {self.info.job_id}: the storage refused {_MAX_RELOCATIONS} fresh URLs in a "
+                "row; check your permissions on this job",
+                job_id=self.info.job_id,
+            )
+        fresh = await self.owner._locate(self.info.job_id)
+        if fresh.url is None:
+            raise SandboxNotAvailableError(
+                f"job {self.info.job_id}: the backend no longer gives a URL for its sandbox",
+                job_id=self.info.job_id,
+            )
+        self.info = fresh
+        self.url_time = time.monotonic()
+
+    def _expired(self) -> bool:
+        ttl = self.info.expires_in
+        # Ask again a little before the end, so a request never starts with a dying URL.
+        return ttl is not None and time.monotonic() - self.url_time > ttl * 0.9
+
+    async def _restart(self, *, unexpected: bool = True) -> None:
+        self.restarts += unexpected
+        if self.restarts > 2 * _MAX_RESTARTS:
+            raise SandboxError(
+                f"job {self.info.job_id}: the storage keeps answering with byte ranges that were "
+                "not asked for; try again later",
+                job_id=self.info.job_id,
+            )
+        assert self.tg is not None
+        await self.sink.restart(self.tg)
+        self.size = 0
+
+    async def _attempt(self) -> None:
+        while True:
+            if self._expired():
+                await self._relocate(refused=False)
+            gained = await self._request()
+            if gained is None:
+                return
+            if gained > 0:
+                if self.size <= self.high_water:
+                    # Cut again before getting further (a server that ignores Range): back off.
+                    raise NetworkError(
+                        f"job {self.info.job_id}: the transfer of its output sandbox was cut "
+                        f"again at {self.size} bytes",
+                        job_ids=(self.info.job_id,),
+                    )
+                # A cut after progress is resumed at once; only stalls count as failed attempts.
+                self.high_water = self.size
+                self.relocations = 0
+            # gained < 0: a fresh URL or a fresh start, tried at once (both are bounded).
+
+    async def _request(self) -> int | None:
+        """One GET from the current offset.
+
+        Returns None when complete, the bytes gained when cut after progress, or -1 to try again
+        at once (a fresh URL, or starting over). A cut without progress raises NetworkError.
+        """
+        assert self.info.url is not None
+        job_id = self.info.job_id
+        offset = self.size
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        chunk_size = self.owner.config.chunk_size
+        buf: list[bytes] = []
+        buffered = 0
+        gained = 0
+
+        async def flush() -> None:
+            nonlocal gained, buffered
+            if not buf:
+                return
+            data = b"".join(buf)
+            buf.clear()
+            buffered = 0
+            await self.sink.write(data)
+            self.size += len(data)
+            gained += len(data)
+            self.run_state.bytes += len(data)
+            self.run_state.emit(
+                JobProgress(job_id, DownloadPhase.DOWNLOADING, self.size, self.expected_total)
+            )
+
+        try:
+            async with self.owner._client().stream("GET", self.info.url, headers=headers) as resp:
+                status = resp.status_code
+                if status in (400, 401, 403):
+                    # S3 answers an expired presigned URL with 403 (or 400): ask for a new one.
+                    await self._relocate(refused=True)
+                    return -1
+                if status == 404:
+                    raise SandboxNotAvailableError(
+                        f"job {job_id}'s output sandbox is missing from storage (404)",
+                        job_id=job_id,
+                    )
+                if status == 416 and offset:
+                    if self.expected_total == offset:
+                        return None
+                    await self._restart()
+                    return -1
+                if status == 429 or status >= 500:
+                    raise ServiceUnavailableError(
+                        f"job {job_id}: sandbox storage answered {status}",
+                        status_code=status,
+                        job_ids=(job_id,),
+                        retry_after=_retry_after(resp.headers.get("Retry-After")),
+                    )
+                if status not in (200, 206):
+                    raise SandboxError(
+                        f"job {job_id}: sandbox storage answered {status}", job_id=job_id
+                    )
+                if status == 206:
+                    m = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+                    if not m or int(m.group(1)) != offset:
+                        # A range we did not ask for: trust nothing, start over.
+                        await self._restart()
+                        return -1
+                    if m.group(3) != "*":
+                        self._expect(int(m.group(3)))
+                else:
+                    if offset:
+                        # The server ignored Range: the body is the whole archive again.
+                        await self._restart(unexpected=False)
+                        offset = 0
+                    length = resp.headers.get("Content-Length")
+                    if length is not None and length.isdigit():
+                        self._expect(int(length))
+                async for chunk in resp.aiter_raw():
+                    buf.append(chunk)
+                    buffered += len(chunk)
+                    if buffered >= chunk_size:
+                        await flush()
+                await flush()
+        except httpx.TransportError as exc:
+            # Bytes received before the cut are good (TCP keeps order): keep them, resume after.
+            with anyio.CancelScope(shield=True):
+                await flush()
+            logger.debug("job %d: transfer cut after %d bytes: %r", job_id, self.size, exc)
+            if gained == 0:
+                raise NetworkError(
+                    f"job {job_id}: the transfer of its output sandbox failed: {exc}",
+                    job_ids=(job_id,),
+                ) from exc
+            return gained
+        return None
+
+    def _expect(self, total: int) -> None:
+        if self.expected_total is not None and self.expected_total != total:
+            raise IntegrityError(
+                f"output sandbox of job {self.info.job_id}: the server announces {total} bytes, "
+                f"the backend said {self.expected_total}",
+                job_id=self.info.job_id,
+            )
+        self.expected_total = total
+
+
+async def _retrying(fn: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
+    """``retry_call`` with a fast first attempt: most calls succeed at once, and setting up a
+    retry loop for each of thousands of jobs costs more CPU than the call itself."""
+    try:
+        return await fn()
+    except TransientError:
+        pass
+    # The first failure costs one extra attempt against the policy's budget, never less waiting.
+    return await retry_call(fn, policy)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
