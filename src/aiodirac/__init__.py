@@ -69,7 +69,8 @@ if TYPE_CHECKING:
     from ._local import LocalBackend
     from ._ratelimit import RateLimiter
     from ._retry import RetryEvent, RetryPolicy
-    from ._submit import ChunkFailure, SubmitConfig, SubmitReport, SubmittedJob, Submitter
+    from ._submit import Submitter
+    from ._submit_model import ChunkFailure, SubmitConfig, SubmitReport, SubmittedJob
     from ._sync import Dirac
     from ._track import TrackConfig, Tracker, TrackStream
     from ._unpack import UnpackedFile
@@ -81,7 +82,7 @@ _LAZY: dict[str, str] = {
     "AsyncDirac": "._client",
     "CampaignInfo": "._journal",
     "CampaignSummary": "._journal",
-    "ChunkFailure": "._submit",
+    "ChunkFailure": "._submit_model",
     "Dirac": "._sync",
     "DiracXBackend": "._diracx",
     "DownloadConfig": "._download_model",
@@ -100,9 +101,9 @@ _LAZY: dict[str, str] = {
     "RateLimiter": "._ratelimit",
     "RetryEvent": "._retry",
     "RetryPolicy": "._retry",
-    "SubmitConfig": "._submit",
-    "SubmitReport": "._submit",
-    "SubmittedJob": "._submit",
+    "SubmitConfig": "._submit_model",
+    "SubmitReport": "._submit_model",
+    "SubmittedJob": "._submit_model",
     "Submitter": "._submit",
     "TrackConfig": "._track",
     "TrackEvent": "._events",

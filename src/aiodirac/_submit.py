@@ -31,34 +31,28 @@ Usage::
 from __future__ import annotations
 
 import functools
-import hashlib
-import itertools
-import json
 import logging
 import re
 import secrets
 import time
 from array import array
-from collections import deque
 from collections.abc import (
-    AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
-    Iterable,
-    Iterator,
     Sequence,
 )
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._backend import Backend
+from ._chunking import Submittable, _chunks_of, _with_group, chunk_digest
 from ._exceptions import (
     BackendError,
     ConfigurationError,
@@ -72,10 +66,10 @@ from ._exceptions import (
     TransientError,
 )
 from ._journal import CampaignInfo, ChunkState, Journal
-from ._parametric import chunk_jobs
 from ._ratelimit import RateLimiter
-from ._retry import RetryEvent, RetryPolicy, retry_call
+from ._retry import RetryEvent, retry_call
 from ._spec import SubmitChunk
+from ._submit_model import ChunkFailure, SubmitConfig, SubmitReport, SubmittedJob
 
 __all__ = [
     "ChunkFailure",
@@ -89,9 +83,6 @@ T = TypeVar("T")
 
 logger = logging.getLogger("aiodirac.submit")
 
-# DIRAC's JobGroup column holds 32 characters.
-_MAX_GROUP = 32
-_CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # DIRAC's MinorStatus column holds 128 characters.
 _MAX_MINOR = 128
 
@@ -101,287 +92,6 @@ _CHUNK_ERRORS: tuple[type[Exception], ...] = (
     JobDescriptionError,
     SandboxError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitConfig:
-    """Submission limits and campaign identity. The defaults suit a shared production service.
-
-    A DiracX server takes 20 jobs per request; the defaults allow 8 requests in flight and 20
-    requests per second in the long run (bursts of 10): at most 400 jobs/s from one client, a
-    load a production DiracX absorbs, while a single user cannot flood it. Transient failures
-    are retried for up to 120 s per request (:class:`RetryPolicy`'s defaults).
-
-    Attributes:
-        max_in_flight: requests in progress at once (a :class:`anyio.CapacityLimiter`).
-        rate: requests per second in the long run (token bucket).
-        burst: requests allowed back to back after a quiet period.
-        retry: the retry policy of every request.
-        campaign: the campaign's name (letters, digits, ``.``, ``_``, ``-``); default: the
-            journal's, else the journal file's stem, else ``aiodirac``.
-        job_group: the JobGroup given to jobs that have none; default: ``<campaign>-<random>``,
-            unique to the campaign (so that its sweep is provably safe).
-        sweep_grace: seconds an unconfirmed job must have waited before a sweep of a JobGroup
-            the campaign does not own may discard it (longer than any request takes).
-        clock_skew: seconds the sweep's time window reaches back before the campaign began,
-            allowing for a server clock behind ours.
-        confirm_batch: job IDs per confirmation request (default: the backend's
-            ``max_ids_per_update``).
-        confirm_linger: seconds a created chunk may wait for others to share its
-            confirmation request (fewer, bigger confirmations: less load on the service; the
-            jobs start at most this much later).
-        exclusive_confirm: send a confirmation only while none of this run's submissions is
-            in flight. A confirmation and job insertions write the same tables; on a service
-            whose database locks coarsely (DiracX on SQLite, as in tests) overlapping them can
-            stall it for its lock timeout. Off by default: when on, each confirmation first
-            waits for the submissions in flight, a pause of the pipeline of about one round trip.
-
-    Usage: ``SubmitConfig(max_in_flight=4, rate=5, campaign="scan")``
-    """
-
-    max_in_flight: int = 8
-    rate: float = 20.0
-    burst: int = 10
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    campaign: str | None = None
-    job_group: str | None = None
-    sweep_grace: float = 300.0
-    clock_skew: float = 300.0
-    confirm_batch: int | None = None
-    confirm_linger: float = 1.0
-    exclusive_confirm: bool = False
-
-    def __post_init__(self) -> None:
-        if self.max_in_flight < 1:
-            raise ConfigurationError("SubmitConfig.max_in_flight must be at least 1")
-        if not self.rate > 0 or self.burst < 1:
-            raise ConfigurationError("SubmitConfig: rate must be > 0 and burst >= 1")
-        if self.sweep_grace < 0 or self.clock_skew < 0:
-            raise ConfigurationError("SubmitConfig: sweep_grace and clock_skew must be >= 0")
-        if self.campaign is not None and not _CAMPAIGN_NAME.fullmatch(self.campaign):
-            raise ConfigurationError(
-                f"campaign name {self.campaign!r}: use 1-64 letters, digits, '.', '_' or '-'"
-            )
-        if self.job_group is not None and not (
-            0 < len(self.job_group) <= _MAX_GROUP and _CAMPAIGN_NAME.fullmatch(self.job_group)
-        ):
-            raise ConfigurationError(
-                f"job group {self.job_group!r}: use 1-32 letters, digits, '.', '_' or '-'"
-            )
-        if self.confirm_batch is not None and self.confirm_batch < 1:
-            raise ConfigurationError("SubmitConfig.confirm_batch must be at least 1")
-        if self.confirm_linger < 0:
-            raise ConfigurationError("SubmitConfig.confirm_linger must be >= 0")
-
-
-@dataclass(frozen=True, slots=True)
-class SubmittedJob:
-    """A job that was created and confirmed.
-
-    Attributes:
-        job_id: its ID on the backend.
-        index: its global index in the submission (``%n``).
-        name: its JobName.
-
-    Usage: ``async for s in submitted: print(s.index, s.job_id)``
-    """
-
-    job_id: int
-    index: int
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkFailure:
-    """A chunk the backend refused for good.
-
-    Usage: ``for f in report.failures: print(f)``
-    """
-
-    indices: tuple[int, ...]
-    names: tuple[str, ...]
-    message: str
-
-    def __str__(self) -> str:
-        first, last = self.indices[0], self.indices[-1]
-        span = f"job {first}" if first == last else f"jobs {first}-{last}"
-        names = self.names[0] if len(self.names) == 1 else f"{self.names[0]} .. {self.names[-1]}"
-        return f"{span} ({names}): {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitReport:
-    """What one run of the submitter did.
-
-    Attributes:
-        campaign: the campaign's name.
-        job_group: the JobGroup given to jobs that had none.
-        confirmed: jobs created and confirmed by this run.
-        resumed: jobs created by an earlier run and confirmed by this one.
-        already: jobs an earlier run had confirmed (skipped).
-        resent: requests sent again after a transient failure.
-        swept: unconfirmed leftovers discarded by this run's sweep.
-        unswept: unconfirmed leftovers younger than ``sweep_grace``, left to the next run.
-        failures: chunks refused for good.
-        requests: requests sent (all kinds).
-        elapsed: seconds the run took.
-
-    Usage: ``print(submitter.report)``
-    """
-
-    campaign: str
-    job_group: str
-    confirmed: int = 0
-    resumed: int = 0
-    already: int = 0
-    resent: int = 0
-    swept: int = 0
-    unswept: int = 0
-    failures: tuple[ChunkFailure, ...] = ()
-    requests: int = 0
-    elapsed: float = 0.0
-
-    def __str__(self) -> str:
-        text = (
-            f"campaign {self.campaign}: {self.confirmed} jobs submitted, {self.resumed} resumed, "
-            f"{self.already} already done, {self.resent} requests resent, {self.swept} "
-            f"leftovers swept, {len(self.failures)} chunks failed, in {self.elapsed:.1f} s"
-        )
-        if self.unswept:
-            text += f" ({self.unswept} recent leftovers will be swept by the next run)"
-        return text
-
-
-@runtime_checkable
-class _Chunkable(Protocol):
-    """A job description that splits itself into chunks (aiodirac's ``Job``)."""
-
-    def chunks(self, max_jobs: int, start: int = 0) -> Iterable[SubmitChunk]: ...
-
-    def __len__(self) -> int: ...
-
-
-#: What :meth:`Submitter.submit` accepts.
-Submittable = SubmitChunk | _Chunkable | Iterable[Any] | AsyncIterable[Any]
-
-
-def chunk_digest(chunk: SubmitChunk) -> str:
-    """SHA-256 of a chunk's JDL attributes, workflow and job indices (its identity on resume).
-
-    Usage: ``chunk_digest(chunk)``
-    """
-    payload = {
-        "attributes": sorted(
-            (k, list(v) if isinstance(v, tuple) else v) for k, v in chunk.attributes.items()
-        ),
-        "workflow": chunk.workflow_xml,
-        "indices": list(chunk.indices),
-        "sandbox": list(chunk.local_sandbox),
-    }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _with_group(chunk: SubmitChunk, group: str) -> SubmitChunk:
-    """The chunk with ``JobGroup = group`` on the JDL and on every concrete job."""
-    attributes = {**chunk.attributes, "JobGroup": group}
-    jobs = tuple(
-        replace(job, attributes={**job.attributes, "JobGroup": group}) for job in chunk.jobs
-    )
-    return replace(chunk, attributes=attributes, jobs=jobs)
-
-
-async def _chunks_of(jobs: Submittable, max_jobs: int) -> AsyncIterator[SubmitChunk]:
-    """The thin adapter from what users pass to the chunks the engine sends.
-
-    A ``SubmitChunk`` is sent as is; a ``Job`` (parametric or not) splits itself with
-    ``job.chunks(max_jobs)``; many jobs, from an iterable or an async iterable, are read lazily
-    and packed by the job layer's ``chunk_jobs`` (several plain jobs per request, global
-    indices running across all of them). An iterable of ``SubmitChunk`` s is sent as it comes.
-    """
-    if isinstance(jobs, SubmitChunk):
-        yield jobs
-        return
-    if isinstance(jobs, _Chunkable):
-        for chunk in jobs.chunks(max_jobs):
-            yield chunk
-            await anyio.lowlevel.checkpoint()
-        return
-    if isinstance(jobs, AsyncIterable):
-        async for chunk in _from_async(jobs, max_jobs):
-            yield chunk
-        return
-    iterator = iter(jobs)
-    first = next(iterator, None)
-    if first is None:
-        return
-    everything = itertools.chain([first], iterator)
-    chunks: Iterable[SubmitChunk] = (
-        _only_chunks(everything)
-        if isinstance(first, SubmitChunk)
-        else chunk_jobs(everything, max_jobs)
-    )
-    for n, chunk in enumerate(chunks):
-        yield chunk
-        if n % 16 == 0:
-            await anyio.lowlevel.checkpoint()
-
-
-def _only_chunks(items: Iterable[Any]) -> Iterator[SubmitChunk]:
-    for item in items:
-        if not isinstance(item, SubmitChunk):
-            raise TypeError("cannot mix SubmitChunks and Jobs in one submission")
-        yield item
-
-
-async def _from_async(jobs: AsyncIterable[Any], max_jobs: int) -> AsyncIterator[SubmitChunk]:
-    """``chunk_jobs`` driven from an async iterable, holding only a few jobs at a time.
-
-    ``chunk_jobs`` is a lazy generator that reads at most ``max_jobs + 1`` jobs before it gives
-    a chunk (a group of plain jobs ends at the first job that does not fit). So before each
-    step, the buffer is filled to ``max_jobs + 2`` jobs from the async source (or to its end).
-    """
-    source = aiter(jobs)
-    buffer: deque[Any] = deque()
-    exhausted = False
-
-    def feed() -> Iterator[Any]:
-        while True:
-            if buffer:
-                yield buffer.popleft()
-            elif exhausted:
-                return
-            else:  # pragma: no cover - chunk_jobs reads at most max_jobs + 1 ahead
-                raise RuntimeError("the job packer read further ahead than aiodirac buffered")
-
-    async def fill() -> None:
-        nonlocal exhausted
-        while not exhausted and len(buffer) < max_jobs + 2:
-            try:
-                buffer.append(await anext(source))
-            except StopAsyncIteration:
-                exhausted = True
-
-    try:
-        first = await anext(source)
-    except StopAsyncIteration:
-        return
-    if isinstance(first, SubmitChunk):
-        # Chunks built by hand: one at a time, nothing read ahead.
-        yield first
-        async for item in source:
-            if not isinstance(item, SubmitChunk):
-                raise TypeError("cannot mix SubmitChunks and Jobs in one submission")
-            yield item
-        return
-    buffer.append(first)
-    packer = chunk_jobs(feed(), max_jobs)
-    while True:
-        await fill()
-        chunk = next(packer, None)
-        if chunk is None:
-            return
-        yield chunk
 
 
 class _Gate:
