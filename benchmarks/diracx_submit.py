@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -162,32 +161,7 @@ async def run_aiodirac(
     return {"wall": wall, "cpu": cpu, "jobs": len(ids)}
 
 
-OFFICIAL = textwrap.dedent(
-    """
-    import asyncio, json, sys, time, tempfile
-    from pathlib import Path
-    from diracx.client.aio import AsyncDiracClient
-    from diracx.api.jobs import create_sandbox
-
-    async def main():
-        jdls = json.loads(Path(sys.argv[1]).read_text())
-        workflow = Path(sys.argv[2])
-        async with AsyncDiracClient() as client:
-            # connection + token: not part of the campaign
-            await client.jobs.search(search=[{"parameter": "JobID", "operator": "eq", "value": 1}])
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            pfn = await create_sandbox([workflow], client=client)
-            ids = []
-            for start in range(0, len(jdls), 20):
-                batch = [j.replace("{pfn}", pfn) for j in jdls[start:start + 20]]
-                inserted = await client.jobs.submit_jdl_jobs(batch)
-                ids += [job.job_id for job in inserted]
-            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        print(json.dumps({"wall": wall, "cpu": cpu, "jobs": len(ids)}))
-
-    asyncio.run(main())
-    """
-)
+OFFICIAL = Path(__file__).with_name("_official_submit.py")
 
 
 def run_official(python: str, env: dict[str, str], total: int, round_no: int, tmp: Path) -> dict:
@@ -197,7 +171,7 @@ def run_official(python: str, env: dict[str, str], total: int, round_no: int, tm
     workflow.parent.mkdir()
     workflow.write_text(WORKFLOW)
     out = subprocess.run(
-        [python, "-c", OFFICIAL, str(jdl_file), str(workflow)],
+        [python, str(OFFICIAL), str(jdl_file), str(workflow), "{pfn}"],
         env=env,
         capture_output=True,
         text=True,

@@ -186,32 +186,7 @@ async def run_flood(
 
 
 # -------------------------------------------------------------------------------- 2. official
-OFFICIAL = textwrap.dedent(
-    """
-    import asyncio, json, sys, time
-    from pathlib import Path
-    from diracx.client.aio import AsyncDiracClient
-    from diracx.api.jobs import create_sandbox
-
-    async def main():
-        jdls = json.loads(Path(sys.argv[1]).read_text())
-        workflow = Path(sys.argv[2])
-        async with AsyncDiracClient() as client:
-            # connection + token: not part of the campaign
-            await client.jobs.search(search=[{"parameter": "JobID", "operator": "eq", "value": 1}])
-            wall0 = time.perf_counter()
-            pfn = await create_sandbox([workflow], client=client)
-            ids = []
-            for start in range(0, len(jdls), 20):
-                batch = [j.replace("@PFN@", pfn) for j in jdls[start:start + 20]]
-                inserted = await client.jobs.submit_jdl_jobs(batch)
-                ids += [job.job_id for job in inserted]
-            wall = time.perf_counter() - wall0
-        print(json.dumps({"wall": wall, "jobs": len(ids)}))
-
-    asyncio.run(main())
-    """
-)
+OFFICIAL = Path(__file__).with_name("_official_submit.py")
 
 
 def run_official(
@@ -224,7 +199,7 @@ def run_official(
     workflow.write_text(f"input of {tag}\n")
     env = dict(os.environ, DIRACX_URL=url, DIRACX_CREDENTIALS_PATH=credentials)
     out = subprocess.run(
-        [python, "-c", OFFICIAL, str(jdl_file), str(workflow)],
+        [python, str(OFFICIAL), str(jdl_file), str(workflow), "@PFN@"],
         env=env,
         capture_output=True,
         text=True,

@@ -519,63 +519,60 @@ class MemoryBackend(Backend):
 
     async def kill(self, job_ids: Sequence[int]) -> ActionResult:
         """Kill jobs that DIRAC lets move to ``Killed``; refuse the others with their status."""
-        lost = await self._enter("kill")
-        done: list[int] = []
-        refused: dict[int, str] = {}
-        for job_id in job_ids:
-            job = self.jobs.get(job_id)
-            if job is None:
-                refused[job_id] = "unknown job"
-            elif job.status is not JobStatus.KILLED and job.status.can_move_to(JobStatus.KILLED):
-                self._move(job, JobStatus.KILLED, MinorStatus.MARKED_FOR_TERMINATION)
-                done.append(job_id)
-            else:
-                refused[job_id] = f"job is {job.status}"
-        if lost:
-            raise self._lost("kill")
-        return ActionResult(done=tuple(done), refused=refused)
+
+        def kill(job: MemoryJob) -> str | None:
+            if job.status is JobStatus.KILLED or not job.status.can_move_to(JobStatus.KILLED):
+                return f"job is {job.status}"
+            self._move(job, JobStatus.KILLED, MinorStatus.MARKED_FOR_TERMINATION)
+            return None
+
+        return await self._act("kill", job_ids, kill)
 
     async def delete(self, job_ids: Sequence[int]) -> ActionResult:
         """Delete jobs, killing active ones first as DIRAC does."""
-        lost = await self._enter("delete")
-        done: list[int] = []
-        refused: dict[int, str] = {}
-        for job_id in job_ids:
-            job = self.jobs.get(job_id)
-            if job is None:
-                refused[job_id] = "unknown job"
-            elif job.status.can_move_to(JobStatus.DELETED) and job.status is not JobStatus.DELETED:
-                self._move(job, JobStatus.DELETED, "Deleted by owner")
-                done.append(job_id)
-            elif job.status.can_move_to(JobStatus.KILLED) and job.status is not JobStatus.KILLED:
+
+        def delete(job: MemoryJob) -> str | None:
+            if job.status is JobStatus.DELETED:
+                return f"job is {job.status}"
+            if not job.status.can_move_to(JobStatus.DELETED):
+                if job.status is JobStatus.KILLED or not job.status.can_move_to(JobStatus.KILLED):
+                    return f"job is {job.status}"
                 self._move(job, JobStatus.KILLED, MinorStatus.MARKED_FOR_TERMINATION)
-                self._move(job, JobStatus.DELETED, "Deleted by owner")
-                done.append(job_id)
-            else:
-                refused[job_id] = f"job is {job.status}"
-        if lost:
-            raise self._lost("delete")
-        return ActionResult(done=tuple(done), refused=refused)
+            self._move(job, JobStatus.DELETED, "Deleted by owner")
+            return None
+
+        return await self._act("delete", job_ids, delete)
 
     async def reschedule(self, job_ids: Sequence[int]) -> ActionResult:
         """Send jobs through ``Rescheduled`` back to ``Received`` / "Job Rescheduled"."""
-        lost = await self._enter("reschedule")
+
+        def reschedule(job: MemoryJob) -> str | None:
+            if job.status is JobStatus.SUBMITTING or not job.status.can_move_to(
+                JobStatus.RESCHEDULED
+            ):
+                return f"job is {job.status}"
+            self._move(job, JobStatus.RESCHEDULED, MinorStatus.RESCHEDULED)
+            self._move(job, JobStatus.RECEIVED, MinorStatus.RESCHEDULED)
+            return None
+
+        return await self._act("reschedule", job_ids, reschedule)
+
+    async def _act(
+        self, action: str, job_ids: Sequence[int], apply: Callable[[MemoryJob], str | None]
+    ) -> ActionResult:
+        """Apply ``apply`` to each known job: ``None`` means done, a string why it was refused."""
+        lost = await self._enter(action)
         done: list[int] = []
         refused: dict[int, str] = {}
         for job_id in job_ids:
             job = self.jobs.get(job_id)
-            if job is None:
-                refused[job_id] = "unknown job"
-            elif job.status is JobStatus.SUBMITTING or not job.status.can_move_to(
-                JobStatus.RESCHEDULED
-            ):
-                refused[job_id] = f"job is {job.status}"
-            else:
-                self._move(job, JobStatus.RESCHEDULED, MinorStatus.RESCHEDULED)
-                self._move(job, JobStatus.RECEIVED, MinorStatus.RESCHEDULED)
+            reason = "unknown job" if job is None else apply(job)
+            if reason is None:
                 done.append(job_id)
+            else:
+                refused[job_id] = reason
         if lost:
-            raise self._lost("reschedule")
+            raise self._lost(action)
         return ActionResult(done=tuple(done), refused=refused)
 
     async def summary(self, job_ids: Sequence[int]) -> dict[JobStatus, int]:
