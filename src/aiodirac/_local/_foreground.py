@@ -2,7 +2,7 @@
 
 DIRAC runs only the first job of a parametric job, leaves ``std.out``/``std.err`` empty and never
 copies the output sandbox back (``reference/dirac/localmode.md``). Here every concrete job runs,
-in the foreground, each in its own ``Local_XXXXXXXX_JobDir`` folder of the current folder (as
+in the foreground, each in its own ``Local_<random>_JobDir`` folder of the current folder (as
 DIRAC names it), with its input sandbox staged, its steps run by :func:`run_job`, real
 ``std.out``/``std.err``, and its outputs left in that folder. What the job printed is echoed to
 the caller's stdout and stderr once it ends, as DIRAC's local mode shows the payload's output.
@@ -31,7 +31,7 @@ class ForegroundOutcome:
 
     Attributes:
         index: the job's parametric index (``%n``; 0 for a plain job).
-        workdir: its ``Local_XXXXXXXX_JobDir`` folder, where its outputs stay.
+        workdir: its ``Local_<random>_JobDir`` folder, where its outputs stay.
         exit_status: what ``dirac-jobexec`` would exit with: the first failing step's status,
             1 when the job failed otherwise, 0 on success.
         outcome: the full outcome (status, minor status, ApplicationStatus, per-step results).
