@@ -40,8 +40,11 @@ import anyio
 
 from aiodirac._backend import Backend, Capabilities
 from aiodirac._events import JobEvent
+from aiodirac._job import Job
 from aiodirac._spec import ConcreteJob, Step, SubmitChunk
 from aiodirac._status import JobState, JobStatus
+from aiodirac._submit import Submitter
+from aiodirac._submit_model import SubmitConfig
 from aiodirac._track import TrackConfig, Tracker
 from aiodirac.testing._memory import MemoryBackend
 
@@ -251,35 +254,14 @@ def stop_diracx(env: dict[str, str]) -> None:
     subprocess.run(["bash", str(ROOT / "scripts" / "diracx.sh"), "stop"], env=env, check=False)
 
 
-def chunk(start: int, size: int, name: str) -> SubmitChunk:
-    values = tuple(str(i) for i in range(start, start + size))
-    attributes = {
-        "Executable": "/bin/true",
-        "JobName": f"{name}-%(n)s",
-        "Parameters.n": values,
-        "Parameters": len(values),
-        "n": "%(n)s",
-    }
-    jobs = tuple(
-        ConcreteJob(
-            index=int(v),
-            attributes={"Executable": "/bin/true", "JobName": f"{name}-{v}", "n": v},
-            steps=(Step(1, "/bin/true"),),
-            parameters={"n": v},
-        )
-        for v in values
-    )
-    return SubmitChunk(attributes, "", jobs)
-
-
 async def submit_many(backend: Backend, count: int, name: str = "track-bench") -> list[int]:
+    """``count`` jobs ``<name>-<n>`` of ``true``, submitted and confirmed by the real Submitter."""
+    job = Job(name=f"{name}-%n")
+    job.setExecutable("true")
+    job.setParameterSequence("n", [str(i) for i in range(count)])
     # One request at a time: the development server's SQLite refuses concurrent writers (500).
-    ids: list[int] = []
-    per = backend.capabilities.max_jobs_per_submit
-    for start in range(0, count, per):
-        ids += await backend.submit(chunk(start, min(per, count - start), name))
-    await backend.confirm(ids)
-    return ids
+    config = SubmitConfig(max_in_flight=1, exclusive_confirm=True, campaign=name)
+    return await Submitter(backend, config).submit(job)
 
 
 PATH = [
