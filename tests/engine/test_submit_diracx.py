@@ -192,9 +192,13 @@ def test_sigkill_at_10_moments_then_resume(diracx_server: Any, tmp_path: Path) -
             return await j.campaign(), await j.jobs(), await j.swept_ids()
 
     campaign, journal_ids, swept = anyio.run(read)
-    # Kills during requests left jobs the server created but no journal recorded: swept.
-    assert swept
     rows = group_jobs(diracx_server, campaign.job_group)
     assert_exactly_once_on_server(rows, "kill", n, journal_ids)
+    # A kill that landed during a request left jobs the server created but no journal recorded;
+    # whether one did depends on timing. Such jobs were swept to Killed (the helper checks the
+    # minor status of every Killed job); each sweep the journal recorded is Killed on the server
+    # (a kill between a sweep and its journal entry may leave a Killed job unrecorded).
+    killed = {int(row["JobID"]) for row in rows if row["Status"] == JobStatus.KILLED}
+    assert set(swept) <= killed
     # Some kills interrupted runs that had confirmed jobs; the work really was spread out.
     assert sum(1 for out in outputs if out.strip()) >= 3
