@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import socket
 import statistics
@@ -43,6 +42,7 @@ from aiodirac._diracx import DiracXBackend
 from aiodirac._jdl import render_jdl
 from aiodirac._spec import ConcreteJob, JDLValue, Step, SubmitChunk
 from aiodirac._workflow import render_workflow
+from aiodirac.testing import read_env_file
 
 STEPS = (
     Step(1, "/bin/echo", "hello", "Script1_echo.log"),
@@ -56,15 +56,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _, raw = line[7:].partition("=")
-            values[key] = shlex.split(raw)[0] if shlex.split(raw) else ""
-    return values
 
 
 def _base_attributes(round_no: int) -> dict[str, JDLValue]:
@@ -199,7 +190,7 @@ def main() -> int:
         print("could not start DiracX", file=sys.stderr)
         return 1
     try:
-        values = _env_file(tmp / "state" / "env.sh")
+        values = read_env_file(tmp / "state" / "env.sh")
         url, credentials = values["DIRACX_URL"], values["DIRACX_CREDENTIALS_PATH"]
         client_env = dict(env, DIRACX_URL=url, DIRACX_CREDENTIALS_PATH=credentials)
         python = str(Path(values["DX_VENV"]) / "bin" / "python")

@@ -34,7 +34,6 @@ import json
 import os
 import random
 import resource
-import shlex
 import shutil
 import socket
 import subprocess
@@ -307,19 +306,12 @@ def show(label: str, m: dict[str, Any]) -> None:
     m["mbps"] = mbps
 
 
-def _read_env(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            parts = shlex.split(value)
-            env[key] = parts[0] if parts else ""
-    return env
-
-
 def ensure_diracx(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
+    # imported here: the children (one of them in DiracX's own venv) must not load aiodirac
+    from aiodirac.testing import read_env_file
+
     if args.dx_env and Path(args.dx_env).exists():
-        return _read_env(Path(args.dx_env)), False
+        return read_env_file(Path(args.dx_env)), False
     state = Path(os.environ.get("DX_STATE", "/tmp/dx-download"))
     env = dict(os.environ)
     env.update(
@@ -330,7 +322,7 @@ def ensure_diracx(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
     )
     print(f"starting DiracX on port {env['DX_PORT']} (state {state})", flush=True)
     subprocess.run(["bash", str(ROOT / "scripts" / "diracx.sh"), "start"], env=env, check=True)
-    return _read_env(state / "env.sh"), True
+    return read_env_file(state / "env.sh"), True
 
 
 def stop_diracx() -> None:

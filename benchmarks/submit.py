@@ -29,7 +29,6 @@ import argparse
 import functools
 import json
 import os
-import shlex
 import socket
 import statistics
 import subprocess
@@ -51,22 +50,13 @@ from aiodirac._jdl import render_jdl
 from aiodirac._job import Job
 from aiodirac._journal import Journal
 from aiodirac._submit import SubmitConfig, Submitter
+from aiodirac.testing import read_env_file
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            parts = shlex.split(value)
-            values[key] = parts[0] if parts else ""
-    return values
 
 
 def plain_jdls(total: int, tag: str, sandbox: str | None) -> list[str]:
@@ -256,7 +246,7 @@ def main() -> int:
         if subprocess.run(["bash", str(script), "start"], env=env, check=False).returncode:
             print("could not start DiracX", file=sys.stderr)
             return 1
-        values = _env_file(tmp / "state" / "env.sh")
+        values = read_env_file(tmp / "state" / "env.sh")
         url, credentials = values["DIRACX_URL"], values["DIRACX_CREDENTIALS_PATH"]
         python = args.dx_python or str(Path(values.get("DX_VENV", "")) / "bin" / "python")
     else:

@@ -26,7 +26,6 @@ import gc
 import math
 import os
 import random
-import shlex
 import socket
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from aiodirac._status import JobState, JobStatus
 from aiodirac._submit import Submitter
 from aiodirac._submit_model import SubmitConfig
 from aiodirac._track import TrackConfig, Tracker
+from aiodirac.testing import read_env_file
 from aiodirac.testing._memory import MemoryBackend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,16 +225,6 @@ async def naive_cycle(backend: Backend, ids: Sequence[int]) -> tuple[float, int]
 # -- DiracX --------------------------------------------------------------------------------------
 
 
-def read_env(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for text in path.read_text().splitlines():
-        if text.startswith("export "):
-            key, _, value = text[len("export ") :].partition("=")
-            parts = shlex.split(value)
-            env[key] = parts[0] if parts else ""
-    return env
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -284,7 +274,7 @@ async def bench_diracx(count: int, env_file: Path | None) -> dict[str, float]:
         state = Path(tempfile.mkdtemp(prefix="aiodirac-track-bench-"))
         started_env = start_diracx(state)
         env_file = state / "env.sh"
-    env = read_env(env_file)
+    env = read_env_file(env_file)
     print(f"\n== tracker, {count:,} jobs, real DiracX at {env['DIRACX_URL']}, pilot moving them ==")
     figures: dict[str, float] = {}
     try:

@@ -20,7 +20,6 @@ import base64
 import contextlib
 import json
 import os
-import shlex
 import socket
 import subprocess
 import time
@@ -35,6 +34,7 @@ import pytest
 
 from aiodirac import Backend, JobState
 from aiodirac._diracx import DiracXBackend
+from aiodirac.testing import read_env_file
 from aiodirac.testing._pilot import DiracXTestPilot
 
 __all__ = [
@@ -55,16 +55,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _read_env(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            parts = shlex.split(value)
-            env[key] = parts[0] if parts else ""
-    return env
 
 
 @dataclass(frozen=True)
@@ -157,7 +147,7 @@ def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXSe
         )
     global _current
     try:
-        values = _read_env(state / "env.sh")
+        values = read_env_file(state / "env.sh")
         jobdb = values["DIRACX_DB_URL_JOBDB"].split(":///", 1)[1]
         _current = DiracXServer(
             url=values["DIRACX_URL"],

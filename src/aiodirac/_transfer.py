@@ -34,6 +34,7 @@ from ._exceptions import (
     TransientError,
     UnsafeArchiveError,
 )
+from ._headers import parse_retry_after
 from ._retry import RetryPolicy, retry_call
 from ._unpack import Extraction, UnpackedFile, UnpackLimits
 
@@ -411,7 +412,7 @@ class _Transfer:
                         f"job {job_id}: sandbox storage answered {status}",
                         status_code=status,
                         job_ids=(job_id,),
-                        retry_after=_retry_after(resp.headers.get("Retry-After")),
+                        retry_after=parse_retry_after(resp.headers.get("Retry-After")),
                     )
                 if status not in (200, 206):
                     raise SandboxError(
@@ -471,12 +472,3 @@ async def _retrying(fn: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
         pass
     # The first failure costs one extra attempt against the policy's budget, never less waiting.
     return await retry_call(fn, policy)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

@@ -7,9 +7,7 @@ not a success) or :func:`network_error` (no usable answer). Messages carry the s
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
 from collections.abc import Sequence
 
 import httpx
@@ -23,6 +21,7 @@ from .._exceptions import (
     PermissionDeniedError,
     ServiceUnavailableError,
 )
+from .._headers import parse_retry_after
 
 __all__ = [
     "LOGIN_HINT",
@@ -89,32 +88,6 @@ def server_detail(response: httpx.Response) -> str:
                 parts.append(str(item))
         return "; ".join(parts)[:_MAX_DETAIL]
     return json.dumps(detail, default=str)[:_MAX_DETAIL]
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
-
-    Returns ``None`` when the header is absent or unreadable, never a negative number.
-
-    Usage: ``parse_retry_after("120")`` -> ``120.0``
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 def raise_for_response(

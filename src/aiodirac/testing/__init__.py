@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .._retry import retry_test_mode
 from ._memory import Faults, MemoryBackend, MemoryJob
-from ._pilot import DiracXTestPilot, PilotRun, StatusStep
+from ._pilot import DiracXTestPilot, PilotRun, StatusStep, read_env_file
 from ._proxy import FaultProxy, ProxyFaults
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "PilotRun",
     "ProxyFaults",
     "StatusStep",
+    "read_env_file",
     "retry_test_mode",
 ]

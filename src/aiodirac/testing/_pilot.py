@@ -61,7 +61,7 @@ from .._spec import ConcreteJob, JDLValue
 from .._status import JobStatus, MinorStatus
 from .._workflow import steps_for
 
-__all__ = ["DiracXTestPilot", "PilotRun", "StatusStep"]
+__all__ = ["DiracXTestPilot", "PilotRun", "StatusStep", "read_env_file"]
 
 logger = logging.getLogger("aiodirac.testing.pilot")
 
@@ -101,9 +101,13 @@ class PilotRun:
     workdir: Path
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``export KEY=value`` lines of ``scripts/diracx.sh``'s ``env.sh``, as a dict.
+
+    Usage: ``url = read_env_file(state / "env.sh")["DIRACX_URL"]``
+    """
     values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.startswith("export "):
             key, _, raw = line[len("export ") :].partition("=")
             parts = shlex.split(raw)
@@ -209,7 +213,7 @@ class DiracXTestPilot(AsyncResource):
 
         Usage: ``DiracXTestPilot.from_env_file(state / "env.sh", workdir=tmp_path)``
         """
-        values = _read_env_file(Path(env_file))
+        values = read_env_file(env_file)
         try:
             url = values["DIRACX_URL"]
             db_url = values["DIRACX_DB_URL_JOBDB"]
