@@ -638,6 +638,22 @@ class Journal(AsyncResource):
 
         await self._run(lambda db: self._write(db, write))
 
+    async def last_unsettled(self) -> datetime | None:
+        """When the latest submit request whose reply may have been lost was journaled.
+
+        That is the latest chunk still ``sent`` (its outcome unknown) or sent more than once
+        (an earlier attempt was lost); ``None`` when every request was answered.
+
+        Usage: ``when = await journal.last_unsettled()``
+        """
+        return await self._run(
+            lambda db: _time(
+                db.execute(
+                    "SELECT max(updated) FROM chunks WHERE state = 'sent' OR attempts > 1"
+                ).fetchone()[0]
+            )
+        )
+
     async def recorded_ids(self) -> set[int]:
         """Every job ID the journal holds, confirmed or not (the sweep leaves these alone).
 

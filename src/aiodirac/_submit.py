@@ -181,8 +181,9 @@ class _Run:
         self.requests = 0
         self.campaign: CampaignInfo | None = None
         self.resuming = False
-        # A submit request that did not return its IDs may have created jobs nobody recorded.
-        self.uncertain = False
+        # A submit request that did not return its IDs may have created jobs nobody recorded,
+        # and the server may still be creating them: when the latest such request ended.
+        self.unsettled: datetime | None = None
         max_jobs = self.backend.capabilities.max_jobs_per_submit
         self.confirm_batch = (
             self.config.confirm_batch or self.backend.capabilities.max_ids_per_update
@@ -244,6 +245,7 @@ class _Run:
                 )
             if self.resuming:
                 logger.info("resuming campaign %s from %s: %s", name, journal.path, summary)
+                self.unsettled = await journal.last_unsettled()
         else:
             self.campaign = CampaignInfo(name, group, owned, datetime.now(UTC))
 
@@ -273,7 +275,8 @@ class _Run:
                 tg.start_soon(self.confirm_loop, receive)
             # Leftovers exist only after a submit request whose reply was lost (here, or in
             # the earlier runs a resumed campaign follows): otherwise a sweep has nothing to do.
-            if self.fatal is None and (self.uncertain or self.resuming):
+            if self.fatal is None and (self.unsettled is not None or self.resuming):
+                await self.settle()
                 await self.sweep()
         except Exception as exc:  # noqa: BLE001 - handed to the caller by the result stream
             self.fatal = exc
@@ -385,7 +388,7 @@ class _Run:
             try:
                 return await self.backend.submit(chunk)
             except BaseException:
-                self.uncertain = True
+                self.unsettled = datetime.now(UTC)
                 raise
 
         ids = await self.request(send, on_retry=resent)
@@ -507,6 +510,26 @@ class _Run:
             await self.results.send(SubmittedJob(job_id=job_id, index=job.index, name=job.name))
 
     # -- the sweep --------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Wait until the server has surely finished the requests whose replies were lost.
+
+        A server goes on with a request its client gave up on (DiracX does): the jobs it
+        creates may appear after the client's timeout or cancellation, and a sweep that ran
+        before would miss them.
+        """
+        if self.unsettled is None:
+            return
+        settle = self.config.sweep_settle
+        if settle is None:
+            settle = self.backend.capabilities.settle_time
+        wait = (self.unsettled + timedelta(seconds=settle) - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            logger.info(
+                "sweep: waiting %.1f s for the server to finish requests whose replies were lost",
+                wait,
+            )
+            await anyio.sleep(wait)
 
     async def sweep(self) -> None:
         """Discard this campaign's unconfirmed jobs that no journal or run holds."""

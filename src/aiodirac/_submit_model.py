@@ -42,6 +42,11 @@ class SubmitConfig:
             the campaign does not own may discard it (longer than any request takes).
         clock_skew: seconds the sweep's time window reaches back before the campaign began,
             allowing for a server clock behind ours.
+        sweep_settle: seconds the sweep waits after the last submit request whose reply was
+            lost (in this run, or in the earlier run a resumed campaign follows): a server
+            finishes a request its client gave up on, so what that request creates may appear
+            a moment later, and the sweep must see it. Default: the backend's
+            ``capabilities.settle_time`` (DiracX: 10 s; the local backend: 0).
         confirm_batch: job IDs per confirmation request (default: the backend's
             ``max_ids_per_update``).
         confirm_linger: seconds a created chunk may wait for others to share its
@@ -64,6 +69,7 @@ class SubmitConfig:
     job_group: str | None = None
     sweep_grace: float = 300.0
     clock_skew: float = 300.0
+    sweep_settle: float | None = None
     confirm_batch: int | None = None
     confirm_linger: float = 1.0
     exclusive_confirm: bool = False
@@ -73,8 +79,10 @@ class SubmitConfig:
             raise ConfigurationError("SubmitConfig.max_in_flight must be at least 1")
         if not self.rate > 0 or self.burst < 1:
             raise ConfigurationError("SubmitConfig: rate must be > 0 and burst >= 1")
-        if self.sweep_grace < 0 or self.clock_skew < 0:
-            raise ConfigurationError("SubmitConfig: sweep_grace and clock_skew must be >= 0")
+        if self.sweep_grace < 0 or self.clock_skew < 0 or (self.sweep_settle or 0) < 0:
+            raise ConfigurationError(
+                "SubmitConfig: sweep_grace, clock_skew and sweep_settle must be >= 0"
+            )
         if self.campaign is not None and not _CAMPAIGN_NAME.fullmatch(self.campaign):
             raise ConfigurationError(
                 f"campaign name {self.campaign!r}: use 1-64 letters, digits, '.', '_' or '-'"

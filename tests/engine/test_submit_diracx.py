@@ -77,7 +77,12 @@ def assert_exactly_once_on_server(
     names = Counter(str(row["JobName"]) for row in live)
     width = len(str(n - 1))
     assert sorted(names) == sorted(f"{name}-{i:0{width}d}" for i in range(n))
-    assert set(names.values()) == {1}, "a parameter value was confirmed twice"
+    twice = [
+        (row["JobID"], row["JobName"], row["Status"])
+        for row in live
+        if names[str(row["JobName"])] > 1
+    ]
+    assert not twice, f"parameter values live twice on the server: {twice[:6]}"
     assert all(row["Status"] == JobStatus.RECEIVED for row in live)
     assert statuses[JobStatus.SUBMITTING] == 0
     swept = [row for row in rows if row["Status"] == JobStatus.KILLED]
@@ -120,6 +125,38 @@ async def test_2000_jobs_through_resets_503s_and_stalls(diracx_server: Any, tmp_
     statuses = assert_exactly_once_on_server(rows, "faults", n, journal_ids)
     assert statuses[JobStatus.KILLED] == len(swept) == report.swept
     assert report.swept > 0, "resets after forwarding must leave leftovers to sweep"
+
+
+async def test_jobs_created_after_the_client_gave_up_are_swept(
+    diracx_server: Any, tmp_path: Path
+) -> None:
+    """A loaded server finishes a submit request after its client timed out: the jobs appear
+    seconds later. The sweep waits for them (``settle_time``) instead of missing them."""
+    n = 200
+    credentials = diracx_server.write_credentials(tmp_path / "credentials.json")
+    faults = ProxyFaults(late=0.3, late_time=2.5, paths=("/api/jobs/jdl",), seed=11)
+    config = SubmitConfig(campaign="late", retry=RetryPolicy(initial=0.1, max_backoff=0.5))
+    async with (
+        FaultProxy(diracx_server.url, faults) as proxy,
+        DiracXBackend(proxy.url, credentials_path=credentials, timeout=1) as backend,
+        await Journal.open(tmp_path / "journal.db") as journal,
+    ):
+        submitter = Submitter(backend, config, journal=journal)
+        ids = await submitter.submit(make_job("late", n))
+        campaign = await journal.campaign()
+        journal_ids = await journal.jobs()
+        # Whatever the proxy still holds reaches the server now (it would, without the proxy).
+        await anyio.sleep(faults.late_time + 1)
+    assert campaign is not None
+    assert len(set(ids)) == n
+    assert proxy.stats["late"] > 0
+    report = submitter.report
+    assert report is not None
+    assert report.resent >= proxy.stats["late"]
+    rows = group_jobs(diracx_server, campaign.job_group)
+    statuses = assert_exactly_once_on_server(rows, "late", n, journal_ids)
+    # Every late request created its chunk on the server, after the client had given up.
+    assert statuses[JobStatus.KILLED] == report.swept == 20 * proxy.stats["late"]
 
 
 async def test_cancellation_then_resume_on_diracx(diracx_server: Any, tmp_path: Path) -> None:

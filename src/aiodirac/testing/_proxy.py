@@ -4,7 +4,9 @@
 seeded rates (:class:`ProxyFaults`): adds latency; resets the client's connection *after* the
 request was forwarded and the server answered (the client cannot know whether it was processed);
 answers ``503`` or ``429`` with ``Retry-After`` itself (the server never sees the request); stalls
-(forwards the request, then sends nothing back, past any client timeout). A switch refuses all
+(forwards the request, then sends nothing back, past any client timeout); delivers late (holds
+the request past the client's timeout, then forwards it: the server acts on a request whose
+client already gave up, as a loaded server does). A switch refuses all
 connections (the service is down) until it is turned off again.
 
 It parses only request framing (headers, ``Content-Length`` or chunked bodies), so it works with
@@ -47,7 +49,7 @@ logger = logging.getLogger("aiodirac.testing.proxy")
 
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 256 * 1024 * 1024
-_Mode = Literal["forward", "reset", "stall"]
+_Mode = Literal["forward", "reset", "stall", "late"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,9 @@ class ProxyFaults:
         retry_after: the ``Retry-After`` value, in seconds (sent rounded up to an integer).
         stall: forward, then answer nothing for ``stall_time`` seconds (then close).
         stall_time: how long a stall lasts; make it longer than the client's timeout.
+        late: hold the request for ``late_time`` seconds, answering nothing, then forward it
+            and drop the server's answer (the server acts after the client gave up).
+        late_time: how long a late request is held; make it longer than the client's timeout.
         paths: only requests whose path starts with one of these get faults (all when None);
             latency applies to every request.
         seed: seed of the random draws (one per request, in arrival order).
@@ -76,15 +81,19 @@ class ProxyFaults:
     retry_after: float = 1.0
     stall: float = 0.0
     stall_time: float = 60.0
+    late: float = 0.0
+    late_time: float = 5.0
     paths: tuple[str, ...] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        rates = (self.reset, self.unavailable, self.too_many, self.stall)
+        rates = (self.reset, self.unavailable, self.too_many, self.stall, self.late)
         if min(rates) < 0 or sum(rates) > 1:
             raise ValueError("ProxyFaults: rates must be >= 0 and add up to at most 1")
-        if self.latency < 0 or self.stall_time < 0 or self.retry_after < 0:
-            raise ValueError("ProxyFaults: latency, stall_time and retry_after must be >= 0")
+        if min(self.latency, self.stall_time, self.late_time, self.retry_after) < 0:
+            raise ValueError(
+                "ProxyFaults: latency, stall_time, late_time and retry_after must be >= 0"
+            )
 
 
 def _loopback(host: str) -> bool:
@@ -183,7 +192,7 @@ class FaultProxy:
 
     Attributes:
         stats: counts of ``connections``, ``requests``, ``forwarded``, ``reset``,
-            ``unavailable``, ``too_many``, ``stalled``, ``refused``.
+            ``unavailable``, ``too_many``, ``stalled``, ``late``, ``refused``.
 
     Raises:
         ValueError: an upstream that is not a loopback ``http://`` address.
@@ -382,6 +391,7 @@ class FaultProxy:
             ("unavailable", faults.unavailable),
             ("too_many", faults.too_many),
             ("stall", faults.stall),
+            ("late", faults.late),
         ):
             if draw < rate:
                 return name
@@ -445,6 +455,14 @@ class FaultProxy:
                     with contextlib.suppress(_Closed):
                         await reader.until(b"\x00never", _MAX_BODY)
                 return
+            if fault == "late":
+                self.stats["late"] += 1
+                state["mode"] = "late"
+                await anyio.sleep(self.faults.late_time)  # the client gives up meanwhile
+                await upstream.send(request)
+                self.stats["forwarded"] += 1
+                # Until the server answers (then the answer is dropped, the connection closed).
+                await anyio.sleep_forever()
             state["mode"] = "reset" if fault == "reset" else "forward"
             await upstream.send(request)
             self.stats["forwarded"] += 1
@@ -461,6 +479,8 @@ class FaultProxy:
                 mode = state["mode"]
                 if mode == "stall":
                     continue
+                if mode == "late":
+                    break
                 if mode == "reset":
                     # The server has answered: the request was processed, the client never knows.
                     self.stats["reset"] += 1
