@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from aiodirac._journal import Journal
 from aiodirac._retry import RetryPolicy
 from aiodirac._status import JobStatus
 from aiodirac._submit import SubmitConfig, Submitter
+from aiodirac._submit_model import SubmitReport
 from aiodirac.testing._proxy import FaultProxy, ProxyFaults
 
 pytestmark = [pytest.mark.diracx, pytest.mark.slow]
@@ -94,37 +96,56 @@ def assert_exactly_once_on_server(
     return statuses
 
 
-async def test_2000_jobs_through_resets_503s_and_stalls(diracx_server: Any, tmp_path: Path) -> None:
-    n = 2000
-    credentials = diracx_server.write_credentials(tmp_path / "credentials.json")
-    # Seed 2027 draws each kind of fault within the first 60 requests (a run makes at least 100),
-    # so that every kind surely happens; 2026 drew its first stall only at request 129.
-    faults = ProxyFaults(reset=0.10, unavailable=0.05, stall=0.05, stall_time=20, seed=2027)
-    config = SubmitConfig(campaign="faults", retry=RetryPolicy(initial=0.2, max_backoff=2))
+@dataclass
+class FaultyRun:
+    """What a campaign submitted through the fault proxy left: in the client and on the server."""
+
+    ids: list[int]
+    report: SubmitReport
+    proxy: Counter[str]
+    statuses: Counter[str]
+    swept: list[int]
+
+
+async def submit_through_faults(
+    server: Any, tmp_path: Path, name: str, n: int, faults: ProxyFaults, *, timeout: float
+) -> FaultyRun:
+    """Submit ``n`` jobs through the proxy, then check exactly once on the server itself."""
+    credentials = server.write_credentials(tmp_path / "credentials.json")
+    config = SubmitConfig(campaign=name, retry=RetryPolicy(initial=0.2, max_backoff=2))
     async with (
-        FaultProxy(diracx_server.url, faults) as proxy,
-        DiracXBackend(proxy.url, credentials_path=credentials, timeout=3) as backend,
+        FaultProxy(server.url, faults) as proxy,
+        DiracXBackend(proxy.url, credentials_path=credentials, timeout=timeout) as backend,
         await Journal.open(tmp_path / "journal.db") as journal,
     ):
         submitter = Submitter(backend, config, journal=journal)
-        ids = await submitter.submit(make_job("faults", n))
+        ids = await submitter.submit(make_job(name, n))
         campaign = await journal.campaign()
         journal_ids = await journal.jobs()
         swept = await journal.swept_ids()
+        # Whatever the proxy still holds reaches the server now (it would, without the proxy).
+        await anyio.sleep(faults.late_time + 1 if faults.late else 0)
     assert campaign is not None
-    assert len(ids) == n
-    assert len(set(ids)) == n
-    report = submitter.report
-    assert report is not None
+    assert submitter.report is not None
+    assert len(ids) == len(set(ids)) == n
+    statuses = assert_exactly_once_on_server(
+        group_jobs(server, campaign.job_group), name, n, journal_ids
+    )
+    return FaultyRun(ids, submitter.report, proxy.stats, statuses, swept)
+
+
+async def test_2000_jobs_through_resets_503s_and_stalls(diracx_server: Any, tmp_path: Path) -> None:
+    # Seed 2027 draws each kind of fault within the first 60 requests (a run makes at least 100),
+    # so that every kind surely happens; 2026 drew its first stall only at request 129.
+    faults = ProxyFaults(reset=0.10, unavailable=0.05, stall=0.05, stall_time=20, seed=2027)
+    run = await submit_through_faults(diracx_server, tmp_path, "faults", 2000, faults, timeout=3)
     # The faults did happen, and did cause duplicates on the server.
-    assert proxy.stats["reset"] > 0
-    assert proxy.stats["unavailable"] > 0
-    assert proxy.stats["stalled"] > 0
-    assert report.resent > 0
-    rows = group_jobs(diracx_server, campaign.job_group)
-    statuses = assert_exactly_once_on_server(rows, "faults", n, journal_ids)
-    assert statuses[JobStatus.KILLED] == len(swept) == report.swept
-    assert report.swept > 0, "resets after forwarding must leave leftovers to sweep"
+    assert run.proxy["reset"] > 0
+    assert run.proxy["unavailable"] > 0
+    assert run.proxy["stalled"] > 0
+    assert run.report.resent > 0
+    assert run.statuses[JobStatus.KILLED] == len(run.swept) == run.report.swept
+    assert run.report.swept > 0, "resets after forwarding must leave leftovers to sweep"
 
 
 async def test_jobs_created_after_the_client_gave_up_are_swept(
@@ -132,31 +153,12 @@ async def test_jobs_created_after_the_client_gave_up_are_swept(
 ) -> None:
     """A loaded server finishes a submit request after its client timed out: the jobs appear
     seconds later. The sweep waits for them (``settle_time``) instead of missing them."""
-    n = 200
-    credentials = diracx_server.write_credentials(tmp_path / "credentials.json")
     faults = ProxyFaults(late=0.3, late_time=2.5, paths=("/api/jobs/jdl",), seed=11)
-    config = SubmitConfig(campaign="late", retry=RetryPolicy(initial=0.1, max_backoff=0.5))
-    async with (
-        FaultProxy(diracx_server.url, faults) as proxy,
-        DiracXBackend(proxy.url, credentials_path=credentials, timeout=1) as backend,
-        await Journal.open(tmp_path / "journal.db") as journal,
-    ):
-        submitter = Submitter(backend, config, journal=journal)
-        ids = await submitter.submit(make_job("late", n))
-        campaign = await journal.campaign()
-        journal_ids = await journal.jobs()
-        # Whatever the proxy still holds reaches the server now (it would, without the proxy).
-        await anyio.sleep(faults.late_time + 1)
-    assert campaign is not None
-    assert len(set(ids)) == n
-    assert proxy.stats["late"] > 0
-    report = submitter.report
-    assert report is not None
-    assert report.resent >= proxy.stats["late"]
-    rows = group_jobs(diracx_server, campaign.job_group)
-    statuses = assert_exactly_once_on_server(rows, "late", n, journal_ids)
+    run = await submit_through_faults(diracx_server, tmp_path, "late", 200, faults, timeout=1)
+    assert run.proxy["late"] > 0
+    assert run.report.resent >= run.proxy["late"]
     # Every late request created its chunk on the server, after the client had given up.
-    assert statuses[JobStatus.KILLED] == report.swept == 20 * proxy.stats["late"]
+    assert run.statuses[JobStatus.KILLED] == run.report.swept == 20 * run.proxy["late"]
 
 
 async def test_cancellation_then_resume_on_diracx(diracx_server: Any, tmp_path: Path) -> None:
