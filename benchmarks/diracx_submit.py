@@ -3,7 +3,11 @@
 The benchmark starts its own DiracX 0.7.0 (``scripts/diracx.sh``, free ports, a temporary state
 folder), then, alternately for ``--rounds`` rounds:
 
-* **aiodirac**: ``DiracXBackend.submit`` of 50 parametric chunks of 20 jobs (the input sandbox,
+* **aiodirac AsyncDirac.submit**: what users call: ``AsyncDirac(backend).submit(job)`` with its
+  defaults, one parametric ``Job`` of ``--jobs`` jobs (the same three steps and attributes), through
+  the Submitter (chunks of 20, pipelined, rate limited, confirmed in bulk). The target is judged
+  on this one;
+* **aiodirac backend** (how its protocol costs split): ``DiracXBackend.submit`` of 50 parametric chunks of 20 jobs (the input sandbox,
   jobDescription.xml, uploaded once), each confirmed (``Submitting`` -> ``Received``): sequential;
   sequential with one confirmation per 5 chunks (100 IDs); ``--in-flight`` chunks at a time,
   each confirmed; and ``--in-flight`` chunks at a time with confirmations of 100 IDs or more;
@@ -37,7 +41,7 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from aiodirac import DiracError
+from aiodirac import AsyncDirac, DiracError, Job
 from aiodirac._diracx import DiracXBackend
 from aiodirac._jdl import render_jdl
 from aiodirac._spec import ConcreteJob, JDLValue, Step, SubmitChunk
@@ -50,6 +54,9 @@ STEPS = (
     Step(3, "/bin/echo", "hello again", "Script3_echo.log"),
 )
 WORKFLOW = render_workflow("bench", [], STEPS)
+
+
+USER = "aiodirac AsyncDirac.submit"
 
 
 def _free_port() -> int:
@@ -152,6 +159,29 @@ async def run_aiodirac(
     return {"wall": wall, "cpu": cpu, "jobs": len(ids)}
 
 
+async def run_async_dirac(url: str, credentials: str, total: int, round_no: int) -> dict:
+    """``AsyncDirac.submit`` with its defaults: what an aiodirac user writes."""
+    job = Job()
+    for step in STEPS:
+        job.setExecutable(step.executable, arguments=step.arguments)
+    job.setName(f"bench{round_no}-%n")
+    job.setJobGroup(f"bench-{round_no}")
+    job.setCPUTime(500)
+    job.setParameterSequence("n", [str(i) for i in range(total)])
+    async with (
+        DiracXBackend(url, credentials_path=credentials) as backend,
+        AsyncDirac(backend) as dirac,
+    ):
+        await backend.status([1])  # connection + token: not part of the campaign
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        ids = await dirac.submit(job)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        states = await backend.summary(ids)
+    assert len(set(ids)) == total, len(ids)
+    assert {str(s) for s in states} == {"Received"}, states
+    return {"wall": wall, "cpu": cpu, "jobs": len(ids)}
+
+
 OFFICIAL = Path(__file__).with_name("_official_submit.py")
 
 
@@ -195,6 +225,7 @@ def main() -> int:
         client_env = dict(env, DIRACX_URL=url, DIRACX_CREDENTIALS_PATH=credentials)
         python = str(Path(values["DX_VENV"]) / "bin" / "python")
         results: dict[str, list[dict[str, float]]] = {
+            USER: [],
             "aiodirac sequential": [],
             "aiodirac seq, confirm/100": [],
             f"aiodirac {args.in_flight} in flight": [],
@@ -208,6 +239,8 @@ def main() -> int:
                 try:
                     if name == "official client":
                         result = run_official(python, client_env, args.jobs, round_no, tmp)
+                    elif name == USER:
+                        result = anyio.run(run_async_dirac, url, credentials, args.jobs, round_no)
                     else:
                         flight = args.in_flight if "in flight" in name else 1
                         every = 5 if "/100" in name else 1
@@ -252,12 +285,12 @@ def main() -> int:
             f"({best_cpu:4.2f})  CPU {cpu / official['cpu'][0]:4.2f}x, "
             f"wall {wall / official['wall'][0]:4.2f}x official"
         )
-    sequential = figures.get("aiodirac sequential")
-    if sequential is not None:
-        cpu_ok = sequential["cpu"][0] <= 0.9 * official["cpu"][0]
-        wall_ok = sequential["wall"][0] <= official["wall"][0]
+    ours = figures.get(USER)
+    if ours is not None:
+        cpu_ok = ours["cpu"][0] <= 0.9 * official["cpu"][0]
+        wall_ok = ours["wall"][0] <= official["wall"][0]
         print(
-            f"sequential aiodirac vs official (medians): client CPU <= 0.9x: "
+            f"{USER} vs official (medians): client CPU <= 0.9x: "
             f"{'MET' if cpu_ok else 'NOT MET'}; wall no slower: {'MET' if wall_ok else 'NOT MET'}"
         )
     return 0

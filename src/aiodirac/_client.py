@@ -286,8 +286,13 @@ class AsyncDirac(AsyncResource):
         ids: JobIDs,
         *,
         callbacks: Sequence[TrackCallback] = (),
+        sealed: bool = True,
     ) -> AbstractAsyncContextManager[TrackStream]:
         """Follow jobs until they are final, as a stream of events (batched polling).
+
+        With ``sealed=False`` the stream does not end before ``events.seal()``, so that jobs
+        still being submitted can be ``events.add()``-ed (a sealed stream ends as soon as
+        every job it has is final).
 
         Usage::
 
@@ -295,7 +300,7 @@ class AsyncDirac(AsyncResource):
                 async for event in events:
                     print(event)
         """
-        return self._tracker().track(job_ids(ids), callbacks=callbacks)
+        return self._tracker().track(job_ids(ids), callbacks=callbacks, sealed=sealed)
 
     async def wait(
         self,

@@ -40,8 +40,9 @@ class DownloadConfig:
 
     Attributes:
         max_concurrency: jobs in flight at once (HTTP connections, files open, unpacks).
-        chunk_size: bytes gathered from the network before each write to disk; with
-            ``max_concurrency`` it bounds the memory used by transfers.
+        chunk_size: bytes gathered from the network before each hand-off to the worker thread
+            that hashes, writes (and unpacks) them; with ``max_concurrency`` it bounds the
+            memory used by transfers.
         retry: backoff and deadline for failures that make no progress (see
             :class:`aiodirac._retry.RetryPolicy`); a resumed transfer that gains bytes retries at once.
         max_unpacked_bytes: cap on one archive's unpacked size (archive bomb guard).

@@ -205,6 +205,9 @@ class TrackStream:
         self._failing = False
         self._wake = anyio.Event()
         self._drained: anyio.Event | None = None
+        # Set once the poller stopped (every job final on a sealed stream, an error, the block
+        # left): jobs added after that would never be polled.
+        self._finished = False
         self._error: Exception | None = None
         self._error_raised = False
 
@@ -307,10 +310,26 @@ class TrackStream:
     def add(self, job_ids: Iterable[int], *, initial: Mapping[int, JobState] | None = None) -> int:
         """Track more jobs (e.g. still being submitted); they are polled at the next cycle.
 
-        IDs already tracked are ignored. Returns how many jobs were added.
+        IDs already tracked are ignored. Returns how many jobs were added. Jobs still to come
+        need an unsealed stream (``track(..., sealed=False)``): a sealed one stops polling as
+        soon as every job it has is final, and may have stopped by the time this is called.
+
+        Raises:
+            RuntimeError: polling has stopped (every job final on a sealed stream, a fatal
+                error, or the ``async with`` block left) and a new job would never be polled.
 
         Usage: ``stream.add(new_ids)``
         """
+        if self._finished:
+            ids = list(job_ids)
+            if any(self._is_new(job_id) for job_id in ids):
+                raise RuntimeError(
+                    "this tracking stream has stopped polling (every job was final and the "
+                    "stream sealed, or it failed or was closed): new jobs would never be "
+                    "polled; track them with a new track() call, or use track(..., "
+                    "sealed=False) and seal() after the last add()"
+                )
+            return 0
         added = self._add(job_ids, initial or {})
         if added:
             self._wake.set()
@@ -348,10 +367,13 @@ class TrackStream:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _is_new(self, job_id: int) -> bool:
+        return not (job_id in self._active or job_id in self._states or job_id in self._vanished)
+
     def _add(self, job_ids: Iterable[int], initial: Mapping[int, JobState]) -> int:
         added = 0
         for job_id in job_ids:
-            if job_id in self._active or job_id in self._states or job_id in self._vanished:
+            if not self._is_new(job_id):
                 continue
             state = initial.get(job_id)
             if state is None:
@@ -373,13 +395,16 @@ class TrackStream:
     async def _run(self) -> None:
         try:
             await self._loop()
-        except anyio.BrokenResourceError:
+        except _ConsumerGone:
             logger.debug("tracking stopped: the consumer closed the stream")
         except Exception as exc:  # noqa: BLE001 - not swallowed: re-raised to the consumer
-            # Surfaced to the consumer from the iteration, after the events before it.
+            # Surfaced to the consumer from the iteration, after the events before it (an
+            # anyio.BrokenResourceError from a backend or a journal included: only our own
+            # stream's counts as the consumer leaving).
             logger.debug("tracking stopped by %r", exc)
             self._error = exc
         finally:
+            self._finished = True
             self._send.close()
 
     async def _loop(self) -> None:
@@ -429,6 +454,9 @@ class TrackStream:
                 logger.info(
                     "status poll failed (attempt %d), retry in %.1f s: %s", failures, delay, last
                 )
+                # Its traceback holds the failed call's frames (and whatever they hold, e.g. a
+                # database cursor): keep it no longer than this cycle, not until the next failure.
+                del last
             elif failures:
                 outage = anyio.current_time() - first_failure
                 notices.append(PollRecovered(failures, outage, seen))
@@ -521,10 +549,13 @@ class TrackStream:
                 for callback in callbacks:
                     await _call(callback, event)
             try:
-                send.send_nowait(batch)
-            except anyio.WouldBlock:
-                # The consumer is behind: polling waits for it (bounded memory).
-                await send.send(batch)
+                try:
+                    send.send_nowait(batch)
+                except anyio.WouldBlock:
+                    # The consumer is behind: polling waits for it (bounded memory).
+                    await send.send(batch)
+            except anyio.BrokenResourceError:
+                raise _ConsumerGone from None
 
     async def _until_drained(self) -> None:
         """Wait until the consumer took every event: polling again before is wasted load."""
@@ -541,6 +572,10 @@ class TrackStream:
             await self._wake.wait()
         if self._wake.is_set():
             self._wake = anyio.Event()
+
+
+class _ConsumerGone(Exception):
+    """The consumer closed the stream's receiving end: nobody listens, polling stops."""
 
 
 class _JobEvents:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
 import anyio.from_thread
 import anyio.to_thread
 import httpx
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _files
 from ._backend import OutputSandbox
@@ -52,6 +53,9 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _MAX_RELOCATIONS = 3
 # Start a transfer over (size or checksum mismatch) at most this many times.
 _MAX_RESTARTS = 2
+# An extraction's queue holds up to this many chunks of this size (2 MiB) before the transfer waits.
+_PIPE_CHUNKS = 8
+_PIPE_UNIT = 256 * 1024
 
 
 class _FileSink:
@@ -67,11 +71,10 @@ class _FileSink:
         self.hasher = hashlib.sha256()
         self.out = await _files.open_writer(self.part)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, chunks: list[bytes], size: int) -> None:
         assert self.out is not None
-        # hashlib releases the GIL on large buffers: hashing in a thread overlaps the network.
-        await anyio.to_thread.run_sync(self.hasher.update, data)
-        await self.out.write(data)
+        # One worker-thread call hashes and writes the batch (hashlib releases the GIL).
+        await self.out.write_hashed(chunks, self.hasher.update)
 
     async def restart(self, tg: anyio.abc.TaskGroup) -> None:
         await self.abort()
@@ -93,6 +96,85 @@ class _FileSink:
         await _files.remove(self.part)
 
 
+class _ChunkPipe:
+    """Chunks from the event loop to the extraction thread, hashed by the thread as it takes them.
+
+    The event loop's side never waits while fewer than ``high`` bytes are queued: chunks are handed
+    over under a lock, with no thread hop or task per chunk. The thread blocks on a condition until
+    half of that is queued (or the stream ends); it wakes the loop (one ``from_thread`` call) only
+    when the loop waits for room.
+    """
+
+    def __init__(self, hasher: Any, high: int) -> None:
+        self.hasher = hasher
+        self.high = high
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._closed = False  # no more chunks will come
+        self._gone = False  # the reader stopped (finished or failed)
+        self._reader_waits = False
+        self._room: anyio.Event | None = None
+        self._batch: deque[bytes] = deque()
+
+    # ------------------------------------------------------------------ event loop side
+
+    async def put(self, chunks: list[bytes], size: int) -> bool:
+        """Queue ``chunks`` (``size`` bytes in all); False if the reader is gone."""
+        with self._cond:
+            if self._gone:
+                return False
+            self._queue.extend(chunks)
+            self._queued += size
+            # The thread is woken for half the queue at once: each wake-up is a hand-off of the
+            # GIL between threads, which costs more than the bytes when done for every chunk.
+            if self._reader_waits and self._queued >= self.high // 2:
+                self._cond.notify()
+            if self._queued < self.high:
+                return True
+            room = self._room = anyio.Event()
+        await room.wait()
+        return not self._gone
+
+    def close(self) -> None:
+        """No more chunks: the reader gets the end of the stream once the queue is empty."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    # ------------------------------------------------------------------ extraction thread side
+
+    def read_chunk(self) -> bytes:
+        """The next chunk, hashed; ``b""`` at the end (a :data:`aiodirac._unpack.ChunkSource`)."""
+        if not self._batch:
+            wake: anyio.Event | None = None
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._reader_waits = True
+                    self._cond.wait()
+                self._reader_waits = False
+                # Everything queued at once: one lock round per batch, not per chunk.
+                self._batch, self._queue = self._queue, self._batch
+                self._queued = 0
+                wake, self._room = self._room, None
+            if wake is not None:
+                anyio.from_thread.run_sync(wake.set)
+            if not self._batch:
+                return b""
+        chunk = self._batch.popleft()
+        self.hasher.update(chunk)
+        return chunk
+
+    def stop(self) -> None:
+        """The reader is done: later chunks are refused and a waiting writer is released."""
+        with self._cond:
+            self._gone = True
+            self._queue.clear()
+            wake, self._room = self._room, None
+        if wake is not None:
+            anyio.from_thread.run_sync(wake.set)
+
+
 class _ExtractSink:
     """Archive bytes fed to a safe extraction running in a worker thread, as they arrive.
 
@@ -110,7 +192,7 @@ class _ExtractSink:
         self.fsync = fsync
         self.job_id = job_id
         self.extraction: Extraction | None = None
-        self.send: MemoryObjectSendStream[bytes] | None = None
+        self.pipe: _ChunkPipe | None = None
         self.finished = anyio.Event()
         self.files: list[UnpackedFile] = []
         self.error: BaseException | None = None
@@ -123,35 +205,35 @@ class _ExtractSink:
                 target, limits=limits, merge=merge, fsync=fsync, tag=str(self.job_id)
             )
         )
-        # Up to 8 chunks queued (2 MiB by default): the extraction thread takes them in batches.
-        send, receive = anyio.create_memory_object_stream[bytes](8)
-        self.send = send
         self.finished = anyio.Event()
         self.error = None
         self.hasher = hashlib.sha256()
-        tg.start_soon(self._run, self.extraction, receive)
+        # Up to 2 MiB queued per job (with the default chunk size): this bounds the memory.
+        self.pipe = _ChunkPipe(self.hasher, _PIPE_CHUNKS * _PIPE_UNIT)
+        tg.start_soon(self._run, self.extraction, self.pipe)
 
-    async def _run(self, extraction: Extraction, receive: MemoryObjectReceiveStream[bytes]) -> None:
-        # The extraction thread hashes what it reads, off the event loop.
-        reader = _ChunkReader(receive, self.hasher)
+    async def _run(self, extraction: Extraction, pipe: _ChunkPipe) -> None:
         name = f"the output sandbox of job {self.job_id}"
+
+        def run() -> list[UnpackedFile]:
+            try:
+                return extraction.run(pipe.read_chunk, name)
+            finally:
+                pipe.stop()
+
         try:
-            with receive:
-                stream = cast("IO[bytes]", reader)
-                self.files = await anyio.to_thread.run_sync(extraction.run, stream, name)
+            self.files = await anyio.to_thread.run_sync(run)
         except Exception as exc:  # noqa: BLE001 - reported by write() or finish()
             # Never raised into the task group: the transfer reports it as the job's error.
             self.error = exc
         finally:
             self.finished.set()
 
-    async def write(self, data: bytes) -> None:
-        assert self.send is not None
-        try:
-            await self.send.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+    async def write(self, chunks: list[bytes], size: int) -> None:
+        assert self.pipe is not None
+        if not await self.pipe.put(chunks, size):
             await self.finished.wait()
-            raise self._failure() from None
+            raise self._failure()
 
     def _failure(self) -> BaseException:
         if (
@@ -164,8 +246,8 @@ class _ExtractSink:
         )
 
     async def _stop(self) -> None:
-        if self.send is not None:
-            self.send.close()
+        if self.pipe is not None:
+            self.pipe.close()
         with anyio.CancelScope(shield=True):
             await self.finished.wait()
 
@@ -195,51 +277,6 @@ class _ExtractSink:
             extraction, self.extraction = self.extraction, None
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(extraction.discard)
-
-
-class _ChunkReader:
-    """A blocking ``read()`` over an anyio stream of chunks, for the extraction thread."""
-
-    def __init__(self, receive: MemoryObjectReceiveStream[bytes], hasher: Any) -> None:
-        self._receive = receive
-        self._hasher = hasher
-        self._buf = memoryview(b"")
-        self._pending: list[bytes] = []
-        self._eof = False
-
-    async def _take(self) -> list[bytes]:
-        # Everything queued at once: a hand-off between threads costs more than the data.
-        chunks = [await self._receive.receive()]
-        while True:
-            try:
-                chunks.append(self._receive.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                return chunks
-
-    def _fill(self) -> bool:
-        if not self._buf and not self._pending and not self._eof:
-            try:
-                self._pending = anyio.from_thread.run(self._take)
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                self._eof = True
-        if not self._buf and self._pending:
-            chunk = self._pending.pop(0)
-            self._hasher.update(chunk)
-            self._buf = memoryview(chunk)
-        return bool(self._buf)
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            parts = []
-            while self._fill():
-                parts.append(self._buf.tobytes())
-                self._buf = memoryview(b"")
-            return b"".join(parts)
-        if not self._fill():
-            return b""
-        data = self._buf[:n].tobytes()
-        self._buf = self._buf[n:]
-        return data
 
 
 class _Transfer:
@@ -379,13 +416,13 @@ class _Transfer:
             nonlocal gained, buffered
             if not buf:
                 return
-            data = b"".join(buf)
+            chunks, size = buf[:], buffered
             buf.clear()
             buffered = 0
-            await self.sink.write(data)
-            self.size += len(data)
-            gained += len(data)
-            self.run_state.bytes += len(data)
+            await self.sink.write(chunks, size)
+            self.size += size
+            gained += size
+            self.run_state.bytes += size
             self.run_state.emit(
                 JobProgress(job_id, DownloadPhase.DOWNLOADING, self.size, self.expected_total)
             )

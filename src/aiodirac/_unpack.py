@@ -49,21 +49,34 @@ import stat
 import tarfile
 import unicodedata
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import anyio
 import zstandard
 
 from ._exceptions import IntegrityError, UnsafeArchiveError
 
-__all__ = ["Extraction", "UnpackLimits", "UnpackedFile", "extract", "sniff_format", "unpack"]
+__all__ = [
+    "ChunkSource",
+    "Extraction",
+    "UnpackLimits",
+    "UnpackedFile",
+    "extract",
+    "sniff_format",
+    "unpack",
+]
 
 _READ_SIZE = 256 << 10
+# Pieces read from a decompressor or an archive file: big, so that per-piece Python work is noise.
+_CHUNK = 1 << 20
 GiB = 1 << 30
+
+ChunkSource = Callable[[], bytes]
+"""A blocking callable returning the next piece of a byte stream, ``b""`` at its end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,28 +126,29 @@ def sniff_format(head: bytes) -> str:
 
 
 @contextmanager
-def _decompressed(peekable: _Peekable) -> Iterator[Any]:
-    fmt = sniff_format(peekable.peek(6))
+def _decompressed(raw: _ForwardReader) -> Iterator[ChunkSource]:
+    """The decompressed stream of ``raw`` as a :data:`ChunkSource` (``raw``'s own for plain tar)."""
+    fmt = sniff_format(raw.peek(6))
+    if fmt == "tar":
+        yield raw.read_chunk
+        return
     # The decompressors only call read(); typeshed wants a real file.
-    raw: Any = peekable
+    src: Any = raw
     stream: Any
     if fmt == "tar.gz":
-        stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        stream = gzip.GzipFile(fileobj=src, mode="rb")
     elif fmt == "tar.bz2":
-        stream = bz2.BZ2File(raw, mode="rb")
+        stream = bz2.BZ2File(src, mode="rb")
     elif fmt == "tar.xz":
-        stream = lzma.LZMAFile(raw, mode="rb")  # noqa: SIM115 - closed in the finally below
-    elif fmt == "tar.zst":
-        stream = zstandard.ZstdDecompressor().stream_reader(
-            raw, read_size=_READ_SIZE, read_across_frames=True
-        )
+        stream = lzma.LZMAFile(src, mode="rb")  # noqa: SIM115 - closed in the finally below
     else:
-        stream = raw
+        stream = zstandard.ZstdDecompressor().stream_reader(
+            src, read_size=_READ_SIZE, read_across_frames=True
+        )
     try:
-        yield stream
+        yield lambda: bytes(stream.read(_CHUNK))
     finally:
-        if stream is not raw:
-            stream.close()
+        stream.close()
 
 
 def _clean_name(raw: str, what: str) -> str | None:
@@ -158,8 +172,11 @@ def _key(name: str) -> str:
 class _Extractor:
     """One extraction into a fresh folder; keeps what was created to refuse collisions."""
 
-    def __init__(self, root: Path, limits: UnpackLimits, fsync: bool = False) -> None:
+    def __init__(
+        self, root: Path, limits: UnpackLimits, fsync: bool, reader: _ForwardReader
+    ) -> None:
         self.root = root
+        self.reader = reader
         self.fsync = fsync
         self.limits = limits
         self.members = 0
@@ -247,19 +264,26 @@ class _Extractor:
     def _file(self, tf: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> None:
         if self.total + member.size > self.limits.max_bytes:
             self._count(member.size)
-        src = tf.extractfile(member)
-        if src is None:  # pragma: no cover - isreg() members always have data
-            raise UnsafeArchiveError(f"member {member.name!r} has no data")
         fd, path = self._open_new(name, bool(member.mode & stat.S_IXUSR))
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            while chunk := src.read(_READ_SIZE):
-                self._count(len(chunk))
-                size += len(chunk)
-                out.write(chunk)
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            if member.sparse is None:
+                # The data follows the header: straight from the received pieces to the file.
+                if self.reader.tell() != member.offset_data:
+                    self.reader.seek(member.offset_data)
+                size = self.reader.copy_to(fd, member.size, self._count)
+                if size != member.size:
+                    raise tarfile.ReadError("unexpected end of data")
+            else:
+                src = tf.extractfile(member)
+                if src is None:  # pragma: no cover - isreg() members always have data
+                    raise UnsafeArchiveError(f"member {member.name!r} has no data")
+                size = 0
+                while chunk := src.read(_READ_SIZE):
+                    self._count(len(chunk))
+                    size += len(chunk)
+                    out.write(chunk)
             if self.fsync:
-                out.flush()
-                os.fsync(out.fileno())
+                os.fsync(fd)
         os.utime(path, (member.mtime, member.mtime))
         self.files[_key(name)] = name
         self.written.append(UnpackedFile(name, size))
@@ -317,29 +341,119 @@ def _merge(src: Path, dst: Path) -> None:
         os.replace(s, d)
 
 
-class _Peekable:
-    """A read-only stream whose first bytes can be looked at without a seek (network streams)."""
+class _ForwardReader:
+    """A forward-only binary file over a :data:`ChunkSource`, for ``tarfile`` and decompressors.
 
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._head = b""
+    ``tarfile`` reads headers through :meth:`read`, :meth:`tell` and :meth:`seek` (forward, or back
+    within the current piece, which is all it asks for); member data is written straight from the
+    pieces to a file descriptor by :meth:`copy_to`, without the copies ``tarfile``'s stream layer
+    makes. Network streams can thus be read as they arrive, in one pass.
+    """
+
+    def __init__(self, source: ChunkSource) -> None:
+        self._source = source
+        self._chunk = memoryview(b"")
+        self._at = 0  # read position inside _chunk
+        self._base = 0  # stream position of _chunk[0]
+        self._skip = 0  # bytes to drop before the next read (a seek past what was received)
+        self._eof = False
+
+    def _next(self) -> bool:
+        """Move to the next non-empty piece; False at the end of the stream."""
+        while not self._eof:
+            self._base += len(self._chunk)
+            self._chunk, self._at = memoryview(b""), 0
+            piece = self._source()
+            if not piece:
+                self._eof = True
+                break
+            if self._skip:
+                drop = min(self._skip, len(piece))
+                self._skip -= drop
+                self._base += drop
+                piece = piece[drop:]
+            self._chunk = memoryview(piece)
+            if self._chunk:
+                return True
+        return False
 
     def peek(self, n: int) -> bytes:
-        while len(self._head) < n:
-            more = self._raw.read(n - len(self._head))
-            if not more:
-                break
-            self._head += more
-        return self._head[:n]
+        """Up to ``n`` first bytes, without consuming them (only before the first read)."""
+        while len(self._chunk) - self._at < n and not self._eof:
+            head = bytes(self._chunk[self._at :])
+            piece = self._source()
+            if not piece:
+                self._eof = True
+            self._chunk, self._at = memoryview(head + piece), 0
+        return bytes(self._chunk[self._at : self._at + n])
+
+    def read_chunk(self) -> bytes:
+        """The rest of the current piece, or the next one; ``b""`` at the end."""
+        if self._at >= len(self._chunk) and not self._next():
+            return b""
+        chunk, at = self._chunk, self._at
+        self._at = len(chunk)
+        whole = chunk.obj
+        if at == 0 and isinstance(whole, bytes) and len(whole) == len(chunk):
+            return whole
+        return chunk[at:].tobytes()
 
     def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n < 0:
-                data, self._head = self._head + self._raw.read(), b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._raw.read(n)
+        parts: list[bytes] = []
+        while n != 0:
+            if self._at >= len(self._chunk) and not self._next():
+                break
+            take = len(self._chunk) - self._at if n < 0 else min(n, len(self._chunk) - self._at)
+            whole = self._chunk.obj
+            if isinstance(whole, bytes) and take == len(whole) == len(self._chunk):
+                parts.append(whole)  # a whole piece: no copy
+            else:
+                parts.append(self._chunk[self._at : self._at + take].tobytes())
+            self._at += take
+            n -= take if n > 0 else 0
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def copy_to(self, fd: int, n: int, count: Callable[[int], None]) -> int:
+        """Write the next ``n`` bytes to ``fd`` (fewer at the end of the stream); the bytes written.
+
+        ``count`` is called with each piece's size before it is written (the bomb cap).
+        """
+        left = n
+        while left:
+            if self._at >= len(self._chunk) and not self._next():
+                break
+            take = min(left, len(self._chunk) - self._at)
+            count(take)
+            view = self._chunk[self._at : self._at + take]
+            while view:
+                view = view[os.write(fd, view) :]
+            self._at += take
+            left -= take
+        return n - left
+
+    def tell(self) -> int:
+        return self._base + self._at + self._skip
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            pos += self.tell()
+        elif whence != os.SEEK_SET:
+            raise OSError("a streamed archive can only be read forward")
+        if pos < self._base:
+            raise OSError("a streamed archive can only be read forward")
+        ahead = pos - self._base - len(self._chunk)
+        if ahead <= 0:
+            self._at, self._skip = pos - self._base, 0
+        else:
+            # Dropped from the next pieces as they come (past the end, reads return b"").
+            self._at, self._skip = len(self._chunk), ahead
+        return pos
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return True
 
     def close(self) -> None:
         pass
@@ -386,22 +500,31 @@ class Extraction:
             self.work = self.target.with_name(f".{tag or self.target.name}.unpack-{self._token}")
         self.work.mkdir()
 
-    def run(self, raw: IO[bytes], name: str = "archive") -> list[UnpackedFile]:
+    def run(self, raw: IO[bytes] | ChunkSource, name: str = "archive") -> list[UnpackedFile]:
         """Read the whole archive from ``raw`` (to its end) and write its members, safely.
+
+        ``raw`` is a binary file, or a :data:`ChunkSource` (pieces are used as they are, without
+        a copy: the fastest way to feed an archive that arrives in pieces).
 
         Raises:
             UnsafeArchiveError: a member would escape, collide or break a cap.
             IntegrityError: the stream is truncated or not a tar archive.
         """
-        extractor = _Extractor(self.work, self.limits, self.fsync)
-        source = _Peekable(raw)
+        if callable(raw):
+            source: ChunkSource = raw
+        else:
+            file = raw
+            source = lambda: file.read(_CHUNK)
+        archive = _ForwardReader(source)
         try:
-            with (
-                _decompressed(source) as stream,
-                tarfile.open(fileobj=stream, mode="r|", bufsize=_READ_SIZE) as tf,
-            ):
-                for member in tf:
-                    extractor.add(tf, member)
+            with _decompressed(archive) as pieces:
+                reader = _ForwardReader(pieces)
+                extractor = _Extractor(self.work, self.limits, self.fsync, reader)
+                # Mode "r" over a forward-only reader: tarfile reads the headers, _Extractor copies
+                # the data (no stream-layer copies); a backward seek fails as a corrupt archive.
+                with tarfile.TarFile(fileobj=cast("IO[bytes]", reader), mode="r") as tf:
+                    for member in tf:
+                        extractor.add(tf, member)
         except UnsafeArchiveError:
             raise
         except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
@@ -412,7 +535,7 @@ class Extraction:
             # bz2 and gzip report corrupt data as a bare OSError.
             raise IntegrityError(f"{name} is corrupt: {exc}") from exc
         # Read what follows the end-of-archive blocks, so that a writer feeding us never blocks.
-        while source.read(_READ_SIZE):
+        while archive.read_chunk():
             pass
         return extractor.written
 

@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 from aiodirac import IntegrityError, UnsafeArchiveError
-from aiodirac._unpack import UnpackLimits, extract, sniff_format, unpack
+from aiodirac._unpack import ChunkSource, Extraction, UnpackLimits, extract, sniff_format, unpack
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -282,3 +282,44 @@ def test_hardlink_bomb_counted_by_real_bytes(area: Path) -> None:
     with pytest.raises(UnsafeArchiveError, match="archive bomb"):
         extract(archive, area / "dest" / "5", limits=UnpackLimits(max_bytes=32 * MiB))
     _assert_untouched(area)
+
+
+def _pieces(data: bytes, size: int) -> ChunkSource:
+    chunks = iter([data[i : i + size] for i in range(0, len(data), size)])
+    return lambda: next(chunks, b"")
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.zst"])
+@pytest.mark.parametrize("piece", [1, 511, 512, 4096, 65536])
+def test_streamed_in_pieces_of_any_size(area: Path, fmt: str, piece: int) -> None:
+    # Piece boundaries anywhere (inside headers, on block edges, mid-member): same content.
+    long_name = "deep/" + "n" * 150 + "/leaf.txt"  # a PAX extended header
+    contents = {
+        "empty": b"",
+        "block": os.urandom(512),
+        "odd": os.urandom(1000),
+        long_name: os.urandom(70_000),
+        "two-blocks": os.urandom(1024),
+    }
+    raw = _tar([_file(name, data) for name, data in contents.items()])
+    job = Extraction(area / "dest" / "7")
+    try:
+        files = job.run(_pieces(_compress(raw, fmt), piece))
+        job.install()
+    finally:
+        job.discard()
+    assert [(f.name, f.size) for f in files] == [(n, len(d)) for n, d in contents.items()]
+    for name, data in contents.items():
+        assert (area / "dest" / "7" / name).read_bytes() == data
+
+
+@pytest.mark.parametrize("cut", [100, 512 + 300, 512 + 1000])
+def test_streamed_archive_cut_short_is_an_integrity_error(area: Path, cut: int) -> None:
+    raw = _tar([_file("a.bin", os.urandom(2000)), _file("b.bin", os.urandom(10))])
+    job = Extraction(area / "dest" / "7")
+    try:
+        with pytest.raises(IntegrityError):
+            job.run(_pieces(raw[:cut], 64))
+    finally:
+        job.discard()
+    assert not (area / "dest" / "7").exists()

@@ -17,6 +17,8 @@ from aiodirac import (
     JobStatus,
 )
 from aiodirac._client import job_ids
+from aiodirac._track import TrackConfig
+from aiodirac.testing import MemoryBackend
 
 
 def _echo_job(n: int = 1) -> Job:
@@ -125,3 +127,32 @@ async def test_backend_choice_is_logged_once(caplog: pytest.LogCaptureFixture) -
 def test_secrets_stay_out_of_reprs() -> None:
     client = AsyncDirac(url="https://diracx.invalid", token="very-secret-token")
     assert "very-secret-token" not in repr(client)
+
+
+async def test_track_unsealed_waits_for_jobs_still_to_come() -> None:
+    """``track(sealed=False)``: the stream outlives its first jobs' ends until ``seal()``."""
+
+    def job(name: str) -> Job:
+        j = Job()
+        j.setExecutable("/bin/true")
+        j.setName(name)
+        return j
+
+    fast = TrackConfig(min_interval=0.01, max_interval=0.05)
+    async with MemoryBackend() as backend, AsyncDirac(backend, track_config=fast) as dirac:
+        first = await dirac.submit(job("first"))
+        backend.advance(first, to=JobStatus.DONE)
+        finals: list[int] = []
+        async with dirac.track(first, sealed=False) as events:
+            async for event in events:
+                if isinstance(event, JobEvent) and event.final:
+                    finals.append(event.job_id)
+                    if event.job_id in first:
+                        # The first job is final, and the poller has time to notice that it
+                        # has nothing left to poll: the stream must wait for the second one.
+                        await anyio.sleep(0.3)
+                        second = await dirac.submit(job("second"))
+                        assert events.add(second) == 1
+                        events.seal()
+                        backend.advance(second, to=JobStatus.DONE)
+    assert finals == [*first, *second]
