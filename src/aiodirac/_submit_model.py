@@ -47,8 +47,9 @@ class SubmitConfig:
             finishes a request its client gave up on, so what that request creates may appear
             a moment later, and the sweep must see it. Default: the backend's
             ``capabilities.settle_time`` (DiracX: 10 s; the local backend: 0).
-        confirm_batch: job IDs per confirmation request (default: the backend's
-            ``max_ids_per_update``).
+        confirm_batch: job IDs per confirmation request (default: a third of the chunks that
+            may be alive at once, ``4 * max_in_flight`` chunks, so that submissions go on while
+            a batch is confirmed; at most the backend's ``max_ids_per_update``).
         confirm_linger: seconds a created chunk may wait for others to share its
             confirmation request (fewer, bigger confirmations: less load on the service; the
             jobs start at most this much later).

@@ -468,9 +468,10 @@ async def test_confirmations_linger_to_carry_many_chunks() -> None:
 
     eager, patient = await confirms(0), await confirms(5)
     assert patient < eager
-    # With a long linger, a batch closes only when every live chunk is in it: at most
-    # 4 x max_in_flight = 16 chunks are alive at once, so 50 chunks need 4 confirmations.
-    assert patient == 4
+    # With a long linger, a batch closes only when it is full: by default a third of the
+    # 4 x max_in_flight = 16 chunks alive at once (16 x 20 // 3 = 106 IDs: 5 chunks of 20),
+    # so that the others go on being sent meanwhile; 50 chunks need 10 confirmations.
+    assert patient == 10
 
 
 async def test_leaving_the_stream_early_cancels_and_a_rerun_completes(tmp_path: Path) -> None:
