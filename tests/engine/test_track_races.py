@@ -60,6 +60,14 @@ def finals(events: Sequence[TrackEvent]) -> set[int]:
     return {e.job_id for e in events if isinstance(e, JobEvent) and e.final}
 
 
+async def done_then_later(backend: MemoryBackend, done: int, later: int) -> tuple[list[int], ...]:
+    """``done`` jobs already Done, and ``later`` jobs still Received, to be added later."""
+    first = await make_jobs(backend, done)
+    rest = await make_jobs(backend, later)
+    backend.advance(first, to=JobStatus.DONE)
+    return first, rest
+
+
 # -- jobs added around the poller's "all final" check -----------------------------------------
 
 
@@ -68,9 +76,7 @@ def test_add_while_the_poller_still_runs_is_polled_even_on_a_sealed_stream() -> 
 
     async def main() -> None:
         backend = memory()
-        first = await make_jobs(backend, 2)
-        later = await make_jobs(backend, 2)
-        backend.advance(first, to=JobStatus.DONE)
+        first, later = await done_then_later(backend, 2, 2)
         events: list[TrackEvent] = []
         async with Tracker(backend, FAST).track(first) as stream:
             async for event in stream:
@@ -91,9 +97,7 @@ def test_add_after_the_poller_stopped_is_refused_not_silently_never_polled() -> 
 
     async def main() -> None:
         backend = memory()
-        first = await make_jobs(backend, 2)
-        later = await make_jobs(backend, 1)
-        backend.advance(first, to=JobStatus.DONE)
+        first, later = await done_then_later(backend, 2, 1)
         events: list[TrackEvent] = []
         async with Tracker(backend, FAST).track(first) as stream:
             async for event in stream:
