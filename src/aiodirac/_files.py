@@ -2,9 +2,8 @@
 
 Every file the engine writes goes through here, so that the rules live in one place:
 
-* I/O runs in worker threads, never on the event loop: files being written are anyio's
-  thread-backed files (whose :meth:`AsyncWriter.write_hashed` hashes and writes a whole batch of
-  chunks in one thread call); files being read use ``aiofiles`` when the loop is asyncio.
+* I/O runs in worker threads, never on the event loop: ``aiofiles`` when the loop is asyncio,
+  anyio's thread-backed files otherwise (trio).
 * Whole files appear atomically: content is written under a hidden temporary name beside its final
   name (:func:`part_path`), then moved with ``os.replace`` (:func:`commit`), so nothing is ever
   visible under a final name before it is complete.
@@ -75,7 +74,8 @@ class AsyncWriter(AsyncResource):
 
     __slots__ = ("_file", "_path", "_written")
 
-    def __init__(self, file: anyio.AsyncFile[bytes], path: Path, written: int) -> None:
+    def __init__(self, file: Any, path: Path, written: int) -> None:
+        # ``file`` is an aiofiles or anyio async file: both offer awaitable write/flush/close.
         self._file = file
         self._path = path
         self._written = written
@@ -100,22 +100,18 @@ class AsyncWriter(AsyncResource):
     ) -> None:
         """Write ``chunks`` in order, each passed to ``update`` (e.g. a hash) first.
 
-        One worker-thread call for the whole batch: a thread hop per chunk, or one to hash and
-        another to write, costs more than hashing and writing a few hundred KiB.
+        Two worker-thread calls for the whole batch, whatever its number of chunks: one hashes
+        it (``hashlib`` releases the GIL) and joins it, one writes it.
 
         Usage: ``await out.write_hashed(chunks, sha.update)``
         """
-        raw = self._file.wrapped
 
-        def work() -> int:
-            n = 0
+        def digest() -> bytes:
             for chunk in chunks:
                 update(chunk)
-                raw.write(chunk)
-                n += len(chunk)
-            return n
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-        self._written += await anyio.to_thread.run_sync(work)
+        await self.write(await anyio.to_thread.run_sync(digest))
 
     async def sync(self) -> None:
         """Flush Python's buffer and ``fsync`` the file to stable storage."""
@@ -124,7 +120,9 @@ class AsyncWriter(AsyncResource):
         await anyio.to_thread.run_sync(os.fsync, fd)
 
     def _fileno(self) -> int:
-        return self._file.wrapped.fileno()
+        wrapped = getattr(self._file, "wrapped", None)  # anyio.AsyncFile
+        fileno = int(wrapped.fileno() if wrapped is not None else self._file.fileno())
+        return fileno
 
     async def aclose(self) -> None:
         """Close the file. Idempotent; shielded so that a cancelled task still releases it."""
@@ -152,7 +150,12 @@ async def open_writer(path: str | os.PathLike[str], *, append: bool = False) -> 
     start = 0
     if append:
         start = (await anyio.Path(p).stat()).st_size if await anyio.Path(p).exists() else 0
-    return AsyncWriter(await anyio.open_file(p, mode), p, start)
+    file: Any
+    if _on_asyncio():
+        file = await aiofiles.open(p, mode)
+    else:
+        file = await anyio.open_file(p, mode)
+    return AsyncWriter(file, p, start)
 
 
 async def iter_file(path: str | os.PathLike[str], chunk_size: int) -> AsyncIterator[bytes]:

@@ -391,6 +391,8 @@ class _Run:
         async def send() -> list[int]:
             try:
                 return await self.backend.submit(chunk)
+            except _CHUNK_ERRORS:
+                raise  # refused: the server created nothing, there is nothing to settle
             except BaseException:
                 self.unsettled = datetime.now(UTC)
                 raise

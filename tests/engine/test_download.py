@@ -8,10 +8,8 @@ and a seeded random cut of the connection after some bytes of a response.
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 import socket
-import tarfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -23,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import httpx
 import pytest
-import zstandard
+from _archives import make_archive
 
 from aiodirac import (
     ActionResult,
@@ -274,23 +272,6 @@ class UrlBackend(Backend):
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def make_archive(files: Mapping[str, bytes], fmt: str = "tar.gz") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    raw = buf.getvalue()
-    if fmt == "tar.gz":
-        import gzip
-
-        return gzip.compress(raw, compresslevel=1)
-    if fmt == "tar.zst":
-        return zstandard.ZstdCompressor(level=1).compress(raw)
-    return raw
 
 
 def job_files(job_id: int, size: int, seed: int = 0) -> dict[str, bytes]:

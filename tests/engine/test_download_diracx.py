@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import bz2
 import hashlib
-import io
-import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _archives import make_archive
 
 from aiodirac import SandboxNotAvailableError
 from aiodirac._diracx import DiracXBackend
@@ -28,16 +26,6 @@ def dx(request: pytest.FixtureRequest) -> Any:
     if not manager.has_plugin("diracx_server"):
         manager.import_plugin("diracx_server")
     return request.getfixturevalue("diracx_server")
-
-
-def _archive(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return bz2.compress(buf.getvalue())
 
 
 @pytest.fixture
@@ -88,7 +76,7 @@ async def test_real_output_sandboxes_into_job_folders(
     done, running = _submit(api, 2)
     _move(api, [done, running], "Checking", "Waiting", "Matched", "Running")
     files = {"std.out": f"job {done} says hello\n".encode(), "Script1_echo.log": b"log\n"}
-    blob = _archive(files)
+    blob = make_archive(files, "tar.bz2")
     _attach(api, done, blob)
     _move(api, [done], "Done")
     credentials = dx.write_credentials(tmp_path / "credentials.json")

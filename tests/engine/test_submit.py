@@ -141,6 +141,8 @@ async def test_refused_chunk_fails_alone(tmp_path: Path) -> None:
         assert len(info.value.submitted) == 80
         assert info.value.failures == ("jobs 40-59 (scan-40 .. scan-59): JDL syntax error",)
         assert (await journal.chunk(40, 59)).state is ChunkState.FAILED  # type: ignore[union-attr]
+        # A refused chunk created nothing: no leftovers to wait for or sweep.
+        assert backend.calls["find_unconfirmed"] == 0
         # The next run, once the job is fixed, sends only what is missing.
         backend.refuse = None
         ids = await Submitter(backend, FAST, journal=journal).submit(list(make_chunks(100)))

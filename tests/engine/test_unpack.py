@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import lzma
 import os
 import stat
 import tarfile
@@ -13,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from _archives import compress
 
 from aiodirac import IntegrityError, UnsafeArchiveError
 from aiodirac._unpack import ChunkSource, Extraction, UnpackLimits, extract, sniff_format, unpack
@@ -44,18 +42,6 @@ def _special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInf
     info.type = kind
     info.linkname = linkname
     return info, None
-
-
-def _compress(raw: bytes, fmt: str) -> bytes:
-    if fmt == "tar.gz":
-        return gzip.compress(raw)
-    if fmt == "tar.bz2":
-        return bz2.compress(raw)
-    if fmt == "tar.xz":
-        return lzma.compress(raw)
-    if fmt == "tar.zst":
-        return zstandard.ZstdCompressor().compress(raw)
-    return raw
 
 
 @pytest.fixture
@@ -113,7 +99,7 @@ HOSTILE: dict[str, list[tuple[tarfile.TarInfo, bytes | None]]] = {
 def test_hostile_archive_refused(area: Path, case: str, fmt: str) -> None:
     members = HOSTILE[case]
     # A harmless member first: it must not survive the refusal either.
-    archive = _write(area, _compress(_tar([_file("ok.txt", b"fine"), *members]), fmt))
+    archive = _write(area, compress(_tar([_file("ok.txt", b"fine"), *members]), fmt))
     with pytest.raises(UnsafeArchiveError):
         extract(archive, area / "dest" / "12")
     _assert_untouched(area)
@@ -172,7 +158,7 @@ def test_formats_recognised_and_extracted(area: Path, fmt: str) -> None:
             _file("sub/data.bin", os.urandom(3000)),
         ]
     )
-    archive = _write(area, _compress(raw, fmt), "sb")
+    archive = _write(area, compress(raw, fmt), "sb")
     assert sniff_format(archive.read_bytes()[:6]) == fmt
     files = extract(archive, area / "dest" / "12")
     assert [(f.name, f.size) for f in files] == [
@@ -259,7 +245,7 @@ def test_merge_into_existing_folder(area: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.bz2", "tar.zst"])
 def test_truncated_archive_is_an_integrity_error(area: Path, fmt: str) -> None:
-    data = _compress(_tar([_file("big", os.urandom(200_000))]), fmt)
+    data = compress(_tar([_file("big", os.urandom(200_000))]), fmt)
     archive = _write(area, data[: len(data) // 2])
     with pytest.raises(IntegrityError):
         extract(archive, area / "dest" / "3")
@@ -304,7 +290,7 @@ def test_streamed_in_pieces_of_any_size(area: Path, fmt: str, piece: int) -> Non
     raw = _tar([_file(name, data) for name, data in contents.items()])
     job = Extraction(area / "dest" / "7")
     try:
-        files = job.run(_pieces(_compress(raw, fmt), piece))
+        files = job.run(_pieces(compress(raw, fmt), piece))
         job.install()
     finally:
         job.discard()
