@@ -149,7 +149,7 @@ def _static_backend(spec: dict[str, Any]) -> Any:
     table = {int(k): v for k, v in spec["sandboxes"].items()}
 
     class StaticBackend(Backend):
-        capabilities = Capabilities(1, 1, 1, supports_range=True)
+        capabilities = Capabilities(1, 1, 1)
 
         @property
         def description(self) -> str:

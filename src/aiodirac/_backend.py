@@ -39,7 +39,6 @@ class Capabilities:
         max_jobs_per_submit: jobs in one submission chunk (DiracX: 20).
         max_ids_per_status: job IDs in one status query (DiracX: 10,000).
         max_ids_per_update: job IDs in one confirm/kill/delete request.
-        supports_range: output sandbox transfers can resume with an HTTP Range request.
         settle_time: seconds the backend may still be acting on a request after its caller gave
             up on it (a timeout, a reset, a cancellation): a remote server finishes a request
             whose client left. 0 when a call's effects are complete once it returns or raises.
@@ -51,7 +50,6 @@ class Capabilities:
     max_jobs_per_submit: int
     max_ids_per_status: int
     max_ids_per_update: int
-    supports_range: bool = False
     settle_time: float = 0.0
 
 

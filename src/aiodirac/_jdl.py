@@ -216,26 +216,6 @@ def render_jdl(attrs: Mapping[str, JDLValue], *, brackets: bool = True) -> str:
     return f"[\n{body}]" if brackets else f" \n{body}"
 
 
-def render_trusted(attrs: Mapping[str, JDLValue]) -> str:
-    """Render attributes already checked by :func:`render_jdl`'s rules (no checks: fast path).
-
-    Only for values that were validated when they entered the job (setters, sequences).
-
-    Usage: ``render_trusted(concrete_job.attributes)``
-    """
-    parts = ["[\n"]
-    for name, value in attrs.items():
-        if isinstance(value, str):
-            parts.append(f'    {name} = "{value}";\n')
-        elif isinstance(value, tuple):
-            joined = '", "'.join(value)
-            parts.append(f'    {name} = {{"{joined}"}};\n')
-        else:
-            parts.append(f"    {name} = {value};\n")
-    parts.append("]")
-    return "".join(parts)
-
-
 _WS = re.compile(r"\s*")
 _NAME_AT = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*")
 

@@ -177,7 +177,7 @@ class SandboxServer:
 class UrlBackend(Backend):
     """A backend whose only real method is ``output_sandbox``: URLs on a :class:`SandboxServer`."""
 
-    capabilities = Capabilities(1, 1, 1, supports_range=True)
+    capabilities = Capabilities(1, 1, 1)
 
     def __init__(
         self,

@@ -410,13 +410,6 @@ def test_placeholders_and_parameter_values() -> None:
             check_parameter_value("x", bad)
 
 
-def test_trusted_rendering_equals_checked_rendering() -> None:
-    from aiodirac._jdl import render_jdl, render_trusted
-
-    for concrete in scan(3).expand():
-        assert render_trusted(concrete.attributes) == render_jdl(concrete.attributes)
-
-
 def _attrs_of(build: object) -> dict[str, object] | None:
     job = Job(name="base")
     job.setExecutable("/bin/echo", arguments="%(p)s")

@@ -106,7 +106,6 @@ class DiracXBackend(DiracXHTTP, Backend):
         max_jobs_per_submit=20,
         max_ids_per_status=MAX_PER_PAGE,
         max_ids_per_update=1000,
-        supports_range=True,
         # DiracX finishes a request whose client left (measured: a submit cut by a 10 ms
         # client timeout still creates its jobs); seconds of a loaded server's backlog.
         settle_time=10.0,

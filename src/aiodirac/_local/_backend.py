@@ -104,7 +104,6 @@ class LocalBackend(Backend):
         max_ids_per_status=10_000,
         max_ids_per_update=10_000,
         # archives are local files (OutputSandbox.path): no HTTP transfer to resume
-        supports_range=False,
     )
 
     def __init__(
