@@ -125,6 +125,53 @@ async def test_input_sandbox_uploaded_once_per_content(
     assert str(script) not in jdls[first[0]]
 
 
+async def test_chunks_sent_at_once_share_one_archive(
+    diracx_server: DiracXServer, credentials: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks sent together build their common sandbox once; a later change is seen."""
+    from aiodirac._diracx import _backend as backend_module
+
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\necho one\n")
+    builds: list[int] = []
+    uploads: list[str] = []
+    real_build, real_post = backend_module.build_input_sandbox, DiracXBackend._post_presigned
+
+    def counting_build(paths, workflow_xml):  # type: ignore[no-untyped-def]
+        builds.append(1)
+        return real_build(paths, workflow_xml)
+
+    async def spy(self, url, fields, payload):  # type: ignore[no-untyped-def]
+        uploads.append(url)
+        await real_post(self, url, fields, payload)
+
+    monkeypatch.setattr(backend_module, "build_input_sandbox", counting_build)
+    monkeypatch.setattr(DiracXBackend, "_post_presigned", spy)
+    sandbox = [str(script)]
+    created: list[list[int]] = []
+    async with DiracXBackend(diracx_server.url, credentials_path=credentials) as backend:
+
+        async def one(start: int) -> None:
+            chunk = make_chunk(range(start, start + 2), name="shared", local_sandbox=sandbox)
+            created.append(await backend.submit(chunk))
+
+        async with anyio.create_task_group() as tg:
+            for start in range(0, 16, 2):
+                tg.start_soon(one, start)
+        assert len(builds) == 1
+        assert len(uploads) == 1
+        # the file changes: once its last look is older than the TTL, a new archive is made
+        script.write_text("#!/bin/sh\necho two, longer\n")
+        await anyio.sleep(backend_module._SIGNATURE_TTL + 0.1)
+        created.append(await backend.submit(make_chunk([16], name="shared", local_sandbox=sandbox)))
+    assert len(builds) == 2
+    assert len(uploads) == 2
+    jdls = _read_jdls(diracx_server.jobdb_path, [ids[0] for ids in created])
+    pfns = [jdl.split("SB:", 1)[1].split('"', 1)[0] for jdl in jdls.values()]
+    assert len(set(pfns)) == 2
+    assert pfns.count(jdls[created[-1][0]].split("SB:", 1)[1].split('"', 1)[0]) == 1
+
+
 async def test_kill_delete_reschedule_read_back(
     backend: DiracXBackend, pilot: DiracXTestPilot
 ) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, cast
@@ -62,6 +63,10 @@ _PFN_NAME = re.compile(r"/(?P<algo>[a-z0-9]{3,10}):(?P<hex>[0-9a-f]{64})\.(?P<fm
 # statuses a confirmed job can have reached; anything else means the confirmation did not happen
 # stands for the sandbox PFN while the JDL is checked, before the upload gives the real one
 _PFN_SLOT = "SB:SandboxSE|/S3/pending/aiodirac/sandbox/sha256:" + "0" * 64 + ".tar.bz2"
+# A sandbox's files are looked at again (names, sizes, mtimes: in a worker thread) at most this
+# often: the chunks of a submission share one look instead of a thread hop each.
+_SIGNATURE_TTL = 1.0
+_SIGNATURES_KEPT = 64
 _NOT_CONFIRMED = frozenset({JobStatus.SUBMITTING, JobStatus.KILLED, JobStatus.DELETED})
 
 
@@ -148,7 +153,9 @@ class DiracXBackend(DiracXHTTP, Backend):
         self._requests = 0
         self._pfn_by_sha: dict[str, str] = {}
         self._sha_by_signature: dict[tuple[object, ...], str] = {}
+        self._signatures: dict[tuple[tuple[str, ...], str], tuple[float, tuple[object, ...]]] = {}
         self._upload_locks: dict[str, anyio.Lock] = {}
+        self._sandbox_locks: dict[tuple[object, ...], anyio.Lock] = {}
         self._username: str | None = None
 
     # ------------------------------------------------------------------ construction, state
@@ -272,35 +279,48 @@ class DiracXBackend(DiracXHTTP, Backend):
             kept.append(pfn)
         return tuple(kept)
 
+    async def _signature(self, paths: Sequence[str], workflow_xml: str) -> tuple[object, ...]:
+        """The sandbox's signature, from a look at its files at most ``_SIGNATURE_TTL`` s old."""
+        if not paths:  # no local file to stat: the XML alone decides, no worker thread needed
+            return sandbox_signature((), workflow_xml)
+        key = (tuple(paths), workflow_xml)
+        now = time.monotonic()
+        seen = self._signatures.get(key)
+        if seen is not None and now - seen[0] < _SIGNATURE_TTL:
+            return seen[1]
+        signature = await anyio.to_thread.run_sync(sandbox_signature, paths, workflow_xml)
+        if len(self._signatures) >= _SIGNATURES_KEPT:
+            self._signatures = {
+                k: v for k, v in self._signatures.items() if now - v[0] < _SIGNATURE_TTL
+            }
+        self._signatures[key] = (now, signature)
+        return signature
+
     async def _upload_sandbox(self, paths: Sequence[str], workflow_xml: str) -> str:
-        # no local file to stat: the XML alone decides, no worker thread needed
-        signature = (
-            await anyio.to_thread.run_sync(sandbox_signature, paths, workflow_xml)
-            if paths
-            else sandbox_signature((), workflow_xml)
-        )
+        signature = await self._signature(paths, workflow_xml)
         known_sha = self._sha_by_signature.get(signature)
         if known_sha is not None and known_sha in self._pfn_by_sha:
             return self._pfn_by_sha[known_sha]
-        archive = await anyio.to_thread.run_sync(build_input_sandbox, paths, workflow_xml)
-        lock = self._upload_locks.setdefault(archive.sha256, anyio.Lock())
-        async with lock:
-            pfn = self._pfn_by_sha.get(archive.sha256)
-            if pfn is None:
-                pfn = await self._upload(archive)
-                self._pfn_by_sha[archive.sha256] = pfn
-        self._sha_by_signature[signature] = archive.sha256
-        return pfn
+        # One archive per signature: the chunks sent at once wait for the first one's.
+        async with self._sandbox_locks.setdefault(signature, anyio.Lock()):
+            known_sha = self._sha_by_signature.get(signature)
+            if known_sha is not None and known_sha in self._pfn_by_sha:
+                return self._pfn_by_sha[known_sha]
+            archive = await anyio.to_thread.run_sync(build_input_sandbox, paths, workflow_xml)
+            pfn = await self.upload_sandbox(archive)
+            self._sha_by_signature[signature] = archive.sha256
+            return pfn
 
     async def upload_sandbox(self, archive: SandboxArchive) -> str:
         """Store an archive in DiracX's sandbox store (no transfer if it holds it); its PFN.
 
         Usage: ``pfn = await backend.upload_sandbox(archive)``
         """
-        pfn = self._pfn_by_sha.get(archive.sha256)
-        if pfn is None:
-            pfn = await self._upload(archive)
-            self._pfn_by_sha[archive.sha256] = pfn
+        async with self._upload_locks.setdefault(archive.sha256, anyio.Lock()):
+            pfn = self._pfn_by_sha.get(archive.sha256)
+            if pfn is None:
+                pfn = await self._upload(archive)
+                self._pfn_by_sha[archive.sha256] = pfn
         return pfn
 
     async def _upload(self, archive: SandboxArchive) -> str:
