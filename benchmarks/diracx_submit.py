@@ -48,6 +48,9 @@ from aiodirac._spec import ConcreteJob, JDLValue, Step, SubmitChunk
 from aiodirac._workflow import render_workflow
 from aiodirac.testing import read_env_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import server_cpu
+
 STEPS = (
     Step(1, "/bin/echo", "hello", "Script1_echo.log"),
     Step(2, "/bin/hostname", "", "Script2_hostname.log"),
@@ -203,12 +206,6 @@ def run_official(python: str, env: dict[str, str], total: int, round_no: int, tm
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _server_cpu(pid: int) -> float:
-    """CPU seconds (user + system) the DiracX server process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--jobs", type=int, default=1000)
@@ -243,7 +240,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, runs in results.items():
                 round_no += 1
-                server0 = _server_cpu(server_pid)
+                server0 = server_cpu(server_pid)
                 try:
                     if name == "official client":
                         result = run_official(python, client_env, args.jobs, round_no, tmp)
@@ -260,7 +257,7 @@ def main() -> int:
                     print(f"  round {round_no:2d} {name:30s} FAILED: {exc}", flush=True)
                     continue
                 # the server's CPU over the whole round (its few set-up requests included)
-                result["server"] = _server_cpu(server_pid) - server0
+                result["server"] = server_cpu(server_pid) - server0
                 runs.append(result)
                 print(
                     f"  round {round_no:2d} {name:30s} wall {result['wall']:6.2f} s  "

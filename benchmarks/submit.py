@@ -36,6 +36,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +52,9 @@ from aiodirac._job import Job
 from aiodirac._journal import Journal
 from aiodirac._submit import SubmitConfig, Submitter
 from aiodirac.testing import read_env_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import server_cpu
 
 
 def _free_port() -> int:
@@ -249,7 +253,9 @@ def main() -> int:
         values = read_env_file(tmp / "state" / "env.sh")
         url, credentials = values["DIRACX_URL"], values["DIRACX_CREDENTIALS_PATH"]
         python = args.dx_python or str(Path(values.get("DX_VENV", "")) / "bin" / "python")
+        server_pid: int | None = int((tmp / "state" / "uvicorn.pid").read_text())
     else:
+        server_pid = None
         url, credentials = args.url, args.credentials
         python = args.dx_python or "/tmp/diracx-local/venv/bin/python"
     proxy = subprocess.Popen(
@@ -268,25 +274,33 @@ def main() -> int:
             "official": [],
             "aiodirac": [],
         }
-        for round_no in range(1, args.rounds + 1):
-            tag = f"r{round_no}x{time.time_ns() % 10**6}"
-            flood = anyio.run(run_flood, url, credentials, args.jobs, args.flood)
-            results["capacity"].append(flood)
-            flood2 = anyio.run(
+        runners: dict[str, Callable[[str], dict[str, float]]] = {
+            "capacity": lambda tag: anyio.run(run_flood, url, credentials, args.jobs, args.flood),
+            "capacity2": lambda tag: anyio.run(
                 functools.partial(
                     run_flood, url, credentials, args.jobs, args.flood, two_phase=True
                 )
-            )
-            results["capacity2"].append(flood2)
-            official = run_official(python, proxy_url, credentials, args.jobs, tmp, f"off{tag}")
-            results["official"].append(official)
-            ours = anyio.run(run_aiodirac, proxy_url, credentials, args.jobs, tmp, f"aio{tag}")
-            results["aiodirac"].append(ours)
-            for name in results:
-                r = results[name][-1]
+            ),
+            "official": lambda tag: run_official(
+                python, proxy_url, credentials, args.jobs, tmp, f"off{tag}"
+            ),
+            "aiodirac": lambda tag: anyio.run(
+                run_aiodirac, proxy_url, credentials, args.jobs, tmp, f"aio{tag}"
+            ),
+        }
+        for round_no in range(1, args.rounds + 1):
+            tag = f"r{round_no}x{time.time_ns() % 10**6}"
+            for name, runner in runners.items():
+                before = server_cpu(server_pid) if server_pid else 0.0
+                r = runner(tag)
+                results[name].append(r)
+                busy = ""
+                if server_pid:  # how busy the one-process server was: near 100%, it is the limit
+                    used = server_cpu(server_pid) - before
+                    busy = f", server CPU {used:5.2f} s ({100 * used / r['wall']:3.0f}% busy)"
                 print(
                     f"  round {round_no} {name:9s} {r['jobs'] / r['wall']:7.1f} jobs/s "
-                    f"({int(r['jobs'])} jobs in {r['wall']:.2f} s)",
+                    f"({int(r['jobs'])} jobs in {r['wall']:.2f} s{busy})",
                     flush=True,
                 )
     finally:
