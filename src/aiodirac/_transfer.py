@@ -80,15 +80,14 @@ class _FileSink:
         await self.abort()
         await self.open(tg)
 
-    async def finish(self) -> list[UnpackedFile]:
+    async def finish(self, verify: Callable[[], None]) -> list[UnpackedFile]:
+        """Close the part file and check it with ``verify``; the caller renames it into place."""
         assert self.out is not None
         if self.fsync:
             await self.out.sync()
         await self.out.aclose()
+        verify()
         return []
-
-    async def install(self) -> None:
-        """The caller renames the part file into place."""
 
     async def abort(self) -> None:
         if self.out is not None:
@@ -112,6 +111,7 @@ class _ChunkPipe:
         self._queue: deque[bytes] = deque()
         self._queued = 0
         self._closed = False  # no more chunks will come
+        self.verify: Callable[[], None] | None = None  # set by close() when the stream is whole
         self._gone = False  # the reader stopped (finished or failed)
         self._reader_waits = False
         self._room: anyio.Event | None = None
@@ -136,9 +136,15 @@ class _ChunkPipe:
         await room.wait()
         return not self._gone
 
-    def close(self) -> None:
-        """No more chunks: the reader gets the end of the stream once the queue is empty."""
+    def close(self, verify: Callable[[], None] | None = None) -> None:
+        """No more chunks: the reader gets the end of the stream once the queue is empty.
+
+        ``verify`` (the stream is complete: check it) is read by the reader after the end; without
+        it the stream was abandoned.
+        """
         with self._cond:
+            if not self._closed:
+                self.verify = verify
             self._closed = True
             self._cond.notify()
 
@@ -179,8 +185,10 @@ class _ExtractSink:
     """Archive bytes fed to a safe extraction running in a worker thread, as they arrive.
 
     Nothing is written twice: the archive is never stored, its members go to a hidden folder,
-    which becomes visible only after the checksum is verified (:meth:`install`). A resumed
-    transfer simply continues the stream; a restart from byte 0 starts a new extraction.
+    which becomes visible only after the checksum is verified. One worker thread does all of a
+    job's file work (creates the hidden folder, extracts, verifies, installs or discards), so a
+    job costs one thread hand-off, not one per step. A resumed transfer simply continues the
+    stream; a restart from byte 0 starts a new extraction.
     """
 
     def __init__(
@@ -191,7 +199,6 @@ class _ExtractSink:
         self.merge = merge
         self.fsync = fsync
         self.job_id = job_id
-        self.extraction: Extraction | None = None
         self.pipe: _ChunkPipe | None = None
         self.finished = anyio.Event()
         self.files: list[UnpackedFile] = []
@@ -199,27 +206,37 @@ class _ExtractSink:
         self.hasher = hashlib.sha256()
 
     async def open(self, tg: anyio.abc.TaskGroup) -> None:
-        target, limits, merge, fsync = self.target, self.limits, self.merge, self.fsync
-        self.extraction = await anyio.to_thread.run_sync(
-            lambda: Extraction(
-                target, limits=limits, merge=merge, fsync=fsync, tag=str(self.job_id)
-            )
-        )
         self.finished = anyio.Event()
         self.error = None
         self.hasher = hashlib.sha256()
         # Up to 2 MiB queued per job (with the default chunk size): this bounds the memory.
         self.pipe = _ChunkPipe(self.hasher, _PIPE_CHUNKS * _PIPE_UNIT)
-        tg.start_soon(self._run, self.extraction, self.pipe)
+        tg.start_soon(self._run, self.pipe)
 
-    async def _run(self, extraction: Extraction, pipe: _ChunkPipe) -> None:
+    async def _run(self, pipe: _ChunkPipe) -> None:
         name = f"the output sandbox of job {self.job_id}"
+        target, limits, merge, fsync = self.target, self.limits, self.merge, self.fsync
 
         def run() -> list[UnpackedFile]:
+            extraction: Extraction | None = None
+            installed = False
             try:
-                return extraction.run(pipe.read_chunk, name)
+                extraction = Extraction(
+                    target, limits=limits, merge=merge, fsync=fsync, tag=str(self.job_id)
+                )
+                files = extraction.run(pipe.read_chunk, name)
+                # Set by finish(), never by abort(): only a complete, verified archive goes in.
+                verify = pipe.verify
+                if verify is None:
+                    raise IntegrityError(f"job {self.job_id}: the transfer was abandoned")
+                verify()
+                extraction.install()
+                installed = True
+                return files
             finally:
                 pipe.stop()
+                if extraction is not None and not installed:
+                    extraction.discard()
 
         try:
             self.files = await anyio.to_thread.run_sync(run)
@@ -245,9 +262,9 @@ class _ExtractSink:
             f"job {self.job_id}: the extraction stopped early", job_id=self.job_id
         )
 
-    async def _stop(self) -> None:
+    async def _stop(self, verify: Callable[[], None] | None) -> None:
         if self.pipe is not None:
-            self.pipe.close()
+            self.pipe.close(verify)
         with anyio.CancelScope(shield=True):
             await self.finished.wait()
 
@@ -255,28 +272,17 @@ class _ExtractSink:
         await self.abort()
         await self.open(tg)
 
-    async def finish(self) -> list[UnpackedFile]:
-        await self._stop()
+    async def finish(self, verify: Callable[[], None]) -> list[UnpackedFile]:
+        """End the stream; the extraction thread checks it with ``verify`` (which raises
+        :class:`IntegrityError`) and only then moves the files into place."""
+        await self._stop(verify)
         if self.error is not None:
             raise self._failure()
         return self.files
 
-    async def install(self) -> None:
-        assert self.extraction is not None
-        extraction, self.extraction = self.extraction, None
-        with anyio.CancelScope(shield=True):
-            try:
-                await anyio.to_thread.run_sync(extraction.install)
-            except BaseException:
-                await anyio.to_thread.run_sync(extraction.discard)
-                raise
-
     async def abort(self) -> None:
-        await self._stop()
-        if self.extraction is not None:
-            extraction, self.extraction = self.extraction, None
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(extraction.discard)
+        """End the stream; whatever was extracted is discarded (idempotent)."""
+        await self._stop(None)
 
 
 class _Transfer:
@@ -310,9 +316,7 @@ class _Transfer:
                     self.run_state.emit(
                         JobProgress(self.info.job_id, DownloadPhase.UNPACKING, self.size, self.size)
                     )
-                files = await self.sink.finish()
-                self._verify()
-                await self.sink.install()
+                files = await self.sink.finish(self._verify)
             except Exception as exc:  # noqa: BLE001 - re-raised below, unchanged
                 # Kept out of the task group so that callers see the error itself.
                 error = exc

@@ -47,6 +47,7 @@ import secrets
 import shutil
 import stat
 import tarfile
+import threading
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterator
@@ -71,12 +72,37 @@ __all__ = [
 ]
 
 _READ_SIZE = 256 << 10
-# Pieces read from a decompressor or an archive file: big, so that per-piece Python work is noise.
+# Pieces read from an archive file: big, so that per-piece Python work is noise.
 _CHUNK = 1 << 20
+# Decompressed pieces, read into one buffer reused for the whole archive: a fresh buffer of a
+# megabyte per read is a fresh mmap for the allocator, and its page faults cost more system time
+# than writing the bytes out (measured: 0.65 s of faults for 500 MiB read in 1 MiB pieces).
+_DECOMPRESSED = 256 << 10
 GiB = 1 << 30
 
-ChunkSource = Callable[[], bytes]
-"""A blocking callable returning the next piece of a byte stream, ``b""`` at its end."""
+_scratch_buffers = threading.local()
+
+
+def _scratch(name: str, size: int) -> memoryview:
+    """A writable buffer of ``size`` bytes kept by the calling thread for ``name``, reused.
+
+    Worker threads outlive the archives they extract: a buffer allocated once per thread costs
+    no allocation (nor its page faults) per archive. Its content is only good until the thread's
+    next use of ``name``.
+    """
+    buffers: dict[str, memoryview] | None = getattr(_scratch_buffers, "buffers", None)
+    if buffers is None:
+        buffers = _scratch_buffers.buffers = {}
+    view = buffers.get(name)
+    if view is None or len(view) < size:
+        view = buffers[name] = memoryview(bytearray(size))
+    return view[:size]
+
+
+ChunkSource = Callable[[], bytes | memoryview]
+"""A blocking callable returning the next piece of a byte stream, ``b""`` at its end.
+
+A piece may be a view of a buffer that the next call overwrites: it is used before that call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +171,13 @@ def _decompressed(raw: _ForwardReader) -> Iterator[ChunkSource]:
         stream = zstandard.ZstdDecompressor().stream_reader(
             src, read_size=_READ_SIZE, read_across_frames=True
         )
+    buffer = _scratch("decompressed", _DECOMPRESSED)
+
+    def piece() -> memoryview:
+        return buffer[: stream.readinto(buffer)]
+
     try:
-        yield lambda: bytes(stream.read(_CHUNK))
+        yield piece
     finally:
         stream.close()
 
@@ -384,7 +415,7 @@ class _ForwardReader:
             piece = self._source()
             if not piece:
                 self._eof = True
-            self._chunk, self._at = memoryview(head + piece), 0
+            self._chunk, self._at = memoryview(head + piece if head else piece), 0
         return bytes(self._chunk[self._at : self._at + n])
 
     def read_chunk(self) -> bytes:
@@ -514,7 +545,12 @@ class Extraction:
             source: ChunkSource = raw
         else:
             file = raw
-            source = lambda: file.read(_CHUNK)
+            buffer = _scratch("archive", _CHUNK)  # reused for every piece (see _DECOMPRESSED)
+            readinto = getattr(file, "readinto", None)
+            if readinto is not None:
+                source = lambda: buffer[: readinto(buffer)]
+            else:
+                source = lambda: file.read(_CHUNK)
         archive = _ForwardReader(source)
         try:
             with _decompressed(archive) as pieces:

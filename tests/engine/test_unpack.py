@@ -7,6 +7,7 @@ import os
 import stat
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
@@ -309,3 +310,81 @@ def test_streamed_archive_cut_short_is_an_integrity_error(area: Path, cut: int) 
     finally:
         job.discard()
     assert not (area / "dest" / "7").exists()
+
+
+def _views_of_one_buffer(data: bytes, size: int) -> ChunkSource:
+    """Pieces that are views of a single buffer, overwritten (with junk first) by every call."""
+    buffer = bytearray(size)
+    at = 0
+
+    def piece() -> memoryview:
+        nonlocal at
+        buffer[:] = b"\xff" * size  # anything kept from the last piece is now garbage
+        n = len(data[at : at + size])
+        buffer[:n] = data[at : at + n]
+        at += n
+        return memoryview(buffer)[:n]
+
+    return piece
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst"])
+@pytest.mark.parametrize("piece", [700, 65536])
+def test_pieces_may_be_views_of_a_reused_buffer(area: Path, fmt: str, piece: int) -> None:
+    # The ChunkSource contract: a piece is used before the next call. The decompressed stream
+    # relies on it too (read into one buffer per thread), so every format is checked.
+    contents = {"a.bin": os.urandom(3 * piece + 5), "deep/" + "n" * 120: os.urandom(900)}
+    raw = _tar([_file(name, data) for name, data in contents.items()])
+    job = Extraction(area / "dest" / "7")
+    try:
+        files = job.run(_views_of_one_buffer(compress(raw, fmt), piece))
+        job.install()
+    finally:
+        job.discard()
+    assert [(f.name, f.size) for f in files] == [(n, len(d)) for n, d in contents.items()]
+    for name, data in contents.items():
+        assert (area / "dest" / "7" / name).read_bytes() == data
+
+
+class _ReadOnly:
+    """A binary stream with read() only (no readinto), as some file-like objects are."""
+
+    def __init__(self, data: bytes) -> None:
+        self._buf = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._buf.read(n)
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.zst"])
+@pytest.mark.parametrize("readinto", [True, False])
+def test_archive_files_with_or_without_readinto(area: Path, fmt: str, readinto: bool) -> None:
+    data = os.urandom(3 * MiB + 17)  # several of the reader's pieces
+    archive = compress(_tar([_file("big.bin", data)]), fmt)
+    raw: Any = io.BytesIO(archive) if readinto else _ReadOnly(archive)
+    job = Extraction(area / "dest" / "7")
+    try:
+        files = job.run(raw)
+        job.install()
+    finally:
+        job.discard()
+    assert [(f.name, f.size) for f in files] == [("big.bin", len(data))]
+    assert (area / "dest" / "7" / "big.bin").read_bytes() == data
+
+
+def test_scratch_buffers_are_per_thread_and_reused() -> None:
+    import threading
+
+    from aiodirac._unpack import _scratch
+
+    first = _scratch("test", 1000)
+    again = _scratch("test", 500)
+    assert len(first) == 1000
+    assert len(again) == 500
+    assert again.obj is first.obj  # reused, not reallocated
+    assert _scratch("other", 10).obj is not first.obj
+    elsewhere: list[object] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(_scratch("test", 1000).obj))
+    thread.start()
+    thread.join()
+    assert elsewhere[0] is not first.obj
