@@ -18,7 +18,7 @@ raw limit without the disk's speed in between; pass a disk folder to include it)
 
 Usage::
 
-    .venv/bin/python benchmarks/download.py                       # both paths, own DiracX on 8030
+    .venv/bin/python benchmarks/download.py                       # both paths, own DiracX
     .venv/bin/python benchmarks/download.py --skip-diracx --big 256MiB
     DX_ENV=/tmp/dx-download/env.sh .venv/bin/python benchmarks/download.py   # reuse a running DiracX
 
@@ -50,7 +50,12 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 MiB = 1 << 20
 CONCURRENCY = 16
-DX_VENV = Path(os.environ.get("DX_VENV", "/tmp/diracx-local/venv"))
+# the DiracX venv of scripts/diracx.sh (its default unless DX_VENV says otherwise)
+DX_VENV = Path(
+    os.environ.get(
+        "DX_VENV", str(Path(os.environ.get("TMPDIR", "/tmp")) / "aiodirac-diracx" / "venv")
+    )
+)
 
 
 def _size(text: str) -> int:
@@ -343,8 +348,8 @@ def ensure_diracx(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
     env.update(
         DX_VENV=str(DX_VENV),
         DX_STATE=str(state),
-        DX_PORT=os.environ.get("DX_PORT", "8030"),
-        DX_S3_PORT=os.environ.get("DX_S3_PORT", "8363"),
+        DX_PORT=os.environ.get("DX_PORT") or str(_free_port()),
+        DX_S3_PORT=os.environ.get("DX_S3_PORT") or str(_free_port()),
     )
     print(f"starting DiracX on port {env['DX_PORT']} (state {state})", flush=True)
     subprocess.run(["bash", str(ROOT / "scripts" / "diracx.sh"), "start"], env=env, check=True)
