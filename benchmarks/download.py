@@ -48,6 +48,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))
+from _server import server_cpu
+
 MiB = 1 << 20
 CONCURRENCY = 16
 # the DiracX venv of scripts/diracx.sh (its default unless DX_VENV says otherwise)
@@ -455,12 +458,23 @@ def bench_diracx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, An
             ("bare", f"bare httpx loop ({CONCURRENCY} in flight)", sys.executable),
             ("raw", f"raw limit (/dev/null, {CONCURRENCY} in flight)", sys.executable),
         ]
+        pid_file = Path(env.get("DX_STATE", "")) / "uvicorn.pid"
+        server_pid = int(pid_file.read_text()) if started and pid_file.is_file() else None
         for mode, label, python in runs:
             dest = (args.dest_root or work) / f"dx-{mode}"
             shutil.rmtree(dest, ignore_errors=True)
             spec = {**common, "dest": str(dest), "urls": urls}
+            before = server_cpu(server_pid) if server_pid else 0.0
             figures[mode] = run_child(mode, spec, work, python)
             show(label, figures[mode])
+            if server_pid and mode != "raw":  # the raw limit asks only the S3 store
+                used = server_cpu(server_pid) - before
+                print(
+                    f"      DiracX server CPU {used:5.2f} s: {1000 * used / len(ids):4.1f} ms per "
+                    "sandbox (one process: at most "
+                    f"{len(ids) / used:5.1f} sandboxes/s)",
+                    flush=True,
+                )
             if mode != "raw":
                 got = sum(1 for p in dest.glob("*/data.bin") if p.stat().st_size == args.size)
                 if got != len(ids):
