@@ -289,9 +289,14 @@ def test_streamed_in_pieces_of_any_size(area: Path, fmt: str, piece: int) -> Non
         "two-blocks": os.urandom(1024),
     }
     raw = _tar([_file(name, data) for name, data in contents.items()])
+    _extract_and_check(area, _pieces(compress(raw, fmt), piece), contents)
+
+
+def _extract_and_check(area: Path, source: Any, contents: dict[str, bytes]) -> None:
+    """Extract ``source`` (pieces or a file) into ``area/dest/7``: exactly ``contents``."""
     job = Extraction(area / "dest" / "7")
     try:
-        files = job.run(_pieces(compress(raw, fmt), piece))
+        files = job.run(source)
         job.install()
     finally:
         job.discard()
@@ -335,15 +340,7 @@ def test_pieces_may_be_views_of_a_reused_buffer(area: Path, fmt: str, piece: int
     # relies on it too (read into one buffer per thread), so every format is checked.
     contents = {"a.bin": os.urandom(3 * piece + 5), "deep/" + "n" * 120: os.urandom(900)}
     raw = _tar([_file(name, data) for name, data in contents.items()])
-    job = Extraction(area / "dest" / "7")
-    try:
-        files = job.run(_views_of_one_buffer(compress(raw, fmt), piece))
-        job.install()
-    finally:
-        job.discard()
-    assert [(f.name, f.size) for f in files] == [(n, len(d)) for n, d in contents.items()]
-    for name, data in contents.items():
-        assert (area / "dest" / "7" / name).read_bytes() == data
+    _extract_and_check(area, _views_of_one_buffer(compress(raw, fmt), piece), contents)
 
 
 class _ReadOnly:
@@ -362,14 +359,7 @@ def test_archive_files_with_or_without_readinto(area: Path, fmt: str, readinto: 
     data = os.urandom(3 * MiB + 17)  # several of the reader's pieces
     archive = compress(_tar([_file("big.bin", data)]), fmt)
     raw: Any = io.BytesIO(archive) if readinto else _ReadOnly(archive)
-    job = Extraction(area / "dest" / "7")
-    try:
-        files = job.run(raw)
-        job.install()
-    finally:
-        job.discard()
-    assert [(f.name, f.size) for f in files] == [("big.bin", len(data))]
-    assert (area / "dest" / "7" / "big.bin").read_bytes() == data
+    _extract_and_check(area, raw, {"big.bin": data})
 
 
 def test_scratch_buffers_are_per_thread_and_reused() -> None:
