@@ -185,14 +185,9 @@ class _Run:
         # and the server may still be creating them: when the latest such request ended.
         self.unsettled: datetime | None = None
         max_jobs = self.backend.capabilities.max_jobs_per_submit
-        # Chunks alive at once (sending or waiting for confirmation): bounds memory for any input.
-        window = max(4, 4 * self.config.max_in_flight)
-        self.slots = anyio.CapacityLimiter(window)
-        # By default a confirmation takes a third of the window: the other two thirds go on
-        # being sent meanwhile (a batch as big as the window would stop submissions while it is
-        # confirmed: measured on DiracX, 200 IDs per confirmation instead of 640 gave +10%).
-        self.confirm_batch = self.config.confirm_batch or min(
-            self.backend.capabilities.max_ids_per_update, max(max_jobs, window * max_jobs // 3)
+        self.slots = anyio.CapacityLimiter(self.config.window)
+        self.confirm_batch = self.config.confirm_batch_for(
+            max_jobs, self.backend.capabilities.max_ids_per_update
         )
         self.max_jobs = max_jobs
         self.scope: anyio.CancelScope | None = None

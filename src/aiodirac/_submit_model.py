@@ -25,8 +25,10 @@ class SubmitConfig:
     """Submission limits and campaign identity. The defaults suit a shared production service.
 
     A DiracX server takes 20 jobs per request; the defaults allow 8 requests in flight and 20
-    requests per second in the long run (bursts of 10): at most 400 jobs/s from one client, a
-    load a production DiracX absorbs, while a single user cannot flood it. Transient failures
+    requests per second in the long run (bursts of 10), confirmations included: about 365 jobs/s
+    from one client (400 if every request were a 20-job submission; one confirmation per 213
+    jobs takes the rest), a load a production DiracX absorbs, while a single user cannot flood
+    it. Transient failures
     are retried for up to 120 s per request (:class:`RetryPolicy`'s defaults).
 
     Attributes:
@@ -98,6 +100,24 @@ class SubmitConfig:
             raise ConfigurationError("SubmitConfig.confirm_batch must be at least 1")
         if self.confirm_linger < 0:
             raise ConfigurationError("SubmitConfig.confirm_linger must be >= 0")
+
+    @property
+    def window(self) -> int:
+        """Chunks alive at once (being sent or waiting for confirmation): bounds memory."""
+        return max(4, 4 * self.max_in_flight)
+
+    def confirm_batch_for(self, max_jobs: int, max_ids_per_update: int) -> int:
+        """Job IDs per confirmation on a backend with these limits (``confirm_batch`` if set).
+
+        By default a confirmation takes a third of the window: the other two thirds go on being
+        sent meanwhile (a batch as big as the window would stop submissions while it is
+        confirmed: measured on DiracX, 200 IDs per confirmation instead of 640 gave +10%).
+
+        Usage: ``config.confirm_batch_for(20, 1000)`` (213 with the defaults)
+        """
+        if self.confirm_batch is not None:
+            return self.confirm_batch
+        return min(max_ids_per_update, max(max_jobs, self.window * max_jobs // 3))
 
 
 @dataclass(frozen=True, slots=True)

@@ -380,6 +380,15 @@ def test_config_validation() -> None:
         SubmitConfig(max_in_flight=0)
 
 
+def test_confirm_batch_is_a_third_of_the_window_within_the_backend_limits() -> None:
+    assert SubmitConfig().window == 32
+    assert SubmitConfig().confirm_batch_for(20, 1000) == 213  # 32 chunks of 20, a third
+    assert SubmitConfig(max_in_flight=64).confirm_batch_for(20, 1000) == 1000  # the cap
+    assert SubmitConfig(max_in_flight=1).confirm_batch_for(1000, 10_000) == 1333
+    assert SubmitConfig(max_in_flight=1).confirm_batch_for(20, 5) == 5
+    assert SubmitConfig(confirm_batch=7).confirm_batch_for(20, 1000) == 7
+
+
 def test_runs_on_trio() -> None:
     async def main() -> int:
         backend = MemoryBackend(faults=Faults(ambiguous=0.2, seed=4))
