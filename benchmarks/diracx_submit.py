@@ -305,8 +305,9 @@ def main() -> int:
             "  The server runs in one process (one core): its CPU per 1,000 jobs is a floor for the\n"
             f"  wall time. The official client's requests cost it {official['server'][0]:.2f} s; "
             f"aiodirac's {ours['server'][0]:.2f} s,\n"
-            "  the difference being the confirmations of the exactly-once protocol (DiracX 0.7.0\n"
-            "  spends most of a confirmation in a per-job MagicMock in set_job_statuses)."
+            "  the difference being mostly the confirmations of the exactly-once protocol, about\n"
+            "  0.7-0.9 ms of server CPU per job (half of it a MagicMock DiracX 0.7.0 builds per job\n"
+            "  in set_job_statuses), and the contention of concurrent requests on its SQLite."
         )
     return 0
 
