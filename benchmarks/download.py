@@ -49,7 +49,7 @@ from typing import Any
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
-from _server import server_cpu
+from _server import children_cpu, server_cpu
 
 MiB = 1 << 20
 CONCURRENCY = 16
@@ -343,20 +343,6 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return median
 
 
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by ``pid``'s children (nginx's workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:  # fields: state, ppid, ..., utime (12), stime (13)
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
-
-
 def ensure_diracx(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
     # imported here: the children (one of them in DiracX's own venv) must not load aiodirac
     from aiodirac.testing import read_env_file
@@ -626,9 +612,9 @@ def bench_nginx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any
                         "dest": str(dest),
                         "urls": urls,
                     }
-                    nginx_cpu = _tree_cpu(proc.pid)
+                    nginx_cpu = children_cpu(proc.pid)
                     m = run_child(mode, spec, work)
-                    m["server_cpu"] = _tree_cpu(proc.pid) - nginx_cpu
+                    m["server_cpu"] = children_cpu(proc.pid) - nginx_cpu
                     mode_runs.append(m)
                     name = {
                         "aiodirac": "aiodirac engine",

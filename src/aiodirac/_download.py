@@ -538,6 +538,7 @@ class Downloader(AsyncResource):
                     merge=extraction[1],
                     fsync=c.fsync,
                     job_id=job_id,
+                    chunk_size=c.chunk_size,
                 )
             transfer = _Transfer(self, info, sink, run)
             try:

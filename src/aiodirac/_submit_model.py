@@ -28,8 +28,8 @@ class SubmitConfig:
     requests per second in the long run (bursts of 10), confirmations included: about 365 jobs/s
     from one client (400 if every request were a 20-job submission; one confirmation per 213
     jobs takes the rest), a load a production DiracX absorbs, while a single user cannot flood
-    it. Transient failures
-    are retried for up to 120 s per request (:class:`RetryPolicy`'s defaults).
+    it. Transient failures are retried for up to 120 s per request (:class:`RetryPolicy`'s
+    defaults).
 
     Attributes:
         max_in_flight: requests in progress at once (a :class:`anyio.CapacityLimiter`).
@@ -49,9 +49,7 @@ class SubmitConfig:
             finishes a request its client gave up on, so what that request creates may appear
             a moment later, and the sweep must see it. Default: the backend's
             ``capabilities.settle_time`` (DiracX: 10 s; the local backend: 0).
-        confirm_batch: job IDs per confirmation request (default: a third of the chunks that
-            may be alive at once, ``4 * max_in_flight`` chunks, so that submissions go on while
-            a batch is confirmed; at most the backend's ``max_ids_per_update``).
+        confirm_batch: job IDs per confirmation request (default: see :meth:`confirm_batch_for`).
         confirm_linger: seconds a created chunk may wait for others to share its
             confirmation request (fewer, bigger confirmations: less load on the service; the
             jobs start at most this much later).

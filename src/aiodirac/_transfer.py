@@ -53,9 +53,9 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _MAX_RELOCATIONS = 3
 # Start a transfer over (size or checksum mismatch) at most this many times.
 _MAX_RESTARTS = 2
-# An extraction's queue holds up to this many chunks of this size (2 MiB) before the transfer waits.
+# An extraction's queue holds this many hand-offs (``DownloadConfig.chunk_size`` each: 2 MiB with
+# the default) before the transfer waits for the extraction thread.
 _PIPE_CHUNKS = 8
-_PIPE_UNIT = 256 * 1024
 
 
 class _FileSink:
@@ -192,10 +192,18 @@ class _ExtractSink:
     """
 
     def __init__(
-        self, target: Path, limits: UnpackLimits, *, merge: bool, fsync: bool, job_id: int
+        self,
+        target: Path,
+        limits: UnpackLimits,
+        *,
+        merge: bool,
+        fsync: bool,
+        job_id: int,
+        chunk_size: int,
     ) -> None:
         self.target = target
         self.limits = limits
+        self.queue_bytes = _PIPE_CHUNKS * chunk_size
         self.merge = merge
         self.fsync = fsync
         self.job_id = job_id
@@ -209,8 +217,8 @@ class _ExtractSink:
         self.finished = anyio.Event()
         self.error = None
         self.hasher = hashlib.sha256()
-        # Up to 2 MiB queued per job (with the default chunk size): this bounds the memory.
-        self.pipe = _ChunkPipe(self.hasher, _PIPE_CHUNKS * _PIPE_UNIT)
+        # What is queued per job is bounded: with max_concurrency, this bounds the memory.
+        self.pipe = _ChunkPipe(self.hasher, self.queue_bytes)
         tg.start_soon(self._run, self.pipe)
 
     async def _run(self, pipe: _ChunkPipe) -> None:

@@ -418,16 +418,14 @@ class _ForwardReader:
             self._chunk, self._at = memoryview(head + piece if head else piece), 0
         return bytes(self._chunk[self._at : self._at + n])
 
-    def read_chunk(self) -> bytes:
-        """The rest of the current piece, or the next one; ``b""`` at the end."""
+    def read_chunk(self) -> memoryview:
+        """The rest of the current piece, or the next one, empty at the end: a
+        :data:`ChunkSource` (a view, good until the next call, as the contract allows)."""
         if self._at >= len(self._chunk) and not self._next():
-            return b""
+            return memoryview(b"")
         chunk, at = self._chunk, self._at
         self._at = len(chunk)
-        whole = chunk.obj
-        if at == 0 and isinstance(whole, bytes) and len(whole) == len(chunk):
-            return whole
-        return chunk[at:].tobytes()
+        return chunk[at:]
 
     def read(self, n: int = -1) -> bytes:
         parts: list[bytes] = []

@@ -128,25 +128,34 @@ async def test_input_sandbox_uploaded_once_per_content(
 async def test_chunks_sent_at_once_share_one_archive(
     diracx_server: DiracXServer, credentials: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Chunks sent together build their common sandbox once; a later change is seen."""
+    """Chunks sent together build their common sandbox once; its files are looked at again
+    only once their last look is older than the TTL, and then a change is seen."""
     from aiodirac._diracx import _backend as backend_module
 
     script = tmp_path / "run.sh"
     script.write_text("#!/bin/sh\necho one\n")
     builds: list[int] = []
+    looks: list[int] = []
     uploads: list[str] = []
     real_build, real_post = backend_module.build_input_sandbox, DiracXBackend._post_presigned
+    real_look = backend_module.sandbox_signature
 
     def counting_build(paths, workflow_xml):  # type: ignore[no-untyped-def]
         builds.append(1)
         return real_build(paths, workflow_xml)
+
+    def counting_look(paths, workflow_xml):  # type: ignore[no-untyped-def]
+        looks.append(1)
+        return real_look(paths, workflow_xml)
 
     async def spy(self, url, fields, payload):  # type: ignore[no-untyped-def]
         uploads.append(url)
         await real_post(self, url, fields, payload)
 
     monkeypatch.setattr(backend_module, "build_input_sandbox", counting_build)
+    monkeypatch.setattr(backend_module, "sandbox_signature", counting_look)
     monkeypatch.setattr(DiracXBackend, "_post_presigned", spy)
+    monkeypatch.setattr(backend_module, "_SIGNATURE_TTL", 3600.0)  # however slow the server
     sandbox = [str(script)]
     created: list[list[int]] = []
     async with DiracXBackend(diracx_server.url, credentials_path=credentials) as backend:
@@ -160,16 +169,21 @@ async def test_chunks_sent_at_once_share_one_archive(
                 tg.start_soon(one, start)
         assert len(builds) == 1
         assert len(uploads) == 1
+        # within the TTL, the next chunk reuses the last look: no stat, no worker thread
+        looked = len(looks)
+        created.append(await backend.submit(make_chunk([16], name="shared", local_sandbox=sandbox)))
+        assert len(looks) == looked
         # the file changes: once its last look is older than the TTL, a new archive is made
         script.write_text("#!/bin/sh\necho two, longer\n")
-        await anyio.sleep(backend_module._SIGNATURE_TTL + 0.1)
-        created.append(await backend.submit(make_chunk([16], name="shared", local_sandbox=sandbox)))
+        monkeypatch.setattr(backend_module, "_SIGNATURE_TTL", 0.0)
+        created.append(await backend.submit(make_chunk([17], name="shared", local_sandbox=sandbox)))
+        assert len(looks) == looked + 1
     assert len(builds) == 2
     assert len(uploads) == 2
     jdls = _read_jdls(diracx_server.jobdb_path, [ids[0] for ids in created])
     pfns = [jdl.split("SB:", 1)[1].split('"', 1)[0] for jdl in jdls.values()]
     assert len(set(pfns)) == 2
-    assert pfns.count(jdls[created[-1][0]].split("SB:", 1)[1].split('"', 1)[0]) == 1
+    assert pfns.count(jdls[created[-1][0]].split("SB:", 1)[1].split('"', 1)[0]) == 1  # the last
 
 
 async def test_kill_delete_reschedule_read_back(

@@ -8,52 +8,17 @@ asleep while the poller finishes), so the interleaving is the same on every run.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import anyio
 import anyio.lowlevel
 import pytest
-from trio.testing import MockClock
+from _tracking import FAST, make_jobs, memory, run
 
-from aiodirac._backend import Capabilities
 from aiodirac._events import JobEvent, TrackEvent
-from aiodirac._spec import ConcreteJob, Step, SubmitChunk
 from aiodirac._status import JobState, JobStatus
 from aiodirac._track import TrackConfig, Tracker, TrackStream
 from aiodirac.testing._memory import MemoryBackend
-
-T = TypeVar("T")
-
-FAST = TrackConfig(min_interval=1.0, max_interval=8.0, growth=2.0)
-
-
-def run(fn: Callable[[], Awaitable[T]]) -> T:
-    async def bounded() -> T:
-        with anyio.fail_after(3600):
-            return await fn()
-
-    return anyio.run(
-        bounded, backend="trio", backend_options={"clock": MockClock(autojump_threshold=0)}
-    )
-
-
-def memory() -> MemoryBackend:
-    return MemoryBackend(
-        capabilities=Capabilities(
-            max_jobs_per_submit=100, max_ids_per_status=10_000, max_ids_per_update=10_000
-        )
-    )
-
-
-async def make_jobs(backend: MemoryBackend, count: int) -> list[int]:
-    step = Step(number=1, executable="/bin/true")
-    jobs = tuple(
-        ConcreteJob(index=i, attributes={"JobName": f"j{i}"}, steps=(step,)) for i in range(count)
-    )
-    ids = await backend.submit(SubmitChunk({"Executable": "/bin/true"}, "", jobs))
-    await backend.confirm(ids)
-    return ids
 
 
 def finals(events: Sequence[TrackEvent]) -> set[int]:
@@ -151,11 +116,7 @@ def test_a_backend_broken_resource_error_is_raised_not_taken_for_the_consumer_le
     """It used to end the stream quietly, jobs still pending, as if all were final."""
 
     async def main() -> None:
-        backend = BrokenStatus(
-            capabilities=Capabilities(
-                max_jobs_per_submit=100, max_ids_per_status=10_000, max_ids_per_update=10_000
-            )
-        )
+        backend = memory(cls=BrokenStatus)
         ids = await make_jobs(backend, 2)
         async with Tracker(backend, FAST).track(ids) as stream:
             with pytest.raises(anyio.BrokenResourceError):

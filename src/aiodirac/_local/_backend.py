@@ -103,7 +103,6 @@ class LocalBackend(Backend):
         max_jobs_per_submit=1000,
         max_ids_per_status=10_000,
         max_ids_per_update=10_000,
-        # archives are local files (OutputSandbox.path): no HTTP transfer to resume
     )
 
     def __init__(
