@@ -11,8 +11,9 @@
    client runs ``--repeat`` times, interleaved with the other; the median run is compared, and the
    CPU used by nginx's workers during each run is shown (the server shares the machine's cores).
 
-Every client runs in its own subprocess, so its CPU time (user + system, threads included) and its
-peak RSS growth (peak minus the RSS just before the download began) are its own. Clients write
+Every client runs in its own subprocess, so its CPU time (user + system, threads included, and
+aiodirac's helper processes added in) and its peak RSS growth (peak minus the RSS just before the
+download began; a helper process's whole peak RSS is shown beside it) are its own. Clients write
 under ``--dest-root`` (default: a tmpfs folder, so that the engine is compared with the /dev/null
 raw limit without the disk's speed in between; pass a disk folder to include it).
 
@@ -111,11 +112,15 @@ def _measure(fn: Any) -> None:
     """
     base_rss = _rss_kib()
     before = resource.getrusage(resource.RUSAGE_SELF)
+    kids_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     nbytes, nfiles = fn()
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_SELF)
+    # aiodirac's helper processes (DownloadConfig.processes) are waited for before fn() returns.
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu += (kids.ru_utime - kids_before.ru_utime) + (kids.ru_stime - kids_before.ru_stime)
     print(
         json.dumps(
             {
@@ -124,6 +129,10 @@ def _measure(fn: Any) -> None:
                 "files": nfiles,
                 "cpu": cpu,
                 "rss_growth_mib": max(0, after.ru_maxrss - base_rss) / 1024,
+                # the largest helper process's peak RSS (whole, not growth), 0 without helpers
+                "helper_rss_mib": kids.ru_maxrss / 1024
+                if kids.ru_maxrss > kids_before.ru_maxrss
+                else 0,
             }
         )
     )
@@ -326,10 +335,12 @@ def run_child(
 def show(label: str, m: dict[str, Any]) -> None:
     mbps = m["bytes"] / m["seconds"] / 1e6
     server = f"  server CPU {m['server_cpu']:5.2f} s" if "server_cpu" in m else ""
+    helper = m.get("helper_rss_mib", 0)
+    helpers = f"  helper process peak RSS {helper:5.1f} MiB" if helper else ""
     print(
         f"  {label:<34} {mbps:8.1f} MB/s {m['files'] / m['seconds']:8.1f} files/s "
         f"{m['seconds']:7.2f} s  CPU {m['cpu']:6.2f} s  peak RSS +{m['rss_growth_mib']:6.1f} MiB"
-        f"{server}",
+        f"{server}{helpers}",
         flush=True,
     )
     m["mbps"] = mbps
@@ -340,6 +351,7 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(runs, key=lambda m: m["mbps"])
     median = dict(ordered[len(ordered) // 2])
     median["rss_growth_mib"] = max(m["rss_growth_mib"] for m in runs)
+    median["helper_rss_mib"] = max(m.get("helper_rss_mib", 0) for m in runs)
     return median
 
 

@@ -50,9 +50,9 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sized
+from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Mapping, Sized
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -80,6 +80,7 @@ from ._exceptions import (
 )
 from ._resource import AsyncResource
 from ._transfer import _ExtractSink, _FileSink, _retrying, _Transfer
+from ._transfer_pool import TransferPool, default_processes
 from ._unpack import UnpackedFile, UnpackLimits, unpack
 
 __all__ = [
@@ -196,6 +197,8 @@ class Downloader(AsyncResource):
         self._active = 0
         self._done = 0
         self._failed = 0
+        self.helper_transfers = 0
+        """Transfers done by helper processes so far (see ``DownloadConfig.processes``)."""
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -228,7 +231,7 @@ class Downloader(AsyncResource):
     def __repr__(self) -> str:
         return (
             f"<Downloader [{self._active} active, {self._done} done, {self._failed} failed, "
-            f"concurrency {self.config.max_concurrency}]>"
+            f"concurrency {self.config.max_concurrency}, {self.helper_transfers} in helpers]>"
         )
 
     async def download(
@@ -281,6 +284,11 @@ class Downloader(AsyncResource):
         # What an interrupted run left behind, found in one pass, removed job by job.
         leftovers = await anyio.to_thread.run_sync(_find_leftovers, dest_path)
         send, receive = anyio.create_memory_object_stream[int](0)
+        # A client given by the caller cannot be shared with helper processes.
+        processes = self.config.processes
+        if processes is None:
+            processes = default_processes()
+        pool = TransferPool(self, processes if self._own_http else 0)
 
         async def worker(inbox: anyio.abc.ObjectReceiveStream[int]) -> None:
             async with inbox:
@@ -295,6 +303,7 @@ class Downloader(AsyncResource):
                             no_job_dir,
                             unpack,
                             leftovers,
+                            pool,
                         )
                     finally:
                         self._active -= 1
@@ -304,7 +313,7 @@ class Downloader(AsyncResource):
                     else:
                         self._failed += 1
 
-        async with anyio.create_task_group() as tg:
+        async with pool, anyio.create_task_group() as tg:
             async with receive:
                 for _ in range(self.config.max_concurrency):
                     tg.start_soon(worker, receive.clone())
@@ -344,6 +353,7 @@ class Downloader(AsyncResource):
         no_job_dir: bool,
         unpack: bool,
         leftovers: dict[int, list[Path]],
+        pool: TransferPool,
     ) -> DownloadResult:
         phase = DownloadPhase.LOCATING
         ours: Path | None = None
@@ -376,7 +386,7 @@ class Downloader(AsyncResource):
             files: tuple[UnpackedFile, ...] = ()
             if info.url is not None and info.path is None:
                 extraction = (final, no_job_dir) if unpack else None
-                size, sha, streamed = await self._fetch(info, part, run, extraction)
+                size, sha, streamed = await pool.fetch(info, part, run, extraction, dest)
                 transferred = size
                 if unpack:
                     files = tuple(streamed)
@@ -443,6 +453,11 @@ class Downloader(AsyncResource):
             return await self._backend.output_sandbox(job_id)
 
         return await _retrying(once, self.config.retry)
+
+    async def _clean_leftovers(self, dest: Path, job_id: int) -> None:
+        """Remove what a stopped transfer of ``job_id`` left in ``dest`` (hidden names only)."""
+        found = await anyio.to_thread.run_sync(_find_leftovers, dest)
+        await anyio.to_thread.run_sync(_remove_all, found.get(job_id, ()))
 
     async def _intact_for(
         self, record: DownloadRecordLike, final: Path, unpack: bool, no_job_dir: bool
@@ -521,9 +536,13 @@ class Downloader(AsyncResource):
         part: Path,
         run: _Run,
         extraction: tuple[Path, bool] | None,
+        before_install: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> tuple[int, str, list[UnpackedFile]]:
         """Stream ``info.url`` into ``part`` (or, with ``extraction=(target, merge)``, straight
-        into a safe extraction); resume cuts; refresh expired URLs; verify; then install."""
+        into a safe extraction); resume cuts; refresh expired URLs; verify; then install.
+
+        ``before_install`` is awaited (on the event loop) after the extraction is verified and
+        before its files become visible."""
         job_id = info.job_id
         restarts = 0
         while True:
@@ -539,6 +558,7 @@ class Downloader(AsyncResource):
                     fsync=c.fsync,
                     job_id=job_id,
                     chunk_size=c.chunk_size,
+                    before_install=before_install,
                 )
             transfer = _Transfer(self, info, sink, run)
             try:

@@ -53,6 +53,10 @@ class DownloadConfig:
         connect_timeout: seconds to open a connection.
         read_timeout: seconds without a byte before a transfer counts as cut (then resumed).
         pool_timeout: seconds to wait for a free connection in the pool.
+        processes: helper processes that stream and unpack sandboxes next to this one, started
+            when two transfers first run at once (``None``: one per spare CPU core, at most 4;
+            ``0``: everything in this process). Python runs one thread at a time per process,
+            so on a campaign of many sandboxes a second process nearly doubles the rate.
 
     Usage: ``DownloadConfig(max_concurrency=32, max_unpacked_bytes=1 << 30)``
     """
@@ -69,12 +73,15 @@ class DownloadConfig:
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
     pool_timeout: float = 120.0
+    processes: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
             raise ValueError("DownloadConfig.max_concurrency must be >= 1")
         if self.chunk_size < 4096:
             raise ValueError("DownloadConfig.chunk_size must be >= 4096")
+        if self.processes is not None and self.processes < 0:
+            raise ValueError("DownloadConfig.processes must be >= 0 (or None: automatic)")
         if self.max_unpacked_bytes < 0 or self.max_members < 1:
             raise ValueError("DownloadConfig: max_unpacked_bytes >= 0 and max_members >= 1")
 

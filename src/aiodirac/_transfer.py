@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -200,8 +200,10 @@ class _ExtractSink:
         fsync: bool,
         job_id: int,
         chunk_size: int,
+        before_install: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.target = target
+        self.before_install = before_install
         self.limits = limits
         self.queue_bytes = _PIPE_CHUNKS * chunk_size
         self.merge = merge
@@ -224,6 +226,7 @@ class _ExtractSink:
     async def _run(self, pipe: _ChunkPipe) -> None:
         name = f"the output sandbox of job {self.job_id}"
         target, limits, merge, fsync = self.target, self.limits, self.merge, self.fsync
+        before_install = self.before_install
 
         def run() -> list[UnpackedFile]:
             extraction: Extraction | None = None
@@ -238,6 +241,8 @@ class _ExtractSink:
                 if verify is None:
                     raise IntegrityError(f"job {self.job_id}: the transfer was abandoned")
                 verify()
+                if before_install is not None:
+                    anyio.from_thread.run(before_install)
                 extraction.install()
                 installed = True
                 return files

@@ -298,6 +298,22 @@ def no_wait() -> Iterator[None]:
         yield
 
 
+def helpers_of(pid: int) -> list[int]:
+    """PIDs of the live transfer helper processes started by process ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"aiodirac._transfer_worker" in argv and str(pid).encode() in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 def serve(
     archives: Mapping[int, bytes], fmt: str = "tar.gz", **kw: object
 ) -> tuple[SandboxServer, dict[str, bytes]]:
@@ -724,6 +740,10 @@ async def test_sigkill_then_restart_downloads_nothing_twice(tmp_path: Path) -> N
         finally:
             child.kill()
             child.wait()
+        # Its transfer helper processes die with it (they would otherwise write on).
+        with anyio.fail_after(10):
+            while helpers_of(child.pid):
+                await anyio.sleep(0.02)
         journal = await Journal.open(journal_path)
         done_before = set(await journal.downloads())
         assert done_before < set(archives)
