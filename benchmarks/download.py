@@ -105,10 +105,16 @@ def _untar(path: Path, dest: Path) -> None:
 # ============================================================================ children
 
 
+# What a child's fn() reports beyond (bytes, files): aiodirac's transfers done in helpers.
+_EXTRA: dict[str, int] = {}
+
+
 def _measure(fn: Any) -> None:
     """Run ``fn()`` (returns (bytes, files)) and print its figures as one JSON line.
 
-    Imports and set-up happen before (each child returns its ``fn`` ready to go).
+    Imports and set-up happen before (each child returns its ``fn`` ready to go). When aiodirac
+    used a transfer helper process, the peak RSS of the largest child process is reported too
+    (the helper's; otherwise only a short-lived tool such as ldconfig, run by an import).
     """
     base_rss = _rss_kib()
     before = resource.getrusage(resource.RUSAGE_SELF)
@@ -130,9 +136,8 @@ def _measure(fn: Any) -> None:
                 "cpu": cpu,
                 "rss_growth_mib": max(0, after.ru_maxrss - base_rss) / 1024,
                 # the largest helper process's peak RSS (whole, not growth), 0 without helpers
-                "helper_rss_mib": kids.ru_maxrss / 1024
-                if kids.ru_maxrss > kids_before.ru_maxrss
-                else 0,
+                "helper_transfers": _EXTRA.get("helper_transfers", 0),
+                "helper_rss_mib": kids.ru_maxrss / 1024 if _EXTRA.get("helper_transfers") else 0,
             }
         )
     )
@@ -154,6 +159,7 @@ def _child_aiodirac(spec: dict[str, Any]) -> Any:
     async def main() -> tuple[int, int]:
         async with backend, Downloader(backend) as dl:
             results = await dl.download(spec["ids"], spec["dest"])
+            _EXTRA["helper_transfers"] = dl.helper_transfers
         failed = [r.error for r in results if not r.ok]
         if failed:
             raise SystemExit(f"aiodirac failed: {failed[:3]}")
@@ -336,7 +342,11 @@ def show(label: str, m: dict[str, Any]) -> None:
     mbps = m["bytes"] / m["seconds"] / 1e6
     server = f"  server CPU {m['server_cpu']:5.2f} s" if "server_cpu" in m else ""
     helper = m.get("helper_rss_mib", 0)
-    helpers = f"  helper process peak RSS {helper:5.1f} MiB" if helper else ""
+    helpers = (
+        f"  helper process: {m['helper_transfers']} transfers, peak RSS {helper:5.1f} MiB"
+        if helper
+        else ""
+    )
     print(
         f"  {label:<34} {mbps:8.1f} MB/s {m['files'] / m['seconds']:8.1f} files/s "
         f"{m['seconds']:7.2f} s  CPU {m['cpu']:6.2f} s  peak RSS +{m['rss_growth_mib']:6.1f} MiB"

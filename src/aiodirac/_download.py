@@ -286,9 +286,10 @@ class Downloader(AsyncResource):
         send, receive = anyio.create_memory_object_stream[int](0)
         # A client given by the caller cannot be shared with helper processes.
         processes = self.config.processes
+        automatic = processes is None
         if processes is None:
             processes = default_processes()
-        pool = TransferPool(self, processes if self._own_http else 0)
+        pool = TransferPool(self, processes if self._own_http else 0, when_busy=automatic)
 
         async def worker(inbox: anyio.abc.ObjectReceiveStream[int]) -> None:
             async with inbox:

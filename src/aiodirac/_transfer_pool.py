@@ -3,7 +3,8 @@
 One Python process runs one thing at a time (the GIL): its event loop parses HTTP and its worker
 threads hash, decompress and write, and on a campaign of many small sandboxes they take turns
 instead of working side by side. A :class:`TransferPool` starts ``DownloadConfig.processes`` helper
-processes (``python -m aiodirac._transfer_worker``) the first time two transfers run at once, and
+processes (:mod:`aiodirac._transfer_worker`) the first time two transfers run at once (with
+``when_busy``, the automatic setting: once this process also keeps most of a core busy), and
 hands each new transfer to whichever of this process and the ready helpers has the fewest in
 flight. A helper does exactly what this process would (:meth:`Downloader._fetch`: stream, resume,
 verify, extract into a hidden folder, install), with its own pooled HTTP client and no credentials:
@@ -29,6 +30,7 @@ import os
 import pickle
 import struct
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -56,6 +58,15 @@ _CANCEL_GRACE = 30.0
 _START_TIMEOUT = 60.0
 # The helper imports this very aiodirac, wherever it was imported from.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+# With ``when_busy``, helpers start once this process used this share of a core over a window.
+_BUSY_SHARE = 0.75
+_BUSY_WINDOW = 0.1
+# The helper's command: httpx's command-line client (click, rich, pygments: a third of the
+# helper's start-up) is never used there, so its import is skipped (httpx allows it missing).
+_HELPER_MAIN = (
+    "import sys; sys.modules['httpx._main'] = None; "
+    "from aiodirac._transfer_worker import main; main()"
+)
 # What a send to a helper that has gone raises.
 _GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -152,7 +163,7 @@ class _Helper:
         )
         try:
             self.process = await anyio.open_process(
-                [sys.executable, "-m", "aiodirac._transfer_worker", str(os.getpid())],
+                [sys.executable, "-c", _HELPER_MAIN, str(os.getpid())],
                 env=env,
                 stderr=None,
             )
@@ -288,12 +299,14 @@ class TransferPool:
             size, sha, files = await pool.fetch(info, part, run, extraction, dest)
     """
 
-    def __init__(self, owner: Downloader, processes: int) -> None:
+    def __init__(self, owner: Downloader, processes: int, *, when_busy: bool = False) -> None:
         self.owner = owner
         self.processes = processes
+        self.when_busy = when_busy
         self.helpers: list[_Helper] = []
         self.local = 0  # transfers running in this process
         self._tg: anyio.abc.TaskGroup | None = None
+        self._window = (time.monotonic(), time.process_time())
 
     @property
     def tg(self) -> anyio.abc.TaskGroup:
@@ -323,10 +336,26 @@ class TransferPool:
             self.helpers.append(helper)
             self.tg.start_soon(helper.run)
 
+    def _busy(self) -> bool:
+        """Whether this process used most of a core since the last look (at least
+        ``_BUSY_WINDOW`` seconds ago): only then do helpers pay for their start and hand-offs.
+        Waiting on a slow service or network, they would only take CPU from it."""
+        now, cpu = time.monotonic(), time.process_time()
+        start, start_cpu = self._window
+        if now - start < _BUSY_WINDOW:
+            return False
+        self._window = (now, cpu)
+        return cpu - start_cpu >= _BUSY_SHARE * (now - start)
+
     def _pick(self) -> _Helper | None:
         """The ready helper with the fewest transfers, if it has fewer than this process."""
-        if not self.helpers and self.processes and self.local >= 1:
-            self._start_helpers()  # a second transfer at once: the helpers are worth starting
+        if (
+            not self.helpers
+            and self.processes
+            and self.local >= 1
+            and (not self.when_busy or self._busy())
+        ):
+            self._start_helpers()  # two transfers at once (and a busy process): worth it
         best: _Helper | None = None
         for helper in self.helpers:
             if helper.ready and (best is None or len(helper.pending) < len(best.pending)):

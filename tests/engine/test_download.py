@@ -309,7 +309,8 @@ def helpers_of(pid: int) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if b"aiodirac._transfer_worker" in argv and str(pid).encode() in argv and state != "Z":
+        helper = any(b"aiodirac._transfer_worker" in arg for arg in argv)
+        if helper and str(pid).encode() in argv and state != "Z":
             found.append(int(entry.name))
     return found
 

@@ -163,6 +163,21 @@ async def test_cancellation_with_helpers_leaves_nothing_partial(tmp_path: Path) 
     assert hidden(out) == []
 
 
+async def test_automatic_helpers_wait_for_a_busy_process(tmp_path: Path) -> None:
+    # A slow server keeps this process waiting, not busy: helpers would only take CPU from
+    # whatever is slow, so the automatic setting starts none.
+    archives = {j: make_archive(job_files(j, 300_000), "tar") for j in range(1, 13)}
+    server, _ = serve(archives, "tar", chunk_delay=0.02)
+    with server:
+        backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
+        async with Downloader(backend, replace(FAST, max_concurrency=4)) as dl:
+            assert dl.config.processes is None
+            results = await dl.download(archives, tmp_path / "out")
+            assert dl.helper_transfers == 0
+    assert all(r.ok for r in results)
+    assert helpers_of(os.getpid()) == []
+
+
 def test_default_helpers_leave_this_process_one_core() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert default_processes() == max(0, min(4, (cores or 1) - 1))
