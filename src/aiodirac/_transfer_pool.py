@@ -32,8 +32,7 @@ import struct
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -42,6 +41,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from ._backend import OutputSandbox
 from ._download_model import JobProgress, _Run
 from ._exceptions import SandboxError
+from ._resource import TaskGroupResource
 from ._unpack import UnpackedFile
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ class _Helper:
             self.process.kill()
 
 
-class TransferPool:
+class TransferPool(TaskGroupResource):
     """This process and up to ``processes`` helper processes, sharing the transfers of one run.
 
     Usage::
@@ -305,30 +305,7 @@ class TransferPool:
         self.when_busy = when_busy
         self.helpers: list[_Helper] = []
         self.local = 0  # transfers running in this process
-        self._tg: anyio.abc.TaskGroup | None = None
         self._window = (time.monotonic(), time.process_time())
-
-    @property
-    def tg(self) -> anyio.abc.TaskGroup:
-        """Where the helpers' tasks run (between ``__aenter__`` and ``__aexit__``)."""
-        assert self._tg is not None
-        return self._tg
-
-    async def __aenter__(self) -> Self:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        assert self._tg is not None
-        # Every transfer is over: the helpers' tasks close their stdin, and they exit.
-        self._tg.cancel_scope.cancel()
-        return await self._tg.__aexit__(exc_type, exc, tb)
 
     def _start_helpers(self) -> None:
         for number in range(self.processes):

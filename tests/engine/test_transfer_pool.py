@@ -13,7 +13,15 @@ from pathlib import Path
 import anyio
 import pytest
 from _archives import make_archive
-from test_download import FAST, UrlBackend, helpers_of, hidden, job_files, serve
+from test_download import (
+    FAST,
+    SandboxServer,
+    UrlBackend,
+    helpers_of,
+    hidden,
+    job_files,
+    serve,
+)
 
 from aiodirac import IntegrityError, UnsafeArchiveError
 from aiodirac._download import DownloadConfig, Downloader, DownloadProgress
@@ -23,6 +31,18 @@ from aiodirac._unpack import UnpackedFile
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="helper processes: POSIX only")
 
 ONE_HELPER = replace(FAST, processes=1)
+
+
+def tar_jobs(sizes: dict[int, int]) -> tuple[dict[int, dict[str, bytes]], dict[int, bytes]]:
+    """Each job's files (``job_files`` of the given size) and its tar archive."""
+    contents = {j: job_files(j, size) for j, size in sizes.items()}
+    return contents, {j: make_archive(f, "tar") for j, f in contents.items()}
+
+
+def tar_server(archives: dict[int, bytes], delay: float) -> tuple[SandboxServer, UrlBackend]:
+    """A server for ``archives`` (``delay`` seconds per 64 KiB) and a backend pointing at it."""
+    server, _ = serve(archives, "tar", chunk_delay=delay)
+    return server, UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
 
 
 async def helper_first(ids: list[int], first: int = 2) -> AsyncIterator[int]:
@@ -39,13 +59,11 @@ async def helper_first(ids: list[int], first: int = 2) -> AsyncIterator[int]:
 
 
 async def test_a_helper_shares_the_transfers(tmp_path: Path) -> None:
-    contents = {j: job_files(j, 150_000 + 1000 * j) for j in range(1, 41)}
-    archives = {j: make_archive(f, "tar") for j, f in contents.items()}
-    server, _ = serve(archives, "tar", chunk_delay=0.002)
+    contents, archives = tar_jobs({j: 150_000 + 1000 * j for j in range(1, 41)})
+    server, backend = tar_server(archives, 0.002)
     out = tmp_path / "out"
     seen: list[DownloadProgress] = []
     with server:
-        backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
         async with Downloader(backend, replace(ONE_HELPER, max_concurrency=8)) as dl:
             results = await dl.download(helper_first(list(archives)), out, progress=seen.append)
             assert dl.helper_transfers > 0, "no transfer ran in the helper process"
@@ -67,10 +85,9 @@ async def test_a_helper_shares_the_transfers(tmp_path: Path) -> None:
 
 
 async def test_processes_zero_keeps_every_transfer_here(tmp_path: Path) -> None:
-    archives = {j: make_archive(job_files(j, 50_000), "tar") for j in range(1, 11)}
-    server, _ = serve(archives, "tar", chunk_delay=0.002)
+    _, archives = tar_jobs(dict.fromkeys(range(1, 11), 50_000))
+    server, backend = tar_server(archives, 0.002)
     with server:
-        backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
         async with Downloader(backend, replace(FAST, processes=0)) as dl:
             results = await dl.download(archives, tmp_path / "out")
             assert dl.helper_transfers == 0
@@ -81,11 +98,10 @@ async def test_errors_and_fresh_urls_cross_the_process_boundary(tmp_path: Path) 
     good = {j: make_archive(job_files(j, 200_000), "tar") for j in range(1, 21)}
     hostile = {j: make_archive({"../../evil": b"x" * 100_000}, "tar") for j in range(21, 31)}
     archives = {**good, **hostile}
-    server, _ = serve(archives, "tar", chunk_delay=0.005)
+    server, backend = tar_server(archives, 0.005)
     # Every first URL has expired: the helper asks this process for a fresh one.
     server.expired = {f"{j}-1" for j in archives}
     with server:
-        backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
         for j in range(11, 16):
             backend.sha_override[j] = "0" * 64
         async with Downloader(backend, replace(ONE_HELPER, max_concurrency=8)) as dl:
@@ -110,13 +126,11 @@ async def test_errors_and_fresh_urls_cross_the_process_boundary(tmp_path: Path) 
 async def test_a_helper_that_dies_hands_its_transfers_back(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    contents = {j: job_files(j, 1 << 20) for j in range(1, 25)}
-    archives = {j: make_archive(f, "tar") for j, f in contents.items()}
-    server, _ = serve(archives, "tar", chunk_delay=0.03)
+    contents, archives = tar_jobs(dict.fromkeys(range(1, 25), 1 << 20))
+    server, backend = tar_server(archives, 0.03)
     out = tmp_path / "out"
     killed: list[int] = []
     with server:
-        backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
         async with Downloader(backend, replace(ONE_HELPER, max_concurrency=6)) as dl:
 
             async def kill_helper_mid_transfer() -> None:
@@ -141,12 +155,10 @@ async def test_a_helper_that_dies_hands_its_transfers_back(
 
 
 async def test_cancellation_with_helpers_leaves_nothing_partial(tmp_path: Path) -> None:
-    contents = {j: job_files(j, 2_000_000) for j in range(1, 41)}
-    archives = {j: make_archive(f, "tar") for j, f in contents.items()}
-    server, _ = serve(archives, "tar", chunk_delay=0.01)
+    contents, archives = tar_jobs(dict.fromkeys(range(1, 41), 2_000_000))
+    server, backend = tar_server(archives, 0.01)
     out = tmp_path / "out"
     with server:
-        backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
         async with Downloader(backend, replace(ONE_HELPER, max_concurrency=8)) as dl:
             with anyio.move_on_after(2.4) as scope:
                 await dl.download(helper_first(list(archives)), out)
@@ -166,10 +178,9 @@ async def test_cancellation_with_helpers_leaves_nothing_partial(tmp_path: Path) 
 async def test_automatic_helpers_wait_for_a_busy_process(tmp_path: Path) -> None:
     # A slow server keeps this process waiting, not busy: helpers would only take CPU from
     # whatever is slow, so the automatic setting starts none.
-    archives = {j: make_archive(job_files(j, 300_000), "tar") for j in range(1, 13)}
-    server, _ = serve(archives, "tar", chunk_delay=0.02)
+    _, archives = tar_jobs(dict.fromkeys(range(1, 13), 300_000))
+    server, backend = tar_server(archives, 0.02)
     with server:
-        backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
         async with Downloader(backend, replace(FAST, max_concurrency=4)) as dl:
             assert dl.config.processes is None
             results = await dl.download(archives, tmp_path / "out")

@@ -35,13 +35,14 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
+
+from .._resource import TaskGroupResource
 
 __all__ = ["FaultProxy", "ProxyFaults"]
 
@@ -180,7 +181,7 @@ class _Reader:
         return head + body, parts[1]
 
 
-class FaultProxy:
+class FaultProxy(TaskGroupResource):
     """A TCP proxy that injects HTTP faults. Use as an async context manager.
 
     Args:
@@ -227,7 +228,6 @@ class FaultProxy:
         self.stats: Counter[str] = Counter()
         self._clients: set[anyio.abc.SocketStream] = set()
         self._listener: anyio.abc.SocketListener | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
         self._serving: anyio.abc.TaskGroup | None = None
         self._refusing = False
 
@@ -262,28 +262,11 @@ class FaultProxy:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        try:
-            await self._tg.start(self._run)
-        except BaseException:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
-            raise
-        return self
+    async def _started(self) -> None:
+        await self.tg.start(self._run)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        with anyio.CancelScope(shield=True):
-            await self._close_listener()
-        return await self._tg.__aexit__(exc_type, exc, tb)
+    async def _closing(self) -> None:
+        await self._close_listener()
 
     async def _run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         # The serving tasks live in their own scope, so that max_duration ends them and never
