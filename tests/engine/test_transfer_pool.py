@@ -194,3 +194,22 @@ def test_default_helpers_leave_this_process_one_core() -> None:
     assert default_processes() == max(0, min(4, (cores or 1) - 1))
     with pytest.raises(ValueError, match="processes"):
         DownloadConfig(processes=-1)
+
+
+def test_helpers_on_trio(tmp_path: Path) -> None:
+    contents, archives = tar_jobs(dict.fromkeys(range(1, 21), 200_000))
+    server, backend = tar_server(archives, 0.005)
+    out = tmp_path / "out"
+
+    async def main() -> int:
+        async with Downloader(backend, replace(ONE_HELPER, max_concurrency=6)) as dl:
+            results = await dl.download(helper_first(list(archives)), out)
+            assert [r.error for r in results if not r.ok] == []
+            return dl.helper_transfers
+
+    with server:
+        assert anyio.run(main, backend="trio") > 0
+    for j, files in contents.items():
+        for name, data in files.items():
+            assert (out / str(j) / name).read_bytes() == data
+    assert hidden(out) == []
