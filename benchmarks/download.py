@@ -169,30 +169,18 @@ def _child_aiodirac(spec: dict[str, Any]) -> Any:
 
 
 def _static_backend(spec: dict[str, Any]) -> Any:
-    """A Backend whose output sandboxes are the benchmark's nginx URLs."""
-    from aiodirac import Backend, Capabilities, NotSupportedError, OutputSandbox
+    """Where the benchmark's nginx sandboxes are: all the downloader asks of a backend."""
+    from aiodirac import OutputSandbox
+    from aiodirac._resource import AsyncResource
 
     table = {int(k): v for k, v in spec["sandboxes"].items()}
 
-    class StaticBackend(Backend):
-        capabilities = Capabilities(1, 1, 1)
-
-        @property
-        def description(self) -> str:
-            return "nginx benchmark"
-
+    class StaticLocator(AsyncResource):
         async def output_sandbox(self, job_id: int) -> OutputSandbox:
             url, size, sha, fmt = table[job_id]
             return OutputSandbox(job_id=job_id, url=url, size=size, sha256=sha, format=fmt)
 
-        async def _unsupported(self, *args: Any, **kwargs: Any) -> Any:
-            raise NotSupportedError("benchmark backend: output sandboxes only")
-
-        submit = confirm = discard = find_unconfirmed = status = _unsupported
-        kill = delete = reschedule = summary = get_jdl = _unsupported
-
-    StaticBackend.__abstractmethods__ = frozenset()
-    return StaticBackend()
+    return StaticLocator()
 
 
 def _child_bare(spec: dict[str, Any]) -> Any:

@@ -61,7 +61,7 @@ import anyio.to_thread
 import httpx
 
 from . import _files
-from ._backend import Backend, OutputSandbox
+from ._backend import OutputSandbox
 from ._download_model import (
     DownloadConfig,
     DownloadJournal,
@@ -70,6 +70,7 @@ from ._download_model import (
     DownloadRecordLike,
     DownloadResult,
     JobProgress,
+    SandboxLocator,
     _Run,
 )
 from ._exceptions import (
@@ -80,7 +81,7 @@ from ._exceptions import (
 )
 from ._resource import AsyncResource
 from ._transfer import _ExtractSink, _FileSink, _retrying, _Transfer
-from ._transfer_pool import TransferPool, default_processes
+from ._transfer_pool import TransferPool
 from ._unpack import UnpackedFile, UnpackLimits, unpack
 
 __all__ = [
@@ -169,7 +170,8 @@ class Downloader(AsyncResource):
     """Downloads output sandboxes of many jobs in parallel into per-job folders.
 
     Args:
-        backend: where the sandboxes are located (:meth:`Backend.output_sandbox`).
+        backend: where the sandboxes are located (:meth:`Backend.output_sandbox`): any backend,
+            or anything else with that method (:class:`SandboxLocator`).
         config: concurrency, chunking, retries, caps (defaults: :class:`DownloadConfig`).
         journal: records finished downloads and lets a restarted campaign skip them.
         http: the client for sandbox URLs; by default one is created on first use and closed by
@@ -183,7 +185,7 @@ class Downloader(AsyncResource):
 
     def __init__(
         self,
-        backend: Backend,
+        backend: SandboxLocator,
         config: DownloadConfig | None = None,
         *,
         journal: DownloadJournal | None = None,
@@ -285,11 +287,7 @@ class Downloader(AsyncResource):
         leftovers = await anyio.to_thread.run_sync(_find_leftovers, dest_path)
         send, receive = anyio.create_memory_object_stream[int](0)
         # A client given by the caller cannot be shared with helper processes.
-        processes = self.config.processes
-        automatic = processes is None
-        if processes is None:
-            processes = default_processes()
-        pool = TransferPool(self, processes if self._own_http else 0, when_busy=automatic)
+        pool = TransferPool(self, enabled=self._own_http)
 
         async def worker(inbox: anyio.abc.ObjectReceiveStream[int]) -> None:
             async with inbox:

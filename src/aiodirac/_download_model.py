@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from ._backend import OutputSandbox
 from ._retry import RetryPolicy
 from ._unpack import UnpackedFile
 
@@ -25,6 +26,7 @@ __all__ = [
     "DownloadRecordLike",
     "DownloadResult",
     "JobProgress",
+    "SandboxLocator",
 ]
 
 logger = logging.getLogger("aiodirac.download")
@@ -195,6 +197,18 @@ class DownloadResult:
     def unpacked_bytes(self) -> int:
         """Total size of the unpacked files (DIRAC's ``getOutputSandbox`` value)."""
         return sum(f.size for f in self.files)
+
+
+class SandboxLocator(Protocol):
+    """What the downloader asks of a backend: where a job's output sandbox is. Every
+    :class:`aiodirac.Backend` is one.
+
+    Usage: ``Downloader(backend)``
+    """
+
+    async def output_sandbox(self, job_id: int) -> OutputSandbox:
+        """Where ``job_id``'s output sandbox is (a fresh URL, or a local path)."""
+        ...
 
 
 class DownloadRecordLike(Protocol):

@@ -3,8 +3,8 @@
 One Python process runs one thing at a time (the GIL): its event loop parses HTTP and its worker
 threads hash, decompress and write, and on a campaign of many small sandboxes they take turns
 instead of working side by side. A :class:`TransferPool` starts ``DownloadConfig.processes`` helper
-processes (:mod:`aiodirac._transfer_worker`) the first time two transfers run at once (with
-``when_busy``, the automatic setting: once this process also keeps most of a core busy), and
+processes (:mod:`aiodirac._transfer_worker`) the first time two transfers run at once (with the
+automatic setting, ``None``: once this process also keeps most of a core busy), and
 hands each new transfer to whichever of this process and the ready helpers has the fewest in
 flight. A helper does exactly what this process would (:meth:`Downloader._fetch`: stream, resume,
 verify, extract into a hidden folder, install), with its own pooled HTTP client and no credentials:
@@ -18,7 +18,7 @@ progress events and the on-disk guarantees are the same as in one process.
 
 Usage (inside :meth:`Downloader.download`)::
 
-    async with TransferPool(downloader, processes=1) as pool:
+    async with TransferPool(downloader) as pool:
         size, sha, files = await pool.fetch(info, part, run, extraction, dest)
 """
 
@@ -31,6 +31,7 @@ import pickle
 import struct
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from ._backend import OutputSandbox
-from ._download_model import JobProgress, _Run
+from ._download_model import _Run
 from ._exceptions import SandboxError
 from ._resource import TaskGroupResource
 from ._unpack import UnpackedFile
@@ -47,7 +48,7 @@ from ._unpack import UnpackedFile
 if TYPE_CHECKING:
     from ._download import Downloader
 
-__all__ = ["TransferPool", "default_processes", "read_frame", "write_frame"]
+__all__ = ["TransferPool", "default_processes", "encode_frame", "read_frame"]
 
 logger = logging.getLogger("aiodirac.download")
 
@@ -58,10 +59,10 @@ _CANCEL_GRACE = 30.0
 _START_TIMEOUT = 60.0
 # The helper imports this very aiodirac, wherever it was imported from.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-# With ``when_busy``, helpers start once this process used this share of a core over a window.
+# Automatic setting: helpers start once this process used this share of a core over a window.
 _BUSY_SHARE = 0.75
 _BUSY_WINDOW = 0.1
-# The helper's command: httpx's command-line client (click, rich, pygments: a third of the
+# The helper's command: httpx's command-line client (click, rich, pygments: about a fifth of the
 # helper's start-up) is never used there, so its import is skipped (httpx allows it missing).
 _HELPER_MAIN = (
     "import sys; sys.modules['httpx._main'] = None; "
@@ -90,23 +91,11 @@ def encode_frame(message: object) -> bytes:
     return _HEADER.pack(len(data)) + data
 
 
-def decode_frame(data: bytes) -> Any:
-    """The message of one frame's body (trusted: it comes from our own helper or parent)."""
-    return pickle.loads(data)
-
-
-async def write_frame(stream: anyio.abc.ByteSendStream, message: object) -> None:
-    """Send one message on ``stream``."""
-    await stream.send(encode_frame(message))
-
-
-async def read_frame(stream: BufferedByteReceiveStream) -> Any:
-    """The next message on ``stream``; ``None`` at its end."""
-    try:
-        (size,) = _HEADER.unpack(await stream.receive_exactly(_HEADER.size))
-        return decode_frame(await stream.receive_exactly(size))
-    except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
-        return None
+async def read_frame(receive_exactly: Callable[[int], Awaitable[bytes]]) -> Any:
+    """The next message, read with ``receive_exactly(n)`` (the stream's own end-of-stream error
+    passes through). Trusted: it comes from our own helper or parent, over private pipes."""
+    (size,) = _HEADER.unpack(await receive_exactly(_HEADER.size))
+    return pickle.loads(await receive_exactly(size))
 
 
 def _safe_error(exc: BaseException, job_id: int) -> BaseException:
@@ -152,7 +141,7 @@ class _Helper:
         assert self.process is not None
         assert self.process.stdin is not None
         async with self.send_lock:
-            await write_frame(self.process.stdin, message)
+            await self.process.stdin.send(encode_frame(message))
 
     async def run(self) -> None:
         """Start the helper, then read its messages until it ends (task of the pool)."""
@@ -173,16 +162,23 @@ class _Helper:
             return
         assert self.process.stdout is not None
         stdout = BufferedByteReceiveStream(self.process.stdout)
+
+        async def receive() -> Any:
+            try:
+                return await read_frame(stdout.receive_exactly)
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+                return None
+
         try:
             level = logging.getLogger("aiodirac").getEffectiveLevel()
             await self.send(("config", owner.config, level))
             with anyio.move_on_after(_START_TIMEOUT):
-                hello = await read_frame(stdout)
+                hello = await receive()
             if hello != ("ready",):
                 logger.info("transfer helper %d did not start: one process", self.number)
                 return
             self.ready = True
-            while (message := await read_frame(stdout)) is not None:
+            while (message := await receive()) is not None:
                 await self._handle(message)
         finally:
             self.ready = False
@@ -293,16 +289,23 @@ class _Helper:
 class TransferPool(TaskGroupResource):
     """This process and up to ``processes`` helper processes, sharing the transfers of one run.
 
+    ``enabled=False`` keeps every transfer in this process (a caller's own HTTP client cannot be
+    shared with helpers).
+
     Usage::
 
-        async with TransferPool(downloader, processes=1) as pool:
+        async with TransferPool(downloader) as pool:
             size, sha, files = await pool.fetch(info, part, run, extraction, dest)
     """
 
-    def __init__(self, owner: Downloader, processes: int, *, when_busy: bool = False) -> None:
+    def __init__(self, owner: Downloader, *, enabled: bool = True) -> None:
         self.owner = owner
-        self.processes = processes
-        self.when_busy = when_busy
+        configured = owner.config.processes
+        # Automatic (None): as many as there are spare cores, once this process is busy.
+        self.when_busy = configured is None
+        self.processes = (
+            0 if not enabled else default_processes() if configured is None else configured
+        )
         self.helpers: list[_Helper] = []
         self.local = 0  # transfers running in this process
         self._window = (time.monotonic(), time.process_time())
@@ -368,8 +371,3 @@ class TransferPool(TaskGroupResource):
             return await self.owner._fetch(info, part, run, extraction)
         finally:
             self.local -= 1
-
-
-def progress_message(job_id: int, run: _Run, job: JobProgress) -> tuple[Any, ...]:
-    """What a helper sends for one progress event of ``job_id`` (its run's bytes so far)."""
-    return ("progress", job_id, run.bytes, job)

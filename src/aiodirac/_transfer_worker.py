@@ -25,11 +25,10 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._backend import Backend, Capabilities, OutputSandbox
+from ._backend import OutputSandbox
 from ._download import Downloader
 from ._download_model import DownloadConfig, DownloadProgress, _Run
-from ._exceptions import NotSupportedError
-from ._transfer_pool import _safe_error, decode_frame, encode_frame, progress_message
+from ._transfer_pool import _safe_error, encode_frame, read_frame
 
 _PR_SET_PDEATHSIG = 1
 
@@ -67,8 +66,7 @@ class _Channel:
 
     async def receive(self) -> Any:
         try:
-            header = await self.reader.readexactly(4)
-            return decode_frame(await self.reader.readexactly(int.from_bytes(header, "big")))
+            return await read_frame(self.reader.readexactly)
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
 
@@ -82,19 +80,13 @@ class _Channel:
             await self.writer.drain()
 
 
-class _ParentBackend(Backend):
-    """Locates sandboxes by asking the parent process (which holds the backend)."""
-
-    capabilities = Capabilities(1, 1, 1)
+class _ParentLocator:
+    """Locates sandboxes by asking the parent process (which alone holds the backend)."""
 
     def __init__(self, channel: _Channel) -> None:
         self.channel = channel
         self.answers: dict[int, anyio.Event] = {}
         self.located: dict[int, OutputSandbox | BaseException] = {}
-
-    @property
-    def description(self) -> str:
-        return "the parent process's backend"
 
     async def output_sandbox(self, job_id: int) -> OutputSandbox:
         event = self.answers[job_id] = anyio.Event()
@@ -113,15 +105,6 @@ class _ParentBackend(Backend):
         if event is not None:
             self.located[job_id] = answer
             event.set()
-
-    async def _unsupported(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotSupportedError("a transfer helper only downloads")
-
-    submit = confirm = discard = find_unconfirmed = status = _unsupported
-    kill = delete = reschedule = summary = get_jdl = _unsupported
-
-
-_ParentBackend.__abstractmethods__ = frozenset()
 
 
 class _LogForwarder(logging.Handler):
@@ -147,7 +130,7 @@ async def _serve(read_fd: int, write_fd: int) -> None:
     root.setLevel(level)
     root.addHandler(_LogForwarder(channel))
     root.propagate = False
-    backend = _ParentBackend(channel)
+    backend = _ParentLocator(channel)
     scopes: dict[int, anyio.CancelScope] = {}
     installs: dict[int, anyio.Event] = {}
 
@@ -160,7 +143,8 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         scope: anyio.CancelScope,
     ) -> None:
         def forward(snapshot: DownloadProgress) -> None:
-            channel.send_nowait(progress_message(job_id, run, snapshot.job))
+            # With the run's bytes so far: the parent adds what is new to its own run.
+            channel.send_nowait(("progress", job_id, run.bytes, snapshot.job))
 
         async def before_install() -> None:
             # The parent has shown every earlier progress event of this job once it answers:

@@ -8,10 +8,12 @@ and a seeded random cut of the connection after some bytes of a response.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import socket
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -315,6 +317,19 @@ def helpers_of(pid: int) -> list[int]:
     return found
 
 
+async def helper_first(ids: list[int], first: int = 2) -> AsyncIterator[int]:
+    """Yield ``first`` IDs, then the rest once a helper process has had time to start (it is
+    started by the second transfer at once, and imports aiodirac before taking any)."""
+    for job_id in ids[:first]:
+        yield job_id
+    with anyio.fail_after(30):
+        while not helpers_of(os.getpid()):
+            await anyio.sleep(0.01)
+    await anyio.sleep(1.5)
+    for job_id in ids[first:]:
+        yield job_id
+
+
 def serve(
     archives: Mapping[int, bytes], fmt: str = "tar.gz", **kw: object
 ) -> tuple[SandboxServer, dict[str, bytes]]:
@@ -362,9 +377,10 @@ async def test_downloads_into_job_folders(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.parametrize("processes", [0, 1])
 @pytest.mark.parametrize(("honour_range", "unpack"), [(True, True), (True, False), (False, True)])
 async def test_connection_cut_at_random_points(
-    tmp_path: Path, no_wait: None, honour_range: bool, unpack: bool
+    tmp_path: Path, no_wait: None, honour_range: bool, unpack: bool, processes: int
 ) -> None:
     n = 100 if honour_range and unpack else 30
     contents = {
@@ -384,8 +400,11 @@ async def test_connection_cut_at_random_points(
 
     with server:
         backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
-        async with Downloader(backend, FAST) as dl:
-            results = await dl.download(archives, out, unpack=unpack, progress=watch)
+        async with Downloader(backend, replace(FAST, processes=processes)) as dl:
+            ids = helper_first(list(archives)) if processes else list(archives)
+            results = await dl.download(ids, out, unpack=unpack, progress=watch)
+            # With a helper, it did its share (in one process, nothing else ran).
+            assert (dl.helper_transfers > 0) is bool(processes)
     assert server.cuts >= n // 3
     assert early == []
     assert [r.error for r in results if not r.ok] == []
@@ -694,7 +713,7 @@ archives = {{int(p.stem): p.read_bytes() for p in Path({store!r}).iterdir()}}
 
 async def main() -> None:
     backend = UrlBackend({url!r}, archives, fmt="tar")
-    config = DownloadConfig(max_concurrency=3, retry=FAST.retry)
+    config = DownloadConfig(max_concurrency=3, retry=FAST.retry, processes=1)
     async with (
         await Journal.open({journal!r}) as journal,
         Downloader(backend, config, journal=journal) as dl,
@@ -734,7 +753,7 @@ async def test_sigkill_then_restart_downloads_nothing_twice(tmp_path: Path) -> N
                 while not journal_path.exists():
                     await anyio.sleep(0.02)
                 async with await Journal.open(journal_path) as watcher:
-                    while len(await watcher.downloads()) < 6:
+                    while len(await watcher.downloads()) < 6 or not helpers_of(child.pid):
                         assert child.poll() is None, "the child finished before it was killed"
                         await anyio.sleep(0.02)
             child.kill()  # SIGKILL: no cleanup of any kind

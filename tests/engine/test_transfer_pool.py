@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from test_download import (
     FAST,
     SandboxServer,
     UrlBackend,
+    helper_first,
     helpers_of,
     hidden,
     job_files,
@@ -25,7 +25,8 @@ from test_download import (
 
 from aiodirac import IntegrityError, UnsafeArchiveError
 from aiodirac._download import DownloadConfig, Downloader, DownloadProgress
-from aiodirac._transfer_pool import default_processes
+from aiodirac._download_model import _Run
+from aiodirac._transfer_pool import TransferPool, default_processes
 from aiodirac._unpack import UnpackedFile
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="helper processes: POSIX only")
@@ -43,19 +44,6 @@ def tar_server(archives: dict[int, bytes], delay: float) -> tuple[SandboxServer,
     """A server for ``archives`` (``delay`` seconds per 64 KiB) and a backend pointing at it."""
     server, _ = serve(archives, "tar", chunk_delay=delay)
     return server, UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
-
-
-async def helper_first(ids: list[int], first: int = 2) -> AsyncIterator[int]:
-    """Yield ``first`` IDs, then the rest once a helper process has had time to start (it is
-    started by the second transfer at once, and imports aiodirac before taking any)."""
-    for job_id in ids[:first]:
-        yield job_id
-    with anyio.fail_after(30):
-        while not helpers_of(os.getpid()):
-            await anyio.sleep(0.01)
-    await anyio.sleep(1.5)
-    for job_id in ids[first:]:
-        yield job_id
 
 
 async def test_a_helper_shares_the_transfers(tmp_path: Path) -> None:
@@ -95,32 +83,47 @@ async def test_processes_zero_keeps_every_transfer_here(tmp_path: Path) -> None:
 
 
 async def test_errors_and_fresh_urls_cross_the_process_boundary(tmp_path: Path) -> None:
-    good = {j: make_archive(job_files(j, 200_000), "tar") for j in range(1, 21)}
-    hostile = {j: make_archive({"../../evil": b"x" * 100_000}, "tar") for j in range(21, 31)}
-    archives = {**good, **hostile}
-    server, backend = tar_server(archives, 0.005)
+    # Every transfer is handed to the helper itself, so each assertion is about the helper.
+    contents, archives = tar_jobs({1: 200_000, 3: 200_000})
+    archives[2] = make_archive({"../../evil": b"x" * 100_000}, "tar")
+    server, backend = tar_server(archives, 0.0)
     # Every first URL has expired: the helper asks this process for a fresh one.
     server.expired = {f"{j}-1" for j in archives}
+    backend.sha_override[3] = "0" * 64
+    out = tmp_path / "out"
+    out.mkdir()
     with server:
-        for j in range(11, 16):
-            backend.sha_override[j] = "0" * 64
-        async with Downloader(backend, replace(ONE_HELPER, max_concurrency=8)) as dl:
-            results = await dl.download(helper_first(list(archives)), tmp_path / "out")
-            assert dl.helper_transfers > 0
-    by_id = {r.job_id: r for r in results}
-    for j in range(1, 11):
-        assert by_id[j].ok, by_id[j].error
-    for j in range(11, 16):
-        assert isinstance(by_id[j].exception, IntegrityError), by_id[j].error
-        assert by_id[j].exception.job_id == j
-    for j in hostile:
-        assert isinstance(by_id[j].exception, UnsafeArchiveError), by_id[j].error
-        assert f"job {j}" in (by_id[j].error or "")
+        async with Downloader(backend, ONE_HELPER) as dl, TransferPool(dl) as pool:
+            pool._start_helpers()
+            [helper] = pool.helpers
+            with anyio.fail_after(30):
+                while not helper.ready:
+                    await anyio.sleep(0.01)
+
+            async def in_helper(job_id: int) -> tuple[int, str, list[UnpackedFile]]:
+                info = await dl._locate(job_id)
+                part = out / f".{job_id}.tar.part"
+                return await helper.fetch(info, part, _Run(None, None), (out / str(job_id), False))
+
+            size, sha, files = await in_helper(1)
+            with pytest.raises(UnsafeArchiveError) as unsafe:
+                await in_helper(2)
+            with pytest.raises(IntegrityError) as corrupt:
+                await in_helper(3)
+    assert (size, sha) == (len(archives[1]), hashlib.sha256(archives[1]).hexdigest())
+    assert set(files) == {UnpackedFile(n, len(d)) for n, d in contents[1].items()}
+    for name, data in contents[1].items():
+        assert (out / "1" / name).read_bytes() == data
+    assert unsafe.value.job_id == 2
+    assert corrupt.value.job_id == 3
+    assert "SHA-256" in str(corrupt.value)
+    # Each job's first URL was refused and a fresh one asked of this process (job 3: for each
+    # of its attempts, as the integrity check starts it over).
+    assert backend.calls.count(1) == 2
+    assert backend.calls.count(2) == 2
+    assert backend.calls.count(3) >= 2
     assert not (tmp_path / "evil").exists()
-    assert hidden(tmp_path / "out") == []
-    assert sorted(int(p.name) for p in (tmp_path / "out").iterdir()) == list(range(1, 11)) + list(
-        range(16, 21)
-    )
+    assert sorted(p.name for p in out.iterdir()) == ["1"]
 
 
 async def test_a_helper_that_dies_hands_its_transfers_back(
@@ -177,21 +180,41 @@ async def test_cancellation_with_helpers_leaves_nothing_partial(tmp_path: Path) 
 
 async def test_automatic_helpers_wait_for_a_busy_process(tmp_path: Path) -> None:
     # A slow server keeps this process waiting, not busy: helpers would only take CPU from
-    # whatever is slow, so the automatic setting starts none.
+    # whatever is slow, so the automatic setting starts none (not even a process).
     _, archives = tar_jobs(dict.fromkeys(range(1, 13), 300_000))
-    server, backend = tar_server(archives, 0.02)
+    server, backend = tar_server(archives, 0.04)
+    started: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            started.extend(helpers_of(os.getpid()))
+            await anyio.sleep(0.02)
+
     with server:
         async with Downloader(backend, replace(FAST, max_concurrency=4)) as dl:
             assert dl.config.processes is None
-            results = await dl.download(archives, tmp_path / "out")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                results = await dl.download(archives, tmp_path / "out")
+                tg.cancel_scope.cancel()
             assert dl.helper_transfers == 0
     assert all(r.ok for r in results)
-    assert helpers_of(os.getpid()) == []
+    assert started == []
 
 
-def test_default_helpers_leave_this_process_one_core() -> None:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert default_processes() == max(0, min(4, (cores or 1) - 1))
+@pytest.mark.parametrize(("cores", "helpers"), [(1, 0), (2, 1), (3, 2), (8, 4), (64, 4)])
+def test_default_helpers_leave_this_process_one_core(
+    monkeypatch: pytest.MonkeyPatch, cores: int, helpers: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    assert default_processes() == helpers
+    backend = UrlBackend("http://127.0.0.1:9", {})
+    automatic = TransferPool(Downloader(backend, FAST))
+    assert (automatic.processes, automatic.when_busy) == (helpers, True)
+    chosen = TransferPool(Downloader(backend, replace(FAST, processes=3)))
+    assert (chosen.processes, chosen.when_busy) == (3, False)
+    # A caller's own HTTP client cannot go to a helper.
+    assert TransferPool(Downloader(backend, ONE_HELPER), enabled=False).processes == 0
     with pytest.raises(ValueError, match="processes"):
         DownloadConfig(processes=-1)
 
