@@ -55,6 +55,9 @@ class DownloadConfig:
         connect_timeout: seconds to open a connection.
         read_timeout: seconds without a byte before a transfer counts as cut (then resumed).
         pool_timeout: seconds to wait for a free connection in the pool.
+        verify: TLS verification of sandbox URLs: ``True`` (the default CA store, or the one
+            ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` names), a CA bundle file or folder (a grid
+            site's ``/etc/grid-security/certificates``), or ``False`` (not recommended).
         processes: helper processes that stream and unpack sandboxes next to this one, started
             when two transfers first run at once. ``None`` (automatic): one per spare CPU core,
             at most 4, started only once this process also keeps 80% of a core busy for half a
@@ -77,6 +80,7 @@ class DownloadConfig:
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
     pool_timeout: float = 120.0
+    verify: bool | str = True
     processes: int | None = None
 
     def __post_init__(self) -> None:
@@ -86,6 +90,10 @@ class DownloadConfig:
             raise ValueError("DownloadConfig.chunk_size must be >= 4096")
         if self.processes is not None and self.processes < 0:
             raise ValueError("DownloadConfig.processes must be >= 0 (or None: automatic)")
+        if not isinstance(self.verify, bool | str) or self.verify == "":
+            raise ValueError(
+                "DownloadConfig.verify must be True, False or the path of CA certificates"
+            )
         if self.max_unpacked_bytes < 0 or self.max_members < 1:
             raise ValueError("DownloadConfig: max_unpacked_bytes >= 0 and max_members >= 1")
 

@@ -43,6 +43,7 @@ Usage::
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -360,3 +361,36 @@ class InvalidArgumentError(DiracError, ValueError):
 
     Usage: ``except InvalidArgumentError as exc: print(exc)``
     """
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def certificate_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a TLS certificate that did not verify: no retry can help.
+
+    Usage: ``if certificate_refused(exc): raise ConfigurationError(...) from exc``
+    """
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc))
+
+
+def reason_of(exc: BaseException) -> str:
+    """What went wrong, for a message: the first non-empty text along ``exc``'s causes.
+
+    Some failures carry their reason only in a cause (under trio, a refused TLS certificate is an
+    empty ``httpx.ConnectError`` caused by the ``ssl`` error); the type name is the last resort.
+
+    Usage: ``f"the transfer failed: {reason_of(exc)}"``
+    """
+    for current in _causes(exc):
+        if text := str(current):
+            return text
+    return type(exc).__name__

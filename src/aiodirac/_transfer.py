@@ -34,6 +34,8 @@ from ._exceptions import (
     ServiceUnavailableError,
     TransientError,
     UnsafeArchiveError,
+    certificate_refused,
+    reason_of,
 )
 from ._headers import parse_retry_after
 from ._retry import RetryPolicy, retry_call
@@ -495,13 +497,19 @@ class _Transfer:
                         await flush()
                 await flush()
         except httpx.TransportError as exc:
+            if certificate_refused(exc):
+                raise SandboxError(
+                    f"job {job_id}: the sandbox storage's TLS certificate is not trusted: "
+                    f"{reason_of(exc)}; give its CA certificates with DownloadConfig.verify",
+                    job_id=job_id,
+                ) from exc
             # Bytes received before the cut are good (TCP keeps order): keep them, resume after.
             with anyio.CancelScope(shield=True):
                 await flush()
             logger.debug("job %d: transfer cut after %d bytes: %r", job_id, self.size, exc)
             if gained == 0:
                 raise NetworkError(
-                    f"job {job_id}: the transfer of its output sandbox failed: {exc}",
+                    f"job {job_id}: the transfer of its output sandbox failed: {reason_of(exc)}",
                     job_ids=(job_id,),
                 ) from exc
             return gained

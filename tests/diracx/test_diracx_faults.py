@@ -194,13 +194,30 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("soon") is None
 
 
+def test_untrusted_certificate_is_a_configuration_error_not_a_retry() -> None:
+    import ssl
+
+    from aiodirac._diracx._errors import network_error
+
+    refused = httpx.ConnectError("")  # how httpx reports it under trio: the reason is the cause
+    refused.__cause__ = ssl.SSLCertVerificationError("certificate verify failed: self-signed")
+    error = network_error(refused, action="submit", url="https://dx.example/api/jobs/jdl")
+    assert isinstance(error, ConfigurationError)
+    assert "certificate is not trusted" in str(error)
+    assert "self-signed" in str(error)
+    assert "verify=" in str(error)
+    reset = network_error(httpx.ReadError(""), action="submit")
+    assert isinstance(reset, NetworkError)
+    assert "ReadError" in str(reset)
+
+
 def test_ca_bundle_path_is_an_ssl_context(tmp_path: Path) -> None:
     import ssl
 
-    from aiodirac._diracx._backend import _ssl_context
+    from aiodirac._tls import ssl_verify
 
-    assert _ssl_context(True) is True
-    assert _ssl_context(False) is False
-    assert isinstance(_ssl_context(str(tmp_path)), ssl.SSLContext)
+    assert ssl_verify(True) is True
+    assert ssl_verify(False) is False
+    assert isinstance(ssl_verify(str(tmp_path)), ssl.SSLContext)
     with pytest.raises(ConfigurationError, match="CA certificates"):
         DiracXBackend(URL, token=TOKEN, verify=str(tmp_path / "missing.pem"))

@@ -11,6 +11,7 @@ import hashlib
 import os
 import random
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -23,18 +24,21 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import httpx
 import pytest
+import trustme
 from _archives import make_archive
 
 from aiodirac import (
     ActionResult,
     Backend,
     Capabilities,
+    ConfigurationError,
     IntegrityError,
     JobNotFoundError,
     JobState,
     JobStatus,
     NotSupportedError,
     OutputSandbox,
+    SandboxError,
     SandboxNotAvailableError,
     SubmitChunk,
     UnconfirmedJob,
@@ -45,6 +49,7 @@ from aiodirac._download import (
     Downloader,
     DownloadPhase,
     DownloadProgress,
+    DownloadResult,
 )
 from aiodirac._journal import Journal
 from aiodirac._retry import RetryPolicy, retry_test_mode
@@ -53,6 +58,12 @@ from aiodirac._retry import RetryPolicy, retry_test_mode
 
 
 class _QuietServer(ThreadingHTTPServer):
+    connections = 0  # accepted, or refused during the TLS handshake
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        self.connections += 1
+        return super().get_request()
+
     def handle_error(self, request: object, client_address: object) -> None:
         # Clients that drop a connection we cut are expected here.
         pass
@@ -69,6 +80,7 @@ class SandboxServer:
         cut_probability: float = 0.0,
         honour_range: bool = True,
         chunk_delay: float = 0.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.files = dict(files)
         self.rng = random.Random(seed)
@@ -92,6 +104,10 @@ class SandboxServer:
 
         self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:  # HTTPS, as presigned S3 URLs are in production
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -99,7 +115,7 @@ class SandboxServer:
         return int(self.httpd.server_address[1])
 
     def url(self, name: str, token: str = "t") -> str:
-        return f"http://127.0.0.1:{self.port}/{name}?token={token}"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{name}?token={token}"
 
     def requests_for(self, name: str) -> list[tuple[str, str | None, int]]:
         with self.lock:
@@ -628,6 +644,75 @@ async def test_given_http_client_is_used_and_left_open(tmp_path: Path) -> None:
             assert not http.is_closed
     assert r.ok
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize("backend_name", ["asyncio", "trio"])
+def test_own_client_reads_more_than_httpcores_64_kib(tmp_path: Path, backend_name: str) -> None:
+    # httpcore reads 64 KiB at a time; the downloader's own client takes what the socket holds
+    # (up to 1 MiB): a quarter to a sixteenth of the per-read CPU on big sandboxes.
+    body = random.Random(5).randbytes(8 << 20)
+    server = SandboxServer({"big": body})
+
+    async def sizes(http: httpx.AsyncClient) -> list[int]:
+        async with http.stream("GET", server.url("big")) as r:
+            await anyio.sleep(0.3)  # let the socket buffer fill
+            return [len(piece) async for piece in r.aiter_raw()]
+
+    async def main() -> tuple[list[int], list[int]]:
+        backend = UrlBackend(f"http://127.0.0.1:{server.port}", {})
+        async with Downloader(backend, FAST) as dl, httpx.AsyncClient() as plain:
+            return await sizes(dl._client()), await sizes(plain)
+
+    with server:
+        ours, plain = anyio.run(main, backend=backend_name)
+    assert sum(ours) == sum(plain) == len(body)
+    assert max(plain) <= 64 * 1024
+    assert max(ours) > 64 * 1024
+
+
+@pytest.mark.parametrize("backend_name", ["asyncio", "trio"])
+def test_https_sandboxes_are_verified_against_the_configured_ca(
+    tmp_path: Path, backend_name: str
+) -> None:
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    contents = {j: job_files(j, 600_000) for j in (1, 2, 3)}
+    archives = {j: make_archive(f, "tar") for j, f in contents.items()}
+    server, _ = serve(archives, "tar", seed=3, cut_probability=0.4, tls=tls)
+
+    async def main(config: DownloadConfig, out: Path) -> list[DownloadResult]:
+        backend = UrlBackend(f"https://127.0.0.1:{server.port}", archives, fmt="tar")
+        async with Downloader(backend, config) as dl:
+            return await dl.download(archives, out)
+
+    with server, retry_test_mode():
+        trusted = anyio.run(
+            main, replace(FAST, verify=str(bundle)), tmp_path / "ok", backend=backend_name
+        )
+        before = server.httpd.connections
+        untrusted = anyio.run(main, FAST, tmp_path / "no", backend=backend_name)
+        attempts = server.httpd.connections - before
+    assert [r.ok for r in trusted] == [True, True, True]
+    for j, files in contents.items():
+        for name, data in files.items():
+            assert (tmp_path / "ok" / str(j) / name).read_bytes() == data
+    # TLS verification stays on by default: a CA the system does not know is refused, per job.
+    assert [r.ok for r in untrusted] == [False, False, False]
+    assert all("certificate is not trusted" in str(r.error) for r in untrusted)
+    assert all(type(r.exception) is SandboxError for r in untrusted)
+    assert attempts == 3  # one per job: a certificate that does not verify is not retried
+    assert not (tmp_path / "no").exists() or not any((tmp_path / "no").iterdir())
+
+
+def test_a_ca_path_that_cannot_be_read_is_a_configuration_error(tmp_path: Path) -> None:
+    backend = UrlBackend("https://127.0.0.1:1", {})
+    with pytest.raises(ConfigurationError, match="CA certificates"):
+        Downloader(backend, replace(FAST, verify=str(tmp_path / "missing.pem")))
+    with pytest.raises(ValueError, match="verify"):
+        DownloadConfig(verify="")
 
 
 class LocalPathBackend(UrlBackend):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -40,6 +39,7 @@ from .._exceptions import (
 from .._jdl import check_item, render_jdl
 from .._spec import SubmitChunk
 from .._status import JobState, JobStatus, MinorStatus
+from .._tls import ssl_verify
 from ._auth import TokenManager, TokenProvider, default_credentials_path
 from ._errors import describe_jobs, network_error, raise_for_response, redact_url
 from ._http import (
@@ -145,7 +145,7 @@ class DiracXBackend(DiracXHTTP, Backend):
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
-            verify=_ssl_context(verify),
+            verify=ssl_verify(verify),
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
             headers={"User-Agent": "aiodirac"},
         )
@@ -742,18 +742,6 @@ class DiracXBackend(DiracXHTTP, Backend):
         Usage: ``async with backend.http_client.stream("GET", info.url) as r: ...``
         """
         return self._client
-
-
-def _ssl_context(verify: bool | str) -> bool | ssl.SSLContext:
-    """httpx wants an SSL context for a CA bundle path (file) or folder (``capath``)."""
-    if isinstance(verify, bool):
-        return verify
-    try:
-        if os.path.isdir(verify):
-            return ssl.create_default_context(capath=verify)
-        return ssl.create_default_context(cafile=verify)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(f"cannot use {verify!r} as CA certificates: {exc}") from exc
 
 
 def _refuse_by_state(

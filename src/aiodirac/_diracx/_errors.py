@@ -15,11 +15,14 @@ import httpx
 from .._exceptions import (
     AuthenticationError,
     BackendError,
+    ConfigurationError,
     InvalidRequestError,
     JobNotFoundError,
     NetworkError,
     PermissionDeniedError,
     ServiceUnavailableError,
+    certificate_refused,
+    reason_of,
 )
 from .._headers import parse_retry_after
 
@@ -157,8 +160,11 @@ def raise_for_response(
 
 def network_error(
     exc: httpx.HTTPError, *, action: str, job_ids: Sequence[int] = (), url: str = ""
-) -> NetworkError:
+) -> NetworkError | ConfigurationError:
     """The :class:`NetworkError` for a transport failure or timeout (raise it ``from exc``).
+
+    A TLS certificate that does not verify is a :class:`ConfigurationError` instead: retrying
+    cannot help, the CA bundle (``verify=``) has to change.
 
     Usage: ``raise network_error(exc, action="submit", url=base) from exc``
     """
@@ -166,7 +172,12 @@ def network_error(
     where = f" ({describe_jobs(ids)})" if ids else ""
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
     target = f" at {redact_url(url)}" if url else ""
-    reason = str(exc) or type(exc).__name__
+    reason = reason_of(exc)
+    if certificate_refused(exc):
+        return ConfigurationError(
+            f"request to {action}{target}: the server's TLS certificate is not trusted: {reason}; "
+            "give the CA certificates that sign it with verify= (a file or a folder)"
+        )
     return NetworkError(
         f"request to {action}{where} {kind}{target}: {reason}; the outcome is unknown, "
         "retrying may help",
