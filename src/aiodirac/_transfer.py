@@ -58,6 +58,8 @@ _MAX_RESTARTS = 2
 # An extraction's queue holds this many hand-offs (``DownloadConfig.chunk_size`` each: 2 MiB with
 # the default) before the transfer waits for the extraction thread.
 _PIPE_CHUNKS = 8
+# The extraction thread takes queued network reads together, up to this many bytes at once.
+_JOIN = 1 << 20
 
 
 class _FileSink:
@@ -170,6 +172,17 @@ class _ChunkPipe:
             if not self._batch:
                 return b""
         chunk = self._batch.popleft()
+        if self._batch and len(chunk) < _JOIN:
+            # Several network reads as one piece: one hash call and one write for all of them.
+            # Each of those releases and retakes the GIL, and retaking it while the event loop
+            # runs costs more than copying the bytes once.
+            parts, size = [chunk], len(chunk)
+            while self._batch and size + len(self._batch[0]) <= _JOIN:
+                part = self._batch.popleft()
+                parts.append(part)
+                size += len(part)
+            if len(parts) > 1:
+                chunk = b"".join(parts)
         self.hasher.update(chunk)
         return chunk
 
