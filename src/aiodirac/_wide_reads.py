@@ -15,6 +15,8 @@ Only the :class:`~aiodirac.Downloader`'s own client uses it; API requests have s
 
 from __future__ import annotations
 
+import select
+import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -25,13 +27,34 @@ import httpx
 WIDE_READ = 1 << 20
 """Bytes asked of the socket per read (httpcore's own default is 64 KiB)."""
 
+_POLL = hasattr(select, "poll")  # elsewhere (Windows), httpcore's own answer
+
+
+_NOT_LOOKED = object()
+
+
+def _readable(sock: socket.socket | None) -> bool:
+    """Whether a read would return at once (data, or the end of a closed connection)."""
+    fd = -1 if sock is None else sock.fileno()
+    if fd < 0:
+        return True  # gone: the next read gives the end of the stream
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
 
 class _WideStream(httpcore.AsyncNetworkStream):
-    """A network stream that asks for at least ``size`` bytes per read."""
+    """A network stream that asks for at least ``size`` bytes per read.
+
+    It also answers httpcore's "is_readable" (asked of every pooled connection each time a
+    request looks for one) from the socket it looked up once: the default answer rebuilds
+    anyio's whole table of socket attributes, with a ``getpeername`` call, every time.
+    """
 
     def __init__(self, inner: httpcore.AsyncNetworkStream, size: int) -> None:
         self._inner = inner
         self._size = size
+        self._socket: Any = _NOT_LOOKED
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max(max_bytes, self._size), timeout)
@@ -52,6 +75,10 @@ class _WideStream(httpcore.AsyncNetworkStream):
         return _WideStream(tls, self._size)
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and _POLL:
+            if self._socket is _NOT_LOOKED:
+                self._socket = self._inner.get_extra_info("socket")
+            return _readable(self._socket)
         return self._inner.get_extra_info(info)
 
 

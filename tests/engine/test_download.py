@@ -671,6 +671,41 @@ def test_own_client_reads_more_than_httpcores_64_kib(tmp_path: Path, backend_nam
 
 
 @pytest.mark.parametrize("backend_name", ["asyncio", "trio"])
+def test_own_client_sees_idle_connections_the_server_closed(backend_name: str) -> None:
+    # The server answers with keep-alive, then closes the idle connection: the pool must notice
+    # (httpcore asks the stream "is_readable") and open a new one, not send into a dead socket.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[int] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            accepted.append(1)
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                threading.Event().wait(0.1)  # then close, while the client holds it as idle
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    async def main() -> list[bytes]:
+        async with Downloader(UrlBackend("http://unused.invalid", {}), FAST) as dl:
+            http = dl._client()
+            first = (await http.get(f"http://127.0.0.1:{port}/a")).content
+            await anyio.sleep(0.4)
+            second = (await http.get(f"http://127.0.0.1:{port}/b")).content
+            return [first, second]
+
+    try:
+        assert anyio.run(main, backend=backend_name) == [b"ok", b"ok"]
+    finally:
+        listener.close()
+    assert accepted == [1, 1]
+
+
+@pytest.mark.parametrize("backend_name", ["asyncio", "trio"])
 def test_https_sandboxes_are_verified_against_the_configured_ca(
     tmp_path: Path, backend_name: str
 ) -> None:
