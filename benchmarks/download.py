@@ -7,9 +7,12 @@
    16 in flight) and at the raw limit (the presigned URLs streamed to /dev/null, 16 in flight).
 2. Through nginx on loopback (installed with apt-get if missing, run as our own process with a
    private configuration): ``--files`` sandboxes of 1 MiB and one of ``--big`` bytes, aiodirac's
-   engine against the raw limit (bare httpx streaming to /dev/null at the same concurrency). Each
-   client runs ``--repeat`` times, interleaved with the other; the median run is compared, and the
-   CPU used by nginx's workers during each run is shown (the server shares the machine's cores).
+   engine against the raw limit (bare httpx streaming to /dev/null at the same concurrency), after
+   one untimed warm-up run. The CPU used by nginx's workers during each run is shown (the server
+   shares the machine's cores).
+
+On both paths each client runs ``--repeat`` times (default 3), interleaved with the others, each
+round starting with the next client; the median run is compared.
 
 Every client runs in its own subprocess, so its CPU time (user + system, threads included, and
 aiodirac's helper processes added in) and its peak RSS growth (peak minus the RSS just before the
@@ -473,26 +476,39 @@ def bench_diracx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, An
         ]
         pid_file = Path(env.get("DX_STATE", "")) / "uvicorn.pid"
         server_pid = int(pid_file.read_text()) if started and pid_file.is_file() else None
-        for mode, label, python in runs:
-            dest = (args.dest_root or work) / f"dx-{mode}"
-            shutil.rmtree(dest, ignore_errors=True)
-            spec = {**common, "dest": str(dest), "urls": urls}
-            before = server_cpu(server_pid) if server_pid else 0.0
-            figures[mode] = run_child(mode, spec, work, python)
-            show(label, figures[mode])
-            if server_pid and mode != "raw":  # the raw limit asks only the S3 store
-                used = server_cpu(server_pid) - before
-                print(
-                    f"      DiracX server CPU {used:5.2f} s: {1000 * used / len(ids):4.1f} ms per "
-                    "sandbox (one process: at most "
-                    f"{len(ids) / used:5.1f} sandboxes/s)",
-                    flush=True,
-                )
-            if mode != "raw":
-                got = sum(1 for p in dest.glob("*/data.bin") if p.stat().st_size == args.size)
-                if got != len(ids):
-                    raise SystemExit(f"{mode}: only {got} of {len(ids)} sandboxes unpacked")
-            shutil.rmtree(dest, ignore_errors=True)
+        measured: dict[str, list[dict[str, Any]]] = {mode: [] for mode, _, _ in runs}
+        # Rounds as on the nginx path: interleaved, each starting with the next client.
+        for round_no in range(args.repeat):
+            shift = round_no % len(runs)
+            for mode, label, python in runs[shift:] + runs[:shift]:
+                dest = (args.dest_root or work) / f"dx-{mode}"
+                shutil.rmtree(dest, ignore_errors=True)
+                spec = {**common, "dest": str(dest), "urls": urls}
+                before = server_cpu(server_pid) if server_pid else 0.0
+                m = run_child(mode, spec, work, python)
+                measured[mode].append(m)
+                show(label, m)
+                if server_pid and mode != "raw":  # the raw limit asks only the S3 store
+                    used = server_cpu(server_pid) - before
+                    print(
+                        f"      DiracX server CPU {used:5.2f} s: {1000 * used / len(ids):4.1f} ms "
+                        "per sandbox (one process: at most "
+                        f"{len(ids) / used:5.1f} sandboxes/s)",
+                        flush=True,
+                    )
+                if mode != "raw":
+                    got = sum(1 for p in dest.glob("*/data.bin") if p.stat().st_size == args.size)
+                    if got != len(ids):
+                        raise SystemExit(f"{mode}: only {got} of {len(ids)} sandboxes unpacked")
+                shutil.rmtree(dest, ignore_errors=True)
+        for mode, mode_runs in measured.items():
+            figures[mode] = _median_run(mode_runs)
+        if args.repeat > 1:
+            print(
+                "  medians: "
+                + ", ".join(f"{mode} {figures[mode]['mbps']:.1f} MB/s" for mode in measured),
+                flush=True,
+            )
         return figures
     finally:
         if started and not args.keep_diracx:
@@ -685,7 +701,7 @@ def main() -> None:
         "--repeat",
         type=int,
         default=3,
-        help="nginx path: runs of each client, interleaved; the verdicts use the median run",
+        help="runs of each client, interleaved; the verdicts use the median run",
     )
     parser.add_argument("--skip-diracx", action="store_true")
     parser.add_argument("--skip-nginx", action="store_true")
