@@ -631,8 +631,9 @@ def bench_nginx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any
             # slowest, whoever makes it); medians are kept.
             # One untimed raw run first (a warm-up, for every client alike): without it, the
             # first timed run of the 1 GiB case (always aiodirac's) came out at 57% of the raw
-            # limit in three runs of this benchmark, the later ones at 77-94%. With it, 84% in the
-            # next run, 59% in the one after: that case also varies with the machine's state.
+            # limit in three runs of this benchmark, the later ones at 77-94%. With it, no run
+            # fell below 84% in the next run, but the first was at 59% in the one after: that
+            # case also varies with the machine's state.
             warm = {"kind": "static", "ids": list(table), "urls": urls, "dest": str(work)}
             run_child("raw", {**warm, "sandboxes": {str(k): v for k, v in table.items()}}, work)
             for round_no in range(args.repeat):
