@@ -705,40 +705,45 @@ def test_own_client_sees_idle_connections_the_server_closed(backend_name: str) -
     assert accepted == [1, 1]
 
 
-@pytest.mark.parametrize("backend_name", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    ("backend_name", "processes"), [("asyncio", 0), ("asyncio", 1), ("trio", 0)]
+)
 def test_https_sandboxes_are_verified_against_the_configured_ca(
-    tmp_path: Path, backend_name: str
+    tmp_path: Path, backend_name: str, processes: int
 ) -> None:
     ca = trustme.CA()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(tls)
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    contents = {j: job_files(j, 600_000) for j in (1, 2, 3)}
+    contents = {j: job_files(j, 600_000) for j in range(1, 6)}
     archives = {j: make_archive(f, "tar") for j, f in contents.items()}
     server, _ = serve(archives, "tar", seed=3, cut_probability=0.4, tls=tls)
 
-    async def main(config: DownloadConfig, out: Path) -> list[DownloadResult]:
+    async def main(config: DownloadConfig, out: Path) -> tuple[list[DownloadResult], int]:
         backend = UrlBackend(f"https://127.0.0.1:{server.port}", archives, fmt="tar")
-        async with Downloader(backend, config) as dl:
-            return await dl.download(archives, out)
+        # With a helper process, most jobs go to it: the CA path must reach it too.
+        ids = helper_first(list(archives)) if processes else list(archives)
+        async with Downloader(backend, replace(config, processes=processes)) as dl:
+            return await dl.download(ids, out), dl.helper_transfers
 
     with server, retry_test_mode():
-        trusted = anyio.run(
+        trusted, helped = anyio.run(
             main, replace(FAST, verify=str(bundle)), tmp_path / "ok", backend=backend_name
         )
         before = server.httpd.connections
-        untrusted = anyio.run(main, FAST, tmp_path / "no", backend=backend_name)
+        untrusted, _ = anyio.run(main, FAST, tmp_path / "no", backend=backend_name)
         attempts = server.httpd.connections - before
-    assert [r.ok for r in trusted] == [True, True, True]
+    assert [r.ok for r in trusted] == [True] * 5
+    assert (helped > 0) == (processes > 0)
     for j, files in contents.items():
         for name, data in files.items():
             assert (tmp_path / "ok" / str(j) / name).read_bytes() == data
     # TLS verification stays on by default: a CA the system does not know is refused, per job.
-    assert [r.ok for r in untrusted] == [False, False, False]
+    assert [r.ok for r in untrusted] == [False] * 5
     assert all("certificate is not trusted" in str(r.error) for r in untrusted)
     assert all(type(r.exception) is SandboxError for r in untrusted)
-    assert attempts == 3  # one per job: a certificate that does not verify is not retried
+    assert attempts == 5  # one per job: a certificate that does not verify is not retried
     assert not (tmp_path / "no").exists() or not any((tmp_path / "no").iterdir())
 
 
