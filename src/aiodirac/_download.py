@@ -79,12 +79,12 @@ from ._exceptions import (
     SandboxError,
     SandboxNotAvailableError,
 )
+from ._http_transport import http_transport
 from ._resource import AsyncResource
 from ._tls import ssl_verify
 from ._transfer import _ExtractSink, _FileSink, _retrying, _Transfer
 from ._transfer_pool import TransferPool
 from ._unpack import UnpackedFile, UnpackLimits, unpack
-from ._wide_reads import wide_read_transport
 
 __all__ = [
     "DownloadConfig",
@@ -216,7 +216,7 @@ class Downloader(AsyncResource):
             limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
             self._http = httpx.AsyncClient(
                 # Reads of up to 1 MiB: a quarter to a sixteenth of the CPU per byte received.
-                transport=wide_read_transport(limits=limits, verify=self._verify),
+                transport=http_transport(limits=limits, verify=self._verify),
                 timeout=httpx.Timeout(
                     connect=c.connect_timeout,
                     read=c.read_timeout,
