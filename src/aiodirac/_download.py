@@ -79,7 +79,7 @@ from ._exceptions import (
     SandboxError,
     SandboxNotAvailableError,
 )
-from ._http_transport import http_transport
+from ._http_transport import http_client
 from ._resource import AsyncResource
 from ._tls import ssl_verify
 from ._transfer import _ExtractSink, _FileSink, _retrying, _Transfer
@@ -213,19 +213,16 @@ class Downloader(AsyncResource):
         if self._http is None:
             c = self.config
             n = c.max_concurrency
-            limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-            self._http = httpx.AsyncClient(
-                # Reads of up to 1 MiB: a quarter to a sixteenth of the CPU per byte received.
-                transport=http_transport(limits=limits, verify=self._verify),
+            # Reads of up to 1 MiB: a quarter to a sixteenth of the CPU per byte received.
+            self._http = http_client(
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                verify=self._verify,
                 timeout=httpx.Timeout(
                     connect=c.connect_timeout,
                     read=c.read_timeout,
                     write=c.read_timeout,
                     pool=c.pool_timeout,
                 ),
-                # for the proxies httpx mounts from the environment
-                limits=limits,
-                verify=self._verify,
                 # Presigned URLs may redirect to another endpoint; they carry no credentials.
                 follow_redirects=True,
                 # Ranges count archive bytes, so ask for them unencoded.

@@ -62,8 +62,8 @@ class DownloadConfig:
             when two transfers first run at once. ``None`` (automatic): one per spare CPU core,
             at most 4, started only once this process also keeps 80% of a core busy over 0.3 s
             (fast storage, many sandboxes), never while it waits on a slow service; ``0``:
-            everything in this process. Python runs one thread at a time per process, so a second process nearly
-            doubles the rate where this one is the limit.
+            everything in this process. Python runs one thread at a time per process, so a
+            second process nearly doubles the rate where this one is the limit.
 
     Usage: ``DownloadConfig(max_concurrency=32, max_unpacked_bytes=1 << 30)``
     """

@@ -118,21 +118,28 @@ class _WideBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def http_transport(
-    *, limits: httpx.Limits, verify: ssl.SSLContext | str | bool = True, size: int = WIDE_READ
-) -> httpx.AsyncHTTPTransport:
-    """An :class:`httpx.AsyncHTTPTransport` whose connections read up to ``size`` bytes at once
-    and answer the pool's readability checks cheaply.
+def http_client(
+    *, limits: httpx.Limits, verify: ssl.SSLContext | bool = True, **options: Any
+) -> httpx.AsyncClient:
+    """An :class:`httpx.AsyncClient` on this transport; ``options`` go to the client as they are.
 
-    The network backend of httpx's connection pool is wrapped after construction: httpx offers
-    no argument for it. If a future httpx or httpcore moves it, the transport keeps working with
-    httpx's own behaviour (``tests/engine/test_download.py`` checks that reads are wide).
+    ``limits`` and ``verify`` are given to the transport and to the client alike: httpx uses the
+    client's for the proxy transports it mounts from the environment (``HTTPS_PROXY``...).
 
-    Usage: ``httpx.AsyncClient(transport=http_transport(limits=httpx.Limits()))``
+    Usage: ``http_client(limits=httpx.Limits(max_connections=16), timeout=60)``
     """
+    return httpx.AsyncClient(
+        transport=_transport(limits, verify), limits=limits, verify=verify, **options
+    )
+
+
+def _transport(limits: httpx.Limits, verify: ssl.SSLContext | bool) -> httpx.AsyncHTTPTransport:
+    """httpx's transport, its pool's network backend wrapped after construction (httpx offers
+    no argument for it). If a future httpx or httpcore moves it, the transport keeps httpx's own
+    behaviour (``tests/engine/test_download.py`` checks that reads are wide)."""
     transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
     pool = getattr(transport, "_pool", None)
     inner = getattr(pool, "_network_backend", None)
     if isinstance(inner, httpcore.AsyncNetworkBackend):
-        pool._network_backend = _WideBackend(inner, size)  # type: ignore[union-attr]
+        pool._network_backend = _WideBackend(inner, WIDE_READ)  # type: ignore[union-attr]
     return transport

@@ -66,8 +66,8 @@ _BUSY_SHARE = 0.8
 _BUSY_WINDOW = 0.3
 # The helper's command. Two imports it never uses are skipped: httpx's command-line client
 # (click, rich, pygments; httpx allows it missing) and trio, which httpcore imports when it is
-# installed (the helper runs on asyncio). Start-up (python -X importtime, user CPU): 0.33 s with
-# both, 0.24-0.27 s without the first, 0.17-0.19 s without either.
+# installed (the helper runs on asyncio). Its imports: 0.33 s with both (python -X importtime);
+# 0.24-0.27 s of user CPU without the first, 0.17-0.19 s without either (/usr/bin/time).
 _HELPER_MAIN = (
     "import sys; sys.modules['httpx._main'] = None; sys.modules['trio'] = None; "
     "from aiodirac._transfer_worker import main; main()"

@@ -44,6 +44,7 @@ from aiodirac import (
     UnconfirmedJob,
     UnsafeArchiveError,
 )
+from aiodirac._diracx import DiracXBackend
 from aiodirac._download import (
     DownloadConfig,
     Downloader,
@@ -658,16 +659,22 @@ def test_own_client_reads_more_than_httpcores_64_kib(tmp_path: Path, backend_nam
             await anyio.sleep(0.3)  # let the socket buffer fill
             return [len(piece) async for piece in r.aiter_raw()]
 
-    async def main() -> tuple[list[int], list[int]]:
+    async def main() -> tuple[list[int], list[int], list[int]]:
         backend = UrlBackend(f"http://127.0.0.1:{server.port}", {})
-        async with Downloader(backend, FAST) as dl, httpx.AsyncClient() as plain:
-            return await sizes(dl._client()), await sizes(plain)
+        async with (
+            Downloader(backend, FAST) as dl,
+            DiracXBackend(f"http://127.0.0.1:{server.port}", token="t") as dx,
+            httpx.AsyncClient() as plain,
+        ):
+            return await sizes(dl._client()), await sizes(dx.http_client), await sizes(plain)
 
     with server:
-        ours, plain = anyio.run(main, backend=backend_name)
-    assert sum(ours) == sum(plain) == len(body)
+        ours, diracx, plain = anyio.run(main, backend=backend_name)
+    assert sum(ours) == sum(diracx) == sum(plain) == len(body)
     assert max(plain) <= 64 * 1024
+    # The downloader's client and DiracXBackend's (which also fetches presigned URLs).
     assert max(ours) > 64 * 1024
+    assert max(diracx) > 64 * 1024
 
 
 @pytest.mark.parametrize("backend_name", ["asyncio", "trio"])

@@ -36,7 +36,7 @@ from .._exceptions import (
     NotSupportedError,
     SandboxNotAvailableError,
 )
-from .._http_transport import http_transport
+from .._http_transport import http_client
 from .._jdl import check_item, render_jdl
 from .._spec import SubmitChunk
 from .._status import JobState, JobStatus, MinorStatus
@@ -144,18 +144,12 @@ class DiracXBackend(DiracXHTTP, Backend):
             credentials_path=credentials_path,
         )
         self._owns_client = client is None
-        if client is None:
-            tls = ssl_verify(verify)
-            limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
-            client = httpx.AsyncClient(
-                transport=http_transport(limits=limits, verify=tls),
-                timeout=httpx.Timeout(timeout),
-                # for the proxies httpx mounts from the environment
-                verify=tls,
-                limits=limits,
-                headers={"User-Agent": "aiodirac"},
-            )
-        self._client = client
+        self._client = client or http_client(
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            verify=ssl_verify(verify),
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": "aiodirac"},
+        )
         self._closed = False
         self._requests = 0
         self._pfn_by_sha: dict[str, str] = {}
