@@ -79,3 +79,64 @@ def test_event_json_shapes() -> None:
     failed = event_json(PollFailed(NetworkError("x"), 1, 2.5, 1, 2, T))
     assert (failed["event"], failed["attempt"], failed["next_retry_in"]) == ("poll_failed", 1, 2.5)
     assert event_json(PollRecovered(1, 3.0, T))["event"] == "poll_recovered"
+
+
+HOSTILE_TEXT = "\x1b]0;TITLE\x07\x1b[2J\x1b[31mALL GOOD\x1b[0m\x9b1m\u202eevil\u2066\r\x08"
+
+
+def _no_controls(text: str) -> None:
+    bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+    bad += [c for c in text if c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"]
+    assert not bad, f"raw control characters reach the terminal: {bad!r}"
+
+
+def test_inert_escapes_every_control_and_keeps_the_rest() -> None:
+    from aiodirac.cli._output import inert
+
+    shown = inert(HOSTILE_TEXT)
+    _no_controls(shown)
+    assert "\\x1b]0;TITLE\\x07" in shown
+    assert "ALL GOOD" in shown
+    assert "\\x9b" in shown
+    assert "\\u202e" in shown
+    assert inert("Durée ☃ done") == "Durée ☃ done"
+    assert inert("a\nb") == "a\\nb"
+    assert inert("a\nb\x1b", lines=True) == "a\nb\\x1b"
+
+
+def test_hostile_status_fields_are_inert_in_the_watch_view_and_event_lines() -> None:
+    before = JobState(9, JobStatus.RUNNING)
+    after = JobState(9, JobStatus.DONE, HOSTILE_TEXT, HOSTILE_TEXT, site=HOSTILE_TEXT)
+    event = JobEvent(9, before, after, T)
+    _no_controls(describe_event(event))
+    view = WatchView(events=3)
+    view.add(event)
+    view.add(PollFailed(NetworkError(HOSTILE_TEXT), 1, 1.0, 1, 1, T))
+    summary = TrackSummary(
+        counts=MappingProxyType({JobStatus.DONE: 1}), total=1, final=1, unseen=0, requests=1
+    )
+    _no_controls(_text(view, summary))
+
+
+def test_error_lines_and_json_are_inert() -> None:
+    import io
+    import json
+    import sys
+
+    from aiodirac.cli._common import Options, error_line
+    from aiodirac.cli._output import Output
+
+    _no_controls(error_line(NetworkError(HOSTILE_TEXT)))
+    _no_controls(error_line(RuntimeError(HOSTILE_TEXT)))
+    buf = io.StringIO()
+    saved, sys.stdout = sys.stdout, buf
+    try:
+        Output(Options(json=True)).data({"status": HOSTILE_TEXT})
+        Output(Options()).table(["a"], [[HOSTILE_TEXT]])
+        Output(Options()).result(HOSTILE_TEXT)
+    finally:
+        sys.stdout = saved
+    document, *rest = buf.getvalue().splitlines()
+    _no_controls(buf.getvalue())
+    assert json.loads(document) == {"status": HOSTILE_TEXT}
+    assert len(rest) == 3  # header, row, result

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from ._output import inert
+
 if TYPE_CHECKING:
     from aiodirac._client import AsyncDirac
     from aiodirac._config import BackendChoice
@@ -358,9 +360,9 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "aiodirac: interrupted"
     if isinstance(exc, DiracError | UsageProblem | typer.BadParameter | OSError):
-        return f"aiodirac: error: {one_line(str(exc)) or type(exc).__name__}"
+        return f"aiodirac: error: {inert(one_line(str(exc))) or type(exc).__name__}"
     return (
-        f"aiodirac: unexpected error: {type(exc).__name__}: {one_line(str(exc))} "
+        f"aiodirac: unexpected error: {type(exc).__name__}: {inert(one_line(str(exc)))} "
         "(run again with --debug for the traceback)"
     )
 
@@ -370,7 +372,8 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(f"aiodirac: {record.levelname.lower()}: {self.format(record)}\n")
+            line = inert(self.format(record), lines=True)
+            sys.stderr.write(f"aiodirac: {record.levelname.lower()}: {line}\n")
         except (OSError, ValueError):
             self.handleError(record)
 
@@ -398,7 +401,7 @@ def run(opts: Options, main: Callable[[], Awaitable[int | None]]) -> NoReturn:
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the CLI boundary: one line
         # A bug shows its traceback when asked; anything else is one line.
         if opts.debug:
-            traceback.print_exception(exc, file=sys.stderr)
+            sys.stderr.write(inert("".join(traceback.format_exception(exc)), lines=True))
         sys.stderr.write(error_line(exc) + "\n")
         raise typer.Exit(exit_code_for(exc)) from None
     finally:
@@ -412,5 +415,5 @@ def usage_error(message: str) -> NoReturn:
 
     Usage: ``usage_error("give job IDs or --journal")``
     """
-    sys.stderr.write(f"aiodirac: error: {one_line(message)}\n")
+    sys.stderr.write(f"aiodirac: error: {inert(one_line(message))}\n")
     raise typer.Exit(ExitCode.USAGE)

@@ -16,12 +16,11 @@ Usage::
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from ._common import Options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,7 +29,43 @@ if TYPE_CHECKING:
     from aiodirac._events import JobEvent, TrackEvent
     from aiodirac._status import JobState, JobStatus
 
-__all__ = ["STATUS_STYLES", "Output", "event_json", "human_bytes", "state_json"]
+    from ._common import Options
+
+__all__ = ["STATUS_STYLES", "Output", "event_json", "human_bytes", "inert", "state_json"]
+
+# What a terminal would act on instead of showing: C0 controls (ESC starts every escape
+# sequence, BEL ends OSC titles, CR and BS overwrite what was printed), DEL, C1 controls (0x9b is
+# an 8-bit CSI on some terminals), and the Unicode marks that reorder or hide text (zero-width
+# characters, bidi marks, embeddings, overrides and isolates, line and paragraph separators, BOM).
+_UNSAFE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def inert(text: object, *, lines: bool = False) -> str:
+    """``text`` made safe to print on a terminal: every control character shown, none obeyed.
+
+    Strings from a service or a job (statuses, sites, error details, file names) can hold escape
+    sequences that retitle the terminal, clear it, move the cursor or recolour what follows, and
+    bidi marks that reorder what is shown. Each such character becomes its visible escape
+    (``ESC`` -> ``\\x1b``, U+202E -> ``\\u202e``); everything else, accents included, is kept.
+    With ``lines=True`` newlines are kept (several lines of our own); otherwise they are shown
+    as ``\\n`` too (a table cell, one event, one error line).
+
+    Usage: ``out.result(inert(state.application_status))``
+    """
+    safe = _UNSAFE.sub(_escape, str(text))
+    return safe if lines else safe.replace("\n", "\\n")
+
 
 #: Colours per DIRAC status on a terminal.
 STATUS_STYLES: Mapping[str, str] = {
@@ -182,7 +217,9 @@ class Output:
 
         Usage: ``out.data({"job_ids": [1, 2]})``
         """
-        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+        # json escapes C0 controls; C1 controls and bidi marks are escaped the same way here.
+        text = _UNSAFE.sub(_json_escape, json.dumps(document, ensure_ascii=False))
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
     def result(self, text: str, style: str | None = None) -> None:
@@ -192,6 +229,7 @@ class Output:
         """
         if self.opts.json:
             return
+        text = inert(text, lines=True)
         if self.terminal:
             from rich.text import Text
 
@@ -207,7 +245,7 @@ class Output:
         """
         if self.opts.quiet or self.opts.json:
             return
-        sys.stderr.write(text + "\n")
+        sys.stderr.write(inert(text, lines=True) + "\n")
         sys.stderr.flush()
 
     def warn(self, text: str) -> None:
@@ -215,7 +253,7 @@ class Output:
 
         Usage: ``out.warn("3 jobs could not be killed")``
         """
-        sys.stderr.write(f"aiodirac: warning: {text}\n")
+        sys.stderr.write(f"aiodirac: warning: {inert(text)}\n")
         sys.stderr.flush()
 
     def table(
@@ -234,7 +272,7 @@ class Output:
         """
         if self.opts.json:
             return
-        materialised = [[str(cell) for cell in row] for row in rows]
+        materialised = [[inert(cell) for cell in row] for row in rows]
         if self.terminal:
             self.out.print(_rich_table(headers, materialised, styles, title))
             return
@@ -294,4 +332,4 @@ def describe_event(event: JobEvent) -> str:
         change = str(event.status)
     minor = f"  ({event.minor_status})" if event.minor_status else ""
     site = f"  {event.site}" if event.site and event.site != "ANY" else ""
-    return f"{event.job_id}  {change}{minor}{site}"
+    return inert(f"{event.job_id}  {change}{minor}{site}")

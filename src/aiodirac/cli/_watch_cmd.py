@@ -17,7 +17,7 @@ import typer
 
 from ._common import ExitCode, Options, command, make_client, one_line, run
 from ._ids import IdsArg, JournalIdsOpt, check_journal, resolve_ids
-from ._output import STATUS_STYLES, Output, counts_json, describe_event, event_json
+from ._output import STATUS_STYLES, Output, counts_json, describe_event, event_json, inert
 from ._status_cmd import FAILED, summary_line
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class WatchView:
             if self.show_events:
                 self.recent.append(f"{event.job_id}  no longer known to the service")
         elif isinstance(event, PollFailed):
-            self.problem = (
+            self.problem = inert(
                 f"service not answering ({one_line(str(event.error))}); "
                 f"retry {event.attempt} in {event.next_retry_in:.0f} s"
             )
@@ -116,7 +116,7 @@ class WatchView:
         for status, n in counts_json(summary.counts).items():
             style = STATUS_STYLES.get(status, "")
             table.add_row(
-                Text(status, style=style),
+                Text(inert(status), style=style),
                 str(n),
                 ProgressBar(
                     total=width,
