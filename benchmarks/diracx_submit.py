@@ -42,10 +42,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from aiodirac import AsyncDirac, DiracError, Job
-from aiodirac._diracx import DiracXBackend
-from aiodirac._jdl import render_jdl
-from aiodirac._spec import ConcreteJob, JDLValue, Step, SubmitChunk
-from aiodirac._workflow import render_workflow
+from aiodirac._job._jdl import render_jdl
+from aiodirac._job._spec import ConcreteJob, JDLValue, Step, SubmitChunk
+from aiodirac._job._workflow import render_workflow
+from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing import read_env_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -150,10 +150,10 @@ def _child_aiodirac(spec: dict[str, Any]) -> Any:
     sys.path.insert(0, str(ROOT / "src"))
     import anyio
 
-    from aiodirac._download import Downloader
+    from aiodirac._engine.download._downloader import Downloader
 
     if spec["kind"] == "diracx":
-        from aiodirac._diracx import DiracXBackend
+        from aiodirac.backends.diracx import DiracXBackend
 
         backend: Any = DiracXBackend(spec["url"], credentials_path=spec["credentials"])
     else:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from aiodirac._jdl import parse_jdl, render_jdl
-from aiodirac._job import Job
+from aiodirac._job._jdl import parse_jdl, render_jdl
+from aiodirac._job._job import Job
 
 
 def build(n_jobs: int) -> Job:

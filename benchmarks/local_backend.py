@@ -29,8 +29,8 @@ from pathlib import Path
 import anyio
 
 from aiodirac import JobStatus
-from aiodirac._job import Job
-from aiodirac._local import LocalBackend
+from aiodirac._job._job import Job
+from aiodirac.backends.local import LocalBackend
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -38,7 +38,7 @@ _QUERY = """
 import json, sys, time
 t0 = time.perf_counter()
 import anyio
-from aiodirac._local import LocalBackend
+from aiodirac.backends.local import LocalBackend
 ids = json.load(open(sys.argv[2]))
 async def main():
     backend = LocalBackend(sys.argv[1])

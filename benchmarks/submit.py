@@ -50,11 +50,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from aiodirac._diracx import DiracXBackend
-from aiodirac._jdl import render_jdl
-from aiodirac._job import Job
+from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
+from aiodirac._job._jdl import render_jdl
+from aiodirac._job._job import Job
 from aiodirac._journal import Journal
-from aiodirac._submit import SubmitConfig, Submitter
+from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing import read_env_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

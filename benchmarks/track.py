@@ -37,14 +37,14 @@ from pathlib import Path
 
 import anyio
 
-from aiodirac._backend import Backend, Capabilities
-from aiodirac._events import JobEvent
-from aiodirac._job import Job
-from aiodirac._spec import ConcreteJob, Step, SubmitChunk
-from aiodirac._status import JobState, JobStatus
-from aiodirac._submit import Submitter
-from aiodirac._submit_model import SubmitConfig
-from aiodirac._track import TrackConfig, Tracker
+from aiodirac._engine.submit._model import SubmitConfig
+from aiodirac._engine.submit._submitter import Submitter
+from aiodirac._engine.track._events import JobEvent
+from aiodirac._engine.track._tracker import TrackConfig, Tracker
+from aiodirac._job._job import Job
+from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
+from aiodirac._job._status import JobState, JobStatus
+from aiodirac.backends._protocol import Backend, Capabilities
 from aiodirac.testing import read_env_file
 from aiodirac.testing._memory import MemoryBackend
 
@@ -266,7 +266,7 @@ PATH = [
 
 
 async def bench_diracx(count: int, env_file: Path | None) -> dict[str, float]:
-    from aiodirac._diracx import DiracXBackend
+    from aiodirac.backends.diracx import DiracXBackend
     from aiodirac.testing._pilot import DiracXTestPilot
 
     started_env = None

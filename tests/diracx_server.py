@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from aiodirac import Backend, JobState
-from aiodirac._diracx import DiracXBackend
+from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing import read_env_file
 from aiodirac.testing._pilot import DiracXTestPilot
 

@@ -17,7 +17,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._backend import ActionResult, Backend, Capabilities, OutputSandbox, UnconfirmedJob
+from aiodirac._job._jdl import parse_jdl, render_jdl
+from aiodirac._job._job import Job
+from aiodirac._job._parametric import chunk_jobs
+from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
+from aiodirac._job._status import FINAL_STATUSES, JobState, JobStatus, MinorStatus
+from aiodirac.backends._protocol import (
+    ActionResult,
+    Backend,
+    Capabilities,
+    OutputSandbox,
+    UnconfirmedJob,
+)
+
 from ._exceptions import (
     AuthenticationError,
     BackendError,
@@ -46,34 +58,42 @@ from ._exceptions import (
     UnsafeArchiveError,
     UnsafeValueError,
 )
-from ._jdl import parse_jdl, render_jdl
-from ._job import Job
-from ._parametric import chunk_jobs
 from ._result import S_ERROR, S_OK
-from ._spec import ConcreteJob, Step, SubmitChunk
-from ._status import FINAL_STATUSES, JobState, JobStatus, MinorStatus
 
 if TYPE_CHECKING:
-    from ._client import AsyncDirac
-    from ._diracx import DiracXBackend
-    from ._download import Downloader
-    from ._download_model import (
+    from aiodirac._engine._ratelimit import RateLimiter
+    from aiodirac._engine._retry import RetryEvent, RetryPolicy
+    from aiodirac._engine.download._downloader import Downloader
+    from aiodirac._engine.download._model import (
         DownloadConfig,
         DownloadPhase,
         DownloadProgress,
         DownloadResult,
         JobProgress,
     )
-    from ._events import JobEvent, JobVanished, PollFailed, PollRecovered, TrackEvent, TrackSummary
+    from aiodirac._engine.download._unpack import UnpackedFile
+    from aiodirac._engine.submit._model import (
+        ChunkFailure,
+        SubmitConfig,
+        SubmitReport,
+        SubmittedJob,
+    )
+    from aiodirac._engine.submit._submitter import Submitter
+    from aiodirac._engine.track._events import (
+        JobEvent,
+        JobVanished,
+        PollFailed,
+        PollRecovered,
+        TrackEvent,
+        TrackSummary,
+    )
+    from aiodirac._engine.track._tracker import TrackConfig, Tracker, TrackStream
+    from aiodirac.backends.diracx import DiracXBackend
+    from aiodirac.backends.local import LocalBackend
+
+    from ._client import AsyncDirac
     from ._journal import CampaignInfo, CampaignSummary, DownloadRecord, Journal
-    from ._local import LocalBackend
-    from ._ratelimit import RateLimiter
-    from ._retry import RetryEvent, RetryPolicy
-    from ._submit import Submitter
-    from ._submit_model import ChunkFailure, SubmitConfig, SubmitReport, SubmittedJob
     from ._sync import Dirac
-    from ._track import TrackConfig, Tracker, TrackStream
-    from ._unpack import UnpackedFile
 
 __version__ = "0.1.0.dev0"
 
@@ -82,35 +102,35 @@ _LAZY: dict[str, str] = {
     "AsyncDirac": "._client",
     "CampaignInfo": "._journal",
     "CampaignSummary": "._journal",
-    "ChunkFailure": "._submit_model",
+    "ChunkFailure": "._engine.submit._model",
     "Dirac": "._sync",
-    "DiracXBackend": "._diracx",
-    "DownloadConfig": "._download_model",
-    "DownloadPhase": "._download_model",
-    "DownloadProgress": "._download_model",
+    "DiracXBackend": ".backends.diracx",
+    "DownloadConfig": "._engine.download._model",
+    "DownloadPhase": "._engine.download._model",
+    "DownloadProgress": "._engine.download._model",
     "DownloadRecord": "._journal",
-    "DownloadResult": "._download_model",
-    "Downloader": "._download",
-    "JobEvent": "._events",
-    "JobProgress": "._download_model",
-    "JobVanished": "._events",
+    "DownloadResult": "._engine.download._model",
+    "Downloader": "._engine.download._downloader",
+    "JobEvent": "._engine.track._events",
+    "JobProgress": "._engine.download._model",
+    "JobVanished": "._engine.track._events",
     "Journal": "._journal",
-    "LocalBackend": "._local",
-    "PollFailed": "._events",
-    "PollRecovered": "._events",
-    "RateLimiter": "._ratelimit",
-    "RetryEvent": "._retry",
-    "RetryPolicy": "._retry",
-    "SubmitConfig": "._submit_model",
-    "SubmitReport": "._submit_model",
-    "SubmittedJob": "._submit_model",
-    "Submitter": "._submit",
-    "TrackConfig": "._track",
-    "TrackEvent": "._events",
-    "TrackStream": "._track",
-    "TrackSummary": "._events",
-    "Tracker": "._track",
-    "UnpackedFile": "._unpack",
+    "LocalBackend": ".backends.local",
+    "PollFailed": "._engine.track._events",
+    "PollRecovered": "._engine.track._events",
+    "RateLimiter": "._engine._ratelimit",
+    "RetryEvent": "._engine._retry",
+    "RetryPolicy": "._engine._retry",
+    "SubmitConfig": "._engine.submit._model",
+    "SubmitReport": "._engine.submit._model",
+    "SubmittedJob": "._engine.submit._model",
+    "Submitter": "._engine.submit._submitter",
+    "TrackConfig": "._engine.track._tracker",
+    "TrackEvent": "._engine.track._events",
+    "TrackStream": "._engine.track._tracker",
+    "TrackSummary": "._engine.track._events",
+    "Tracker": "._engine.track._tracker",
+    "UnpackedFile": "._engine.download._unpack",
 }
 
 

@@ -2,8 +2,8 @@
 
 It owns one backend (and so one HTTP connection pool), one rate limiter and one concurrency limit
 shared by everything it does, and the campaign journal when one is named. The work itself is done
-by the engine: :class:`~aiodirac._submit.Submitter`, :class:`~aiodirac._track.Tracker`,
-:class:`~aiodirac._download.Downloader`.
+by the engine: :class:`~aiodirac._engine.submit._submitter.Submitter`, :class:`~aiodirac._engine.track._tracker.Tracker`,
+:class:`~aiodirac._engine.download._downloader.Downloader`.
 """
 
 from __future__ import annotations
@@ -17,20 +17,26 @@ from typing import TYPE_CHECKING, Literal, Self
 
 import anyio
 
-from ._backend import ActionResult, Backend
+from aiodirac._engine._ratelimit import RateLimiter
+from aiodirac._engine._retry import retry_call
+from aiodirac._engine.download._downloader import (
+    DownloadConfig,
+    Downloader,
+    DownloadProgress,
+    DownloadResult,
+)
+from aiodirac._engine.submit._submitter import SubmitConfig, SubmittedJob, Submitter
+from aiodirac._engine.track._tracker import TrackCallback, TrackConfig, Tracker, TrackStream
+from aiodirac._job._status import JobState, JobStatus
+from aiodirac.backends._protocol import ActionResult, Backend
+
 from ._config import choose_backend
-from ._download import DownloadConfig, Downloader, DownloadProgress, DownloadResult
 from ._exceptions import InvalidArgumentError, InvalidTransitionError
 from ._journal import Journal
-from ._ratelimit import RateLimiter
 from ._resource import AsyncResource
-from ._retry import retry_call
-from ._status import JobState, JobStatus
-from ._submit import SubmitConfig, SubmittedJob, Submitter
-from ._track import TrackCallback, TrackConfig, Tracker, TrackStream
 
 if TYPE_CHECKING:
-    from ._job import Job
+    from aiodirac._job._job import Job
 
 __all__ = ["AsyncDirac", "JobIDs", "job_ids"]
 
@@ -169,12 +175,12 @@ class AsyncDirac(AsyncResource):
         else:
             choice = choose_backend(self._backend_arg, url=self._url)
             if choice.kind == "local":
-                from ._local import LocalBackend
+                from aiodirac.backends.local import LocalBackend
 
                 home = self._home if self._home is not None else choice.local_home
                 backend = LocalBackend(home)
             else:
-                from ._diracx import DiracXBackend
+                from aiodirac.backends.diracx import DiracXBackend
 
                 backend = DiracXBackend(
                     choice.url,
@@ -220,7 +226,7 @@ class AsyncDirac(AsyncResource):
         """Submit one job, a parametric job, or many jobs; return their IDs in job order.
 
         Every job is created exactly once, even through retries, timeouts and restarts with the
-        same journal (DIRAC's two-phase bulk protocol, see :class:`~aiodirac._submit.Submitter`).
+        same journal (DIRAC's two-phase bulk protocol, see :class:`~aiodirac._engine.submit._submitter.Submitter`).
 
         Raises:
             SubmissionError: some chunks failed for good; ``.submitted`` holds the IDs created.

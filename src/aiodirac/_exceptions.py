@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._status import JobState
+    from aiodirac._job._status import JobState
 
 __all__ = [
     "AuthenticationError",

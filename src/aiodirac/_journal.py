@@ -4,7 +4,7 @@ It records, in this order, each submission chunk before its request is sent, the
 server returned, and their confirmation; then the last known status of each job and the
 downloads that finished. A campaign run again with the same journal confirms what was created
 and recorded, leaves what was never recorded to the sweep, and submits only what is missing
-(see :mod:`aiodirac._submit`); the tracker and the downloader skip what it says is done.
+(see :mod:`aiodirac._engine.submit._submitter`); the tracker and the downloader skip what it says is done.
 
 Schema (``PRAGMA user_version`` = 1)::
 
@@ -44,9 +44,10 @@ from typing import IO, Self, TypeVar
 import anyio
 import anyio.to_thread
 
+from aiodirac._job._status import JobState, JobStatus
+
 from ._exceptions import JournalError
 from ._resource import AsyncResource
-from ._status import JobState, JobStatus
 
 try:  # POSIX: an advisory lock that dies with its process (no stale locks after kill -9).
     import fcntl

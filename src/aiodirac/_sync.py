@@ -31,7 +31,7 @@ from ._exceptions import DiracError
 from ._result import S_ERROR, S_OK, DiracResult
 
 if TYPE_CHECKING:
-    from ._job import Job
+    from aiodirac._job._job import Job
 
 __all__ = ["Dirac"]
 
@@ -172,7 +172,7 @@ class Dirac:
         return S_OK(ids if len(job) > 1 else ids[0])
 
     def _run_local(self, job: Job) -> DiracResult:
-        from ._local._foreground import run_in_foreground
+        from aiodirac.backends.local._foreground import run_in_foreground
 
         runs = run_in_foreground(job, Path.cwd())
         for run in runs:
@@ -290,7 +290,7 @@ class Dirac:
 
         Usage: ``dirac.getJobJDL(196)['Value']['JobName']``
         """
-        from ._jdl import parse_jdl
+        from aiodirac._job._jdl import parse_jdl
 
         try:
             (job_id,) = job_ids(jobID)

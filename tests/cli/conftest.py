@@ -43,7 +43,7 @@ def aiodirac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke
 def _stop_agent(home: Path) -> None:
     if not home.exists():
         return
-    from aiodirac._local import LocalBackend
+    from aiodirac.backends.local import LocalBackend
 
     async def stop() -> None:
         async with LocalBackend(home) as backend:

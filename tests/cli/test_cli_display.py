@@ -8,7 +8,13 @@ from types import MappingProxyType
 from rich.console import Console
 
 from aiodirac import JobState, JobStatus, NetworkError
-from aiodirac._events import JobEvent, JobVanished, PollFailed, PollRecovered, TrackSummary
+from aiodirac._engine.track._events import (
+    JobEvent,
+    JobVanished,
+    PollFailed,
+    PollRecovered,
+    TrackSummary,
+)
 from aiodirac.cli._output import describe_event, event_json
 from aiodirac.cli._watch_cmd import WatchView
 

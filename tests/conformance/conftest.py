@@ -26,8 +26,8 @@ import anyio
 import pytest
 
 from aiodirac import Backend, JobState, SubmitChunk
-from aiodirac._job import Job
-from aiodirac._local import LocalBackend
+from aiodirac._job._job import Job
+from aiodirac.backends.local import LocalBackend
 from diracx_server import conformance_backend, conformance_drive
 
 Drive = Callable[[Backend, Sequence[int], float], Awaitable[dict[int, JobState]]]

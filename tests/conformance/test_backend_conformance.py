@@ -19,7 +19,7 @@ from aiodirac import (
     SandboxNotAvailableError,
     SubmitChunk,
 )
-from aiodirac._backend import OutputSandbox
+from aiodirac.backends._protocol import OutputSandbox
 
 MakeChunk = Callable[..., SubmitChunk]
 Drive = Callable[..., Awaitable[dict[int, JobState]]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiodirac._spec import ConcreteJob, JDLValue, Step, SubmitChunk
-from aiodirac._workflow import render_workflow
+from aiodirac._job._spec import ConcreteJob, JDLValue, Step, SubmitChunk
+from aiodirac._job._workflow import render_workflow
 
 
 def seed_steps() -> tuple[Step, ...]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aiodirac._diracx import DiracXBackend
+from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing._pilot import DiracXTestPilot
 from diracx_server import DiracXServer
 

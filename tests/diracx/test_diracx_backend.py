@@ -26,8 +26,8 @@ from aiodirac import (
     PermissionDeniedError,
     SandboxNotAvailableError,
 )
-from aiodirac._diracx import DiracXBackend
-from aiodirac._diracx import _http as http_module
+from aiodirac.backends.diracx import DiracXBackend
+from aiodirac.backends.diracx import _http as http_module
 from aiodirac.testing._pilot import DiracXTestPilot, _read_jdls
 from diracx_server import DiracXServer
 
@@ -130,7 +130,7 @@ async def test_chunks_sent_at_once_share_one_archive(
 ) -> None:
     """Chunks sent together build their common sandbox once; its files are looked at again
     only once their last look is older than the TTL, and then a change is seen."""
-    from aiodirac._diracx import _backend as backend_module
+    from aiodirac.backends.diracx import _backend as backend_module
 
     script = tmp_path / "run.sh"
     script.write_text("#!/bin/sh\necho one\n")

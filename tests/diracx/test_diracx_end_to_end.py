@@ -14,7 +14,7 @@ import pytest
 from _dxjobs import make_chunk
 
 from aiodirac import JobStatus
-from aiodirac._diracx import DiracXBackend
+from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing._pilot import DiracXTestPilot
 from diracx_server import DiracXServer
 

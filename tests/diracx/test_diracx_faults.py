@@ -25,9 +25,9 @@ from aiodirac import (
     ServiceUnavailableError,
     TransientError,
 )
-from aiodirac._diracx import DiracXBackend
-from aiodirac._diracx._errors import parse_retry_after
-from aiodirac._diracx._sandbox import build_input_sandbox
+from aiodirac.backends.diracx import DiracXBackend
+from aiodirac.backends.diracx._errors import parse_retry_after
+from aiodirac.backends.diracx._sandbox import build_input_sandbox
 
 URL = "https://diracx.test"
 TOKEN = "SECRET-TOKEN-0123456789abcdef"
@@ -197,7 +197,7 @@ def test_parse_retry_after() -> None:
 def test_untrusted_certificate_is_a_configuration_error_not_a_retry() -> None:
     import ssl
 
-    from aiodirac._diracx._errors import network_error
+    from aiodirac.backends.diracx._errors import network_error
 
     refused = httpx.ConnectError("")  # how httpx reports it under trio: the reason is the cause
     refused.__cause__ = ssl.SSLCertVerificationError("certificate verify failed: self-signed")
@@ -214,7 +214,7 @@ def test_untrusted_certificate_is_a_configuration_error_not_a_retry() -> None:
 def test_ca_bundle_path_is_an_ssl_context(tmp_path: Path) -> None:
     import ssl
 
-    from aiodirac._tls import ssl_verify
+    from aiodirac.backends._http._tls import ssl_verify
 
     assert ssl_verify(True) is True
     assert ssl_verify(False) is False

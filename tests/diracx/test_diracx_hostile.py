@@ -12,8 +12,8 @@ import pytest
 from _dxjobs import make_chunk
 
 from aiodirac import JobDescriptionError
-from aiodirac._diracx import DiracXBackend
-from aiodirac._jdl import parse_jdl
+from aiodirac._job._jdl import parse_jdl
+from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing._pilot import _read_jdls
 from diracx_server import DiracXServer
 

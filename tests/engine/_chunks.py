@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from aiodirac._spec import ConcreteJob, Step, SubmitChunk
+from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
 
 
 def make_chunk(

@@ -13,11 +13,11 @@ import sys
 
 import anyio
 
-from aiodirac._diracx import DiracXBackend
-from aiodirac._job import Job
+from aiodirac._engine._retry import RetryPolicy
+from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
+from aiodirac._job._job import Job
 from aiodirac._journal import Journal
-from aiodirac._retry import RetryPolicy
-from aiodirac._submit import SubmitConfig, Submitter
+from aiodirac.backends.diracx import DiracXBackend
 
 
 async def main(url: str, credentials: str, journal_path: str, n: int) -> None:

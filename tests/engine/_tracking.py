@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 import anyio
 from trio.testing import MockClock
 
-from aiodirac._backend import Capabilities
-from aiodirac._spec import ConcreteJob, Step, SubmitChunk
-from aiodirac._track import TrackConfig
+from aiodirac._engine.track._tracker import TrackConfig
+from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
+from aiodirac.backends._protocol import Capabilities
 from aiodirac.testing._memory import Faults, MemoryBackend
 
 T = TypeVar("T")

@@ -44,8 +44,8 @@ from aiodirac import (
     UnconfirmedJob,
     UnsafeArchiveError,
 )
-from aiodirac._diracx import DiracXBackend
-from aiodirac._download import (
+from aiodirac._engine._retry import RetryPolicy, retry_test_mode
+from aiodirac._engine.download._downloader import (
     DownloadConfig,
     Downloader,
     DownloadPhase,
@@ -53,7 +53,7 @@ from aiodirac._download import (
     DownloadResult,
 )
 from aiodirac._journal import Journal
-from aiodirac._retry import RetryPolicy, retry_test_mode
+from aiodirac.backends.diracx import DiracXBackend
 
 # ---------------------------------------------------------------------------- the server
 
@@ -328,7 +328,7 @@ def helpers_of(pid: int) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        helper = any(b"aiodirac._transfer_worker" in arg for arg in argv)
+        helper = any(b"aiodirac._engine.download._transfer_worker" in arg for arg in argv)
         if helper and str(pid).encode() in argv and state != "Z":
             found.append(int(entry.name))
     return found
@@ -837,7 +837,7 @@ import anyio
 sys.path.insert(0, {here!r})
 from test_download import FAST, UrlBackend
 
-from aiodirac._download import DownloadConfig, Downloader
+from aiodirac._engine.download._downloader import DownloadConfig, Downloader
 from aiodirac._journal import Journal
 
 archives = {{int(p.stem): p.read_bytes() for p in Path({store!r}).iterdir()}}

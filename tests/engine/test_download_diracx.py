@@ -13,8 +13,8 @@ import pytest
 from _archives import make_archive
 
 from aiodirac import SandboxNotAvailableError
-from aiodirac._diracx import DiracXBackend
-from aiodirac._download import DownloadConfig, Downloader
+from aiodirac._engine.download._downloader import DownloadConfig, Downloader
+from aiodirac.backends.diracx import DiracXBackend
 
 pytestmark = pytest.mark.diracx
 

@@ -12,8 +12,8 @@ import anyio
 import pytest
 
 from aiodirac._exceptions import JournalError
+from aiodirac._job._status import JobState, JobStatus
 from aiodirac._journal import ChunkState, DownloadRecord, Journal
-from aiodirac._status import JobState, JobStatus
 
 
 async def test_campaign_identity_is_kept_and_checked(tmp_path: Path) -> None:

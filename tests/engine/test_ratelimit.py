@@ -1,4 +1,4 @@
-"""Tests of aiodirac._ratelimit.RateLimiter on virtual clocks: rate held, burst never exceeded."""
+"""Tests of aiodirac._engine._ratelimit.RateLimiter on virtual clocks: rate held, burst never exceeded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import anyio
 import pytest
 from trio.testing import MockClock
 
-from aiodirac._ratelimit import RateLimiter
+from aiodirac._engine._ratelimit import RateLimiter
 
 
 def run_on_mock_clock(fn, *args):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Tests of aiodirac._retry: backoff formula, deadline, Retry-After, which errors are retried."""
+"""Tests of aiodirac._engine._retry: backoff formula, deadline, Retry-After, which errors are retried."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import anyio
 import pytest
 from trio.testing import MockClock
 
+from aiodirac._engine._retry import RetryEvent, RetryPolicy, retry_call, retry_test_mode
 from aiodirac._exceptions import (
     InvalidRequestError,
     NetworkError,
     ServiceUnavailableError,
 )
-from aiodirac._retry import RetryEvent, RetryPolicy, retry_call, retry_test_mode
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,4 @@
-"""Tests of aiodirac._submit.Submitter on the in-memory backend: exactly once through faults."""
+"""Tests of aiodirac._engine.submit._submitter.Submitter on the in-memory backend: exactly once through faults."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ import anyio
 import pytest
 from _chunks import make_chunk, make_chunks
 
-from aiodirac._backend import Capabilities
+from aiodirac._engine._retry import RetryPolicy, retry_test_mode
+from aiodirac._engine.submit._submitter import SubmitConfig, SubmittedJob, Submitter
 from aiodirac._exceptions import (
     AuthenticationError,
     ConfigurationError,
     JournalError,
     SubmissionError,
 )
+from aiodirac._job._spec import SubmitChunk
+from aiodirac._job._status import JobStatus
 from aiodirac._journal import ChunkState, Journal
-from aiodirac._retry import RetryPolicy, retry_test_mode
-from aiodirac._spec import SubmitChunk
-from aiodirac._status import JobStatus
-from aiodirac._submit import SubmitConfig, SubmittedJob, Submitter
+from aiodirac.backends._protocol import Capabilities
 from aiodirac.testing._memory import Faults, MemoryBackend
 
 FAST = SubmitConfig(max_in_flight=8, rate=10_000, burst=1_000, campaign="test")

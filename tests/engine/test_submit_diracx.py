@@ -22,13 +22,13 @@ import anyio
 import httpx
 import pytest
 
-from aiodirac._diracx import DiracXBackend
-from aiodirac._job import Job
+from aiodirac._engine._retry import RetryPolicy
+from aiodirac._engine.submit._model import SubmitReport
+from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
+from aiodirac._job._job import Job
+from aiodirac._job._status import JobStatus
 from aiodirac._journal import Journal
-from aiodirac._retry import RetryPolicy
-from aiodirac._status import JobStatus
-from aiodirac._submit import SubmitConfig, Submitter
-from aiodirac._submit_model import SubmitReport
+from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing._proxy import FaultProxy, ProxyFaults
 
 pytestmark = [pytest.mark.diracx, pytest.mark.slow]

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from aiodirac._backend import ActionResult, Backend, OutputSandbox, UnconfirmedJob
+from aiodirac._engine._retry import retry_test_mode
+from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
 from aiodirac._exceptions import NetworkError
-from aiodirac._job import Job
+from aiodirac._job._job import Job
+from aiodirac._job._spec import SubmitChunk
+from aiodirac._job._status import JobState, JobStatus
 from aiodirac._journal import Journal
-from aiodirac._local import LocalBackend
-from aiodirac._retry import retry_test_mode
-from aiodirac._spec import SubmitChunk
-from aiodirac._status import JobState, JobStatus
-from aiodirac._submit import SubmitConfig, Submitter
+from aiodirac.backends._protocol import ActionResult, Backend, OutputSandbox, UnconfirmedJob
+from aiodirac.backends.local import LocalBackend
 
 
 class LosesReplies(Backend):

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from _chunks import make_chunk
 
-from aiodirac._backend import OutputSandbox
 from aiodirac._exceptions import (
     InvalidRequestError,
     InvalidTransitionError,
@@ -18,7 +17,8 @@ from aiodirac._exceptions import (
     ServiceUnavailableError,
     TransientError,
 )
-from aiodirac._status import JobStatus, MinorStatus
+from aiodirac._job._status import JobStatus, MinorStatus
+from aiodirac.backends._protocol import OutputSandbox
 from aiodirac.testing._memory import Faults, MemoryBackend
 
 

@@ -1,4 +1,4 @@
-"""Tests of aiodirac._track.Tracker against the in-memory backend, on trio's virtual clock.
+"""Tests of aiodirac._engine.track._tracker.Tracker against the in-memory backend, on trio's virtual clock.
 
 Each scenario runs with ``anyio.run(..., backend="trio")`` and ``MockClock(autojump_threshold=0)``:
 the tracker's sleeps and backoffs take no wall time, and the clock readings are exact.
@@ -19,7 +19,9 @@ import anyio.lowlevel
 import pytest
 from _tracking import FAST, make_jobs, memory, run
 
-from aiodirac._events import (
+from aiodirac._engine._ratelimit import RateLimiter
+from aiodirac._engine._retry import RetryPolicy
+from aiodirac._engine.track._events import (
     JobEvent,
     JobVanished,
     PollFailed,
@@ -27,6 +29,7 @@ from aiodirac._events import (
     TrackEvent,
     TrackSummary,
 )
+from aiodirac._engine.track._tracker import TrackConfig, Tracker, TrackingTimeoutError
 from aiodirac._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -34,11 +37,8 @@ from aiodirac._exceptions import (
     NetworkError,
     ServiceUnavailableError,
 )
+from aiodirac._job._status import JobState, JobStatus
 from aiodirac._journal import Journal
-from aiodirac._ratelimit import RateLimiter
-from aiodirac._retry import RetryPolicy
-from aiodirac._status import JobState, JobStatus
-from aiodirac._track import TrackConfig, Tracker, TrackingTimeoutError
 from aiodirac.testing._memory import Faults, MemoryBackend
 
 

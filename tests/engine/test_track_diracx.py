@@ -17,15 +17,15 @@ from typing import Any
 import anyio
 import pytest
 
-from aiodirac._backend import Backend
-from aiodirac._diracx import DiracXBackend
-from aiodirac._events import JobEvent, PollFailed, PollRecovered, TrackEvent
-from aiodirac._job import Job
-from aiodirac._retry import RetryPolicy
-from aiodirac._status import JobStatus
-from aiodirac._submit import Submitter
-from aiodirac._submit_model import SubmitConfig
-from aiodirac._track import TrackConfig, Tracker
+from aiodirac._engine._retry import RetryPolicy
+from aiodirac._engine.submit._model import SubmitConfig
+from aiodirac._engine.submit._submitter import Submitter
+from aiodirac._engine.track._events import JobEvent, PollFailed, PollRecovered, TrackEvent
+from aiodirac._engine.track._tracker import TrackConfig, Tracker
+from aiodirac._job._job import Job
+from aiodirac._job._status import JobStatus
+from aiodirac.backends._protocol import Backend
+from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing._pilot import DiracXTestPilot
 from aiodirac.testing._proxy import FaultProxy
 

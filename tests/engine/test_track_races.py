@@ -15,9 +15,9 @@ import anyio.lowlevel
 import pytest
 from _tracking import FAST, make_jobs, memory, run
 
-from aiodirac._events import JobEvent, TrackEvent
-from aiodirac._status import JobState, JobStatus
-from aiodirac._track import TrackConfig, Tracker, TrackStream
+from aiodirac._engine.track._events import JobEvent, TrackEvent
+from aiodirac._engine.track._tracker import TrackConfig, Tracker, TrackStream
+from aiodirac._job._status import JobState, JobStatus
 from aiodirac.testing._memory import MemoryBackend
 
 

@@ -24,10 +24,10 @@ from test_download import (
 )
 
 from aiodirac import IntegrityError, UnsafeArchiveError
-from aiodirac._download import DownloadConfig, Downloader, DownloadProgress
-from aiodirac._download_model import _Run
-from aiodirac._transfer_pool import TransferPool, default_processes
-from aiodirac._unpack import UnpackedFile
+from aiodirac._engine.download._downloader import DownloadConfig, Downloader, DownloadProgress
+from aiodirac._engine.download._model import _Run
+from aiodirac._engine.download._transfer_pool import TransferPool, default_processes
+from aiodirac._engine.download._unpack import UnpackedFile
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="helper processes: POSIX only")
 

@@ -14,7 +14,14 @@ import zstandard
 from _archives import compress
 
 from aiodirac import IntegrityError, UnsafeArchiveError
-from aiodirac._unpack import ChunkSource, Extraction, UnpackLimits, extract, sniff_format, unpack
+from aiodirac._engine.download._unpack import (
+    ChunkSource,
+    Extraction,
+    UnpackLimits,
+    extract,
+    sniff_format,
+    unpack,
+)
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -365,7 +372,7 @@ def test_archive_files_with_or_without_readinto(area: Path, fmt: str, readinto: 
 def test_scratch_buffers_are_per_thread_and_reused() -> None:
     import threading
 
-    from aiodirac._unpack import _scratch
+    from aiodirac._engine.download._unpack import _scratch
 
     first = _scratch("test", 1000)
     again = _scratch("test", 500)

@@ -19,7 +19,7 @@ def stop_local_agent() -> None:
     home = Path(os.environ["AIODIRAC_HOME"])
     if not home.exists():
         return
-    from aiodirac._local import LocalBackend
+    from aiodirac.backends.local import LocalBackend
 
     async def stop() -> None:
         async with LocalBackend(home) as backend:

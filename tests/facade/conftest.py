@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from aiodirac import AsyncDirac, Dirac
-from aiodirac._local import LocalBackend
+from aiodirac.backends.local import LocalBackend
 
 
 def _stop_agent() -> None:

@@ -17,7 +17,7 @@ from aiodirac import (
     JobStatus,
 )
 from aiodirac._client import job_ids
-from aiodirac._track import TrackConfig
+from aiodirac._engine.track._tracker import TrackConfig
 from aiodirac.testing import MemoryBackend
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiodirac._spec import JDLValue
+from aiodirac._job._spec import JDLValue
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -15,10 +15,10 @@ import pytest
 from _jobref import Oracle, case_names, normalize
 
 from aiodirac._exceptions import JobDescriptionError, ParametricError
-from aiodirac._jdl import parse_jdl
-from aiodirac._job import Job
+from aiodirac._job._jdl import parse_jdl
+from aiodirac._job._job import Job
+from aiodirac._job._workflow import parse_workflow, steps_for, workflow_parameters
 from aiodirac._result import S_ERROR
-from aiodirac._workflow import parse_workflow, steps_for, workflow_parameters
 
 CASES = case_names()
 PARAMETRIC = [c for c in CASES if c.startswith(("06", "07", "08"))]

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiodirac._exceptions import JDLSyntaxError, JobDescriptionError, UnsafeValueError
-from aiodirac._jdl import check_item, check_name, check_value, parse_jdl, render_jdl
-from aiodirac._spec import JDLValue
+from aiodirac._job._jdl import check_item, check_name, check_value, parse_jdl, render_jdl
+from aiodirac._job._spec import JDLValue
 
 
 def cfg_form(value: JDLValue) -> str:
@@ -226,7 +226,7 @@ def test_fast_and_general_readers_agree(
     attrs: dict[str, JDLValue], spacing: str, bare: bool
 ) -> None:
     """Texts in many shapes, valid or not: both readers give the same result or the same error."""
-    from aiodirac._jdl import _parse_general, _parse_simple
+    from aiodirac._job._jdl import _parse_general, _parse_simple
 
     def show(value: JDLValue) -> str:
         if isinstance(value, tuple):

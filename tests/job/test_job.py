@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiodirac._exceptions import JobDescriptionError, ParametricError, UnsafeValueError
-from aiodirac._jdl import parse_jdl
-from aiodirac._job import Job
-from aiodirac._parametric import INDEX_PARAMETER, chunk_jobs
-from aiodirac._spec import Step
+from aiodirac._job._jdl import parse_jdl
+from aiodirac._job._job import Job
+from aiodirac._job._parametric import INDEX_PARAMETER, chunk_jobs
+from aiodirac._job._spec import Step
 
 
 @pytest.fixture(autouse=True)
@@ -400,7 +400,7 @@ def test_a_one_value_sequence_stays_a_list() -> None:
 
 
 def test_placeholders_and_parameter_values() -> None:
-    from aiodirac._parametric import check_parameter_value, placeholders
+    from aiodirac._job._parametric import check_parameter_value, placeholders
 
     assert placeholders("run %(seed)s of %n, %(a)s %(seed)s") == {"seed", "a"}
     assert placeholders("plain") == set()

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiodirac._exceptions import JobDescriptionError
-from aiodirac._jdl import parse_jdl, render_jdl
-from aiodirac._job import Job
-from aiodirac._parametric import chunk_jobs
-from aiodirac._spec import SubmitChunk
-from aiodirac._workflow import steps_for
+from aiodirac._job._jdl import parse_jdl, render_jdl
+from aiodirac._job._job import Job
+from aiodirac._job._parametric import chunk_jobs
+from aiodirac._job._spec import SubmitChunk
+from aiodirac._job._workflow import steps_for
 
 # Keys the server adds or fills in itself.
 SERVER_KEYS = {"Owner", "OwnerGroup", "CPUTime", "Priority", "VirtualOrganization"}

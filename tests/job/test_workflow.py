@@ -8,8 +8,8 @@ import pytest
 from _jobref import case_names
 
 from aiodirac._exceptions import JDLSyntaxError, UnsafeValueError
-from aiodirac._spec import Step
-from aiodirac._workflow import (
+from aiodirac._job._spec import Step
+from aiodirac._job._workflow import (
     WorkflowParameter,
     check_xml_value,
     jobexec_overrides,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiodirac import ConcreteJob, Step, SubmitChunk
-from aiodirac._spec import JDLValue
+from aiodirac._job._spec import JDLValue
 
 
 def concrete(

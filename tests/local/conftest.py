@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aiodirac._local import LocalBackend
+from aiodirac.backends.local import LocalBackend
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from aiodirac import (
     LocalBackendError,
     SandboxNotAvailableError,
 )
-from aiodirac._job import Job
-from aiodirac._local import LocalBackend, local_site_name
+from aiodirac._job._job import Job
+from aiodirac.backends.local import LocalBackend, local_site_name
 
 Predicate = Callable[[JobState], bool]
 
@@ -257,7 +257,8 @@ def _is_agent_of(pid: int, home: Path) -> bool:
     except OSError:
         return False
     return (
-        any(b"aiodirac._local._agent" in part for part in cmdline) and str(home).encode() in cmdline
+        any(b"aiodirac.backends.local._agent" in part for part in cmdline)
+        and str(home).encode() in cmdline
     )
 
 
@@ -329,7 +330,7 @@ async def test_jobs_outlive_the_submitting_process(home: Path, backend: LocalBac
         "import anyio, sys\n"
         "sys.path.insert(0, sys.argv[2])\n"
         "from _localjobs import chunk_of, concrete\n"
-        "from aiodirac._local import LocalBackend\n"
+        "from aiodirac.backends.local import LocalBackend\n"
         "async def main():\n"
         "    b = LocalBackend(sys.argv[1], idle_timeout=10)\n"
         "    ids = await b.submit(chunk_of(concrete(('/bin/sh', \"-c 'sleep 0.5; echo late'\"))))\n"
@@ -347,7 +348,7 @@ async def test_jobs_outlive_the_submitting_process(home: Path, backend: LocalBac
     assert await backend.peek(job_id) == "late"
     query = (
         "import anyio, json, sys\n"
-        "from aiodirac._local import LocalBackend\n"
+        "from aiodirac.backends.local import LocalBackend\n"
         "async def main():\n"
         "    s = await LocalBackend(sys.argv[1]).status([int(sys.argv[2])])\n"
         "    print(json.dumps({k: v.as_dirac() for k, v in s.items()}))\n"
@@ -399,7 +400,7 @@ def test_agent_runs_in_the_foreground_as_a_module(home: Path) -> None:
         [
             sys.executable,
             "-m",
-            "aiodirac._local._agent",
+            "aiodirac.backends.local._agent",
             "--home",
             str(home),
             "--idle-timeout",

@@ -15,7 +15,7 @@ import pytest
 from _localjobs import concrete
 
 from aiodirac import JobStatus
-from aiodirac._local import run_job
+from aiodirac.backends.local import run_job
 
 
 def test_step_log_has_diracs_banner_and_std_out_the_real_output(tmp_path: Path) -> None:

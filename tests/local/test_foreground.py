@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from aiodirac import InvalidRequestError, JobStatus
-from aiodirac._job import Job
-from aiodirac._local._foreground import run_in_foreground
+from aiodirac._job._job import Job
+from aiodirac.backends.local._foreground import run_in_foreground
 
 
 def test_seed_job_runs_like_diracs_local_mode(

@@ -10,8 +10,8 @@ import pytest
 from _localjobs import chunk_of, concrete
 
 from aiodirac import InvalidRequestError
-from aiodirac._local import pack_output_sandbox
-from aiodirac._local._sandbox import resolve_output_files, store_input_sandbox
+from aiodirac.backends.local import pack_output_sandbox
+from aiodirac.backends.local._sandbox import resolve_output_files, store_input_sandbox
 
 
 def _workdir(tmp_path: Path) -> Path:

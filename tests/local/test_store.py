@@ -10,8 +10,8 @@ import pytest
 from _localjobs import concrete
 
 from aiodirac import JobStatus, LocalBackendError, TransientError
-from aiodirac._local import StoreLockedError
-from aiodirac._local._store import Store, decode_job, encode_job
+from aiodirac.backends.local import StoreLockedError
+from aiodirac.backends.local._store import Store, decode_job, encode_job
 
 
 def test_job_description_round_trips(tmp_path: Path) -> None:

@@ -46,9 +46,9 @@ from ._watch_cmd import EventsOpt, IntervalOpt, WatchView
 
 if TYPE_CHECKING:
     from aiodirac._client import AsyncDirac
-    from aiodirac._download import DownloadProgress, DownloadResult
-    from aiodirac._events import TrackEvent
-    from aiodirac._job import Job
+    from aiodirac._engine.download._downloader import DownloadProgress, DownloadResult
+    from aiodirac._engine.track._events import TrackEvent
+    from aiodirac._job._job import Job
     from aiodirac._journal import CampaignSummary
 
 __all__ = ["CampaignSpec", "register", "run_campaign"]

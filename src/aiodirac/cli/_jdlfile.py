@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 from ._common import UsageProblem
 
 if TYPE_CHECKING:
-    from aiodirac._job import Job
-    from aiodirac._spec import JDLValue
+    from aiodirac._job._job import Job
+    from aiodirac._job._spec import JDLValue
 
 __all__ = ["SUPPORTED", "job_from_jdl"]
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ._common import UsageProblem
 
 if TYPE_CHECKING:
-    from aiodirac._job import Job
+    from aiodirac._job._job import Job
 
 __all__ = ["JobOptions", "build_jobs", "parse_param"]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aiodirac._local import LocalBackend
+    from aiodirac.backends.local import LocalBackend
 
 __all__ = ["CleanReport", "LocalJob", "clean_local", "list_local_jobs"]
 
@@ -88,7 +88,7 @@ def list_local_jobs(
 
     Usage: ``list_local_jobs(home, statuses=["Running"], limit=20)``
     """
-    from aiodirac._local._paths import StatePaths
+    from aiodirac.backends.local._paths import StatePaths
 
     store = StatePaths(home).store
     if not store.is_file():
@@ -126,7 +126,7 @@ def list_local_jobs(
 
 
 def _job_files(home: Path, job_id: int) -> list[Path]:
-    from aiodirac._local._paths import StatePaths
+    from aiodirac.backends.local._paths import StatePaths
 
     paths = StatePaths(home)
     # <id>.tar.bz2 / <id>.<attempt>.tar.bz2 archives, <id> / <id>.<attempt> working folders

@@ -20,7 +20,7 @@ from ._common import ExitCode, Options, command, run
 from ._output import Output
 
 if TYPE_CHECKING:
-    from aiodirac._local import LocalBackend
+    from aiodirac.backends.local import LocalBackend
 
 __all__ = ["register"]
 

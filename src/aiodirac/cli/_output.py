@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, ProgressColumn
 
-    from aiodirac._events import JobEvent, TrackEvent
-    from aiodirac._status import JobState, JobStatus
+    from aiodirac._engine.track._events import JobEvent, TrackEvent
+    from aiodirac._job._status import JobState, JobStatus
 
     from ._common import Options
 

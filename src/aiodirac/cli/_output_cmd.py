@@ -17,7 +17,7 @@ from ._output import Output, human_bytes
 
 if TYPE_CHECKING:
     from aiodirac._client import AsyncDirac
-    from aiodirac._download import DownloadProgress, DownloadResult
+    from aiodirac._engine.download._downloader import DownloadProgress, DownloadResult
 
 __all__ = ["download_with_progress", "register", "report_downloads"]
 

@@ -16,7 +16,7 @@ from ._ids import IdsArg, JournalIdsOpt, check_journal, resolve_ids
 from ._output import Output, counts_json, state_json
 
 if TYPE_CHECKING:
-    from aiodirac._status import JobState, JobStatus
+    from aiodirac._job._status import JobState, JobStatus
 
 __all__ = ["FAILED", "register", "summary_line"]
 

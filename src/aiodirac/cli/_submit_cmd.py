@@ -16,7 +16,7 @@ from ._output import Output
 
 if TYPE_CHECKING:
     from aiodirac._client import AsyncDirac
-    from aiodirac._job import Job
+    from aiodirac._job._job import Job
 
 __all__ = ["register", "submit_jobs"]
 

@@ -23,8 +23,8 @@ from ._status_cmd import FAILED, summary_line
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from aiodirac._events import TrackEvent, TrackSummary
-    from aiodirac._track import TrackStream
+    from aiodirac._engine.track._events import TrackEvent, TrackSummary
+    from aiodirac._engine.track._tracker import TrackStream
 
 __all__ = ["WatchView", "follow", "register"]
 

@@ -15,7 +15,8 @@ Usage::
 
 from __future__ import annotations
 
-from .._retry import retry_test_mode
+from aiodirac._engine._retry import retry_test_mode
+
 from ._memory import Faults, MemoryBackend, MemoryJob
 from ._pilot import DiracXTestPilot, PilotRun, StatusStep, read_env_file
 from ._proxy import FaultProxy, ProxyFaults

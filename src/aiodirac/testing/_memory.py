@@ -28,8 +28,7 @@ from datetime import UTC, datetime
 import anyio
 import anyio.lowlevel
 
-from .._backend import ActionResult, Backend, Capabilities, OutputSandbox, UnconfirmedJob
-from .._exceptions import (
+from aiodirac._exceptions import (
     BackendError,
     InvalidRequestError,
     InvalidTransitionError,
@@ -38,8 +37,15 @@ from .._exceptions import (
     SandboxNotAvailableError,
     ServiceUnavailableError,
 )
-from .._spec import JDLValue, SubmitChunk
-from .._status import JobState, JobStatus, MinorStatus
+from aiodirac._job._spec import JDLValue, SubmitChunk
+from aiodirac._job._status import JobState, JobStatus, MinorStatus
+from aiodirac.backends._protocol import (
+    ActionResult,
+    Backend,
+    Capabilities,
+    OutputSandbox,
+    UnconfirmedJob,
+)
 
 __all__ = ["Faults", "MemoryBackend", "MemoryJob"]
 

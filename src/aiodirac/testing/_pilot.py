@@ -44,22 +44,22 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from .._diracx import DiracXBackend
-from .._diracx._errors import describe_jobs, raise_for_response
-from .._diracx._sandbox import SandboxArchive
-from .._exceptions import (
+from aiodirac._exceptions import (
     ConfigurationError,
     InvalidRequestError,
     InvalidTransitionError,
     SandboxError,
 )
-from .._jdl import parse_jdl
-from .._local._executor import run_job
-from .._local._sandbox import pack_output_sandbox
-from .._resource import AsyncResource
-from .._spec import ConcreteJob, JDLValue
-from .._status import JobStatus, MinorStatus
-from .._workflow import steps_for
+from aiodirac._job._jdl import parse_jdl
+from aiodirac._job._spec import ConcreteJob, JDLValue
+from aiodirac._job._status import JobStatus, MinorStatus
+from aiodirac._job._workflow import steps_for
+from aiodirac._resource import AsyncResource
+from aiodirac.backends.diracx import DiracXBackend
+from aiodirac.backends.diracx._errors import describe_jobs, raise_for_response
+from aiodirac.backends.diracx._sandbox import SandboxArchive
+from aiodirac.backends.local._executor import run_job
+from aiodirac.backends.local._sandbox import pack_output_sandbox
 
 __all__ = ["DiracXTestPilot", "PilotRun", "StatusStep", "read_env_file"]
 

@@ -42,7 +42,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-from .._resource import TaskGroupResource
+from aiodirac._resource import TaskGroupResource
 
 __all__ = ["FaultProxy", "ProxyFaults"]
 

@@ -1,0 +1,3 @@
+"""The async engine, backend-agnostic: the request gate (rate limit, in-flight cap, retries),
+submission, tracking and downloads.
+"""

@@ -1,0 +1,1 @@
+"""Downloads: the downloader, transfers, helper processes, safe unpacking and file writes."""

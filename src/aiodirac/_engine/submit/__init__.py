@@ -1,0 +1,1 @@
+"""Submission: the two-phase exactly-once submitter, its configuration and its report."""

@@ -1,0 +1,1 @@
+"""Tracking: batched status polling, the event types and the event stream."""

@@ -1,0 +1,37 @@
+"""What backend authors need: the backend protocol, its value types, and the JDL tools.
+
+Users never need this module: :class:`~aiodirac.AsyncDirac` and :class:`~aiodirac.Dirac` choose a
+backend for them. Someone who writes a backend for another DIRAC service implements
+:class:`Backend` (see its docstring for the contract each method keeps) and receives
+:class:`SubmitChunk` objects: at most ``Capabilities.max_jobs_per_submit`` concrete jobs rendered
+as one parametric JDL.
+
+The two backends aiodirac ships live in ``aiodirac.backends.local`` and
+``aiodirac.backends.diracx`` and are also exported from :mod:`aiodirac`.
+
+Usage::
+
+    from aiodirac.backends import Backend, Capabilities, SubmitChunk
+"""
+
+from __future__ import annotations
+
+from aiodirac._job._jdl import parse_jdl, render_jdl
+from aiodirac._job._parametric import chunk_jobs
+from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
+
+from ._protocol import ActionResult, Backend, Capabilities, OutputSandbox, UnconfirmedJob
+
+__all__ = [
+    "ActionResult",
+    "Backend",
+    "Capabilities",
+    "ConcreteJob",
+    "OutputSandbox",
+    "Step",
+    "SubmitChunk",
+    "UnconfirmedJob",
+    "chunk_jobs",
+    "parse_jdl",
+    "render_jdl",
+]
