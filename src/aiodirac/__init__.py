@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     )
     from aiodirac._engine.track._tracker import TrackConfig, Tracker, TrackStream
     from aiodirac.backends.diracx import DiracXBackend
+    from aiodirac._report import ReportData, render_report, write_report
     from aiodirac.backends.local import LocalBackend
 
     from ._client import AsyncDirac
@@ -119,6 +120,7 @@ _LAZY: dict[str, str] = {
     "PollFailed": "._engine.track._events",
     "PollRecovered": "._engine.track._events",
     "RateLimiter": "._engine._ratelimit",
+    "ReportData": "._report",
     "RetryEvent": "._engine._retry",
     "RetryPolicy": "._engine._retry",
     "SubmitConfig": "._engine.submit._model",
@@ -131,6 +133,8 @@ _LAZY: dict[str, str] = {
     "TrackSummary": "._engine.track._events",
     "Tracker": "._engine.track._tracker",
     "UnpackedFile": "._engine.download._unpack",
+    "render_report": "._report",
+    "write_report": "._report",
 }
 
 
@@ -197,6 +201,7 @@ __all__ = [
     "PollFailed",
     "PollRecovered",
     "RateLimiter",
+    "ReportData",
     "RetryEvent",
     "RetryPolicy",
     "SandboxError",
@@ -225,4 +230,6 @@ __all__ = [
     "chunk_jobs",
     "parse_jdl",
     "render_jdl",
+    "render_report",
+    "write_report",
 ]

@@ -1,8 +1,11 @@
 """The campaign report: a campaign's history (:class:`ReportData`) drawn as one HTML page.
 
+The charts need the ``report`` extra (matplotlib); they are imported only when a report is
+written.
+
 Usage::
 
-    from aiodirac._report import ReportData
+    from aiodirac._report import ReportData, write_report
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aiodirac._report._data import (
     Transition,
     Transitions,
 )
+from aiodirac._report._write import render_report, write_report
 
 __all__ = [
     "DownloadOutcome",
@@ -31,4 +35,6 @@ __all__ = [
     "Submissions",
     "Transition",
     "Transitions",
+    "render_report",
+    "write_report",
 ]

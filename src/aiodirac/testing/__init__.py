@@ -5,6 +5,7 @@
   and outages between a client and a real server.
 - :class:`DiracXTestPilot`: plays the grid for a DiracX development server: runs the user's
   waiting jobs with the local executor, uploads their outputs, and moves their statuses.
+- :func:`synthetic_report_data`: a realistic campaign history, to try the HTML report.
 
 Usage::
 
@@ -20,6 +21,7 @@ from aiodirac._engine._retry import retry_test_mode
 from ._memory import Faults, MemoryBackend, MemoryJob
 from ._pilot import DiracXTestPilot, PilotRun, StatusStep, read_env_file
 from ._proxy import FaultProxy, ProxyFaults
+from ._report_data import synthetic_report_data
 
 __all__ = [
     "DiracXTestPilot",
@@ -32,4 +34,5 @@ __all__ = [
     "StatusStep",
     "read_env_file",
     "retry_test_mode",
+    "synthetic_report_data",
 ]
