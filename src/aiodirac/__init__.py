@@ -88,8 +88,8 @@ if TYPE_CHECKING:
         TrackSummary,
     )
     from aiodirac._engine.track._tracker import TrackConfig, Tracker, TrackStream
-    from aiodirac.backends.diracx import DiracXBackend
     from aiodirac._report import ReportData, render_report, write_report
+    from aiodirac.backends.diracx import DiracXBackend
     from aiodirac.backends.local import LocalBackend
 
     from ._client import AsyncDirac

@@ -10,7 +10,7 @@ Usage::
 
 from __future__ import annotations
 
-from aiodirac._report._data import (
+from ._data import (
     DownloadOutcome,
     Downloads,
     Labels,
@@ -22,7 +22,7 @@ from aiodirac._report._data import (
     Transition,
     Transitions,
 )
-from aiodirac._report._write import render_report, write_report
+from ._write import render_report, write_report
 
 __all__ = [
     "DownloadOutcome",

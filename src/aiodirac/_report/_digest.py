@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from aiodirac._report._data import Labels, ReportData
-from aiodirac._status import JobStatus
+from aiodirac._job._status import JobStatus
+
+from ._data import Labels, ReportData
 
 __all__ = ["Digest", "TimeUnit", "digest_report"]
 

@@ -27,7 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from aiodirac._report._digest import Digest, TimeUnit
+from ._digest import Digest, TimeUnit
 
 __all__ = ["CHARTS", "Chart"]
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from aiodirac._report._data import ReportData
-from aiodirac._report._digest import Digest
+from ._data import ReportData
+from ._digest import Digest
 
 __all__ = ["render_page"]
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from types import ModuleType
 
 from aiodirac._exceptions import ConfigurationError, InvalidArgumentError
-from aiodirac._report._data import ReportData
+
+from ._data import ReportData
 
 __all__ = ["render_report", "write_report"]
 
@@ -61,9 +62,9 @@ def render_report(data: ReportData) -> str:
     _import("numpy")
     _import("matplotlib")
     # Imported here, not at the top: they import numpy and matplotlib.
-    from aiodirac._report._digest import digest_report
-    from aiodirac._report._figures import CHARTS
-    from aiodirac._report._page import render_page
+    from ._digest import digest_report
+    from ._figures import CHARTS
+    from ._page import render_page
 
     digest = digest_report(data)
     return render_page(data, digest, {name: chart(digest) for name, chart in CHARTS.items()})
