@@ -109,7 +109,7 @@ async def main(n_jobs: int, out: Path) -> int:
         if result.exists():
             estimates.append(json.loads(result.read_text())["pi"])
     print(
-        f"{len(estimates)} outputs in {out}/<job id>/ (std.out, Script1_simulate.log, result.json)"
+        f"{len(estimates)} outputs in {out}/<job id>/ (std.out, Script1_simulate.py.log, result.json)"
     )
     if estimates:
         print(

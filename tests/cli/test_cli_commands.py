@@ -239,7 +239,15 @@ class TestOutput:
         run = aiodirac("--json", "output", *map(str, ids), "--dest", "out")
         assert run.code == 0, run.stderr
         doc = run.json()
-        assert set(doc) == {"dest", "downloaded", "skipped", "failed", "bytes", "results"}
+        assert set(doc) == {
+            "dest",
+            "downloaded",
+            "skipped",
+            "failed",
+            "missing",
+            "bytes",
+            "results",
+        }
         assert (doc["downloaded"], doc["failed"]) == (3, 0)
         result = doc["results"][0]
         assert set(result) == {
@@ -294,7 +302,14 @@ class TestControl:
         ids = submitted("--", "/bin/sleep", "30")
         run = aiodirac("--json", "kill", str(ids[0]))
         assert run.code == 0, run.stderr
-        assert run.json() == {"action": "kill", "done": ids, "refused": [], "error": None}
+        assert run.json() == {
+            "action": "kill",
+            "done": ids,
+            "already": [],
+            "refused": [],
+            "missing": [],
+            "error": None,
+        }
         status = aiodirac("--json", "status", str(ids[0])).json()
         assert status["jobs"][0]["status"] == "Killed"
 

@@ -68,6 +68,16 @@ def test_event_lines() -> None:
     assert describe_event(same) == "7  Running  (b)"
 
 
+def test_event_lines_show_the_application_status() -> None:
+    app = "'program' Exited With Status 1000 (Cannot run 'program': [Errno 2] No such file)"
+    before = JobState(8, JobStatus.RUNNING)
+    after = JobState(8, JobStatus.FAILED, "Application Finished With Errors", app, "DIRAC.x.local")
+    assert describe_event(JobEvent(8, before, after, T)) == (
+        "8  Running -> Failed  (Application Finished With Errors)  DIRAC.x.local"
+        f"  application: {app}"
+    )
+
+
 def test_event_json_shapes() -> None:
     job = event_json(_event(3, JobStatus.RUNNING, JobStatus.DONE, "Execution Complete"))
     assert job == {

@@ -18,13 +18,13 @@ from aiodirac import (
 from aiodirac.cli._common import (
     ExitCode,
     UsageProblem,
-    compact_ids,
     error_line,
     exit_code_for,
     parse_ids,
 )
 from aiodirac.cli._jdlfile import job_from_jdl
 from aiodirac.cli._jobspec import JobOptions, build_jobs, parse_param
+from aiodirac.cli._output import compact_ids
 
 
 class TestJobIds:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from example_support import RunExample
+from example_support import EXAMPLES, RunExample
 
 
 def _value(stdout: str) -> object:
@@ -103,9 +105,41 @@ def test_main_campaign_example(run_example: RunExample, tmp_path: Path) -> None:
     seeds = sorted(json.loads(p.read_text())["seed"] for p in results)
     assert seeds == list(range(1000, 1012))
     assert "combined estimate of pi from 12 jobs: 3.1" in first.stdout
+    # the files the last lines name are the files each job folder holds
+    named = re.search(r"outputs in .+/ \(([^)]*)\)", first.stdout)
+    assert named, first.stdout
+    for folder in (p.parent for p in results):
+        for name in named[1].split(", "):
+            assert (folder / name).is_file(), f"{name} is not in {sorted(folder.iterdir())}"
 
     second = run_example("campaign.py", "12", "out", timeout=240)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "submitted 12 jobs" in second.stdout
     # the journal resumed the campaign: same 12 job folders, nothing new
     assert len([p for p in (tmp_path / "out").iterdir() if p.is_dir()]) == 12
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "campaign-output/12/std.out",  # examples/campaign.py (the README's main job)
+        "campaign-output/journal.sqlite-wal",
+        "campaign_10k.db",  # examples/campaign_10k.py and trio_campaign.py
+        "trio_campaign_10k.db-shm",
+        "campaign_10k_out/3/std.out",
+        "12/Script1_CodeOutput.log",  # examples/seed/output.py 12
+        "Local_ab12cd34_JobDir/std.out",  # Dirac().submitJob(job, mode="local")
+        "scan.journal",  # the README's async example
+        "scan.db",  # the README's and docs' command lines
+        "out/2/std.out",
+    ],
+)
+def test_what_the_projects_commands_write_is_ignored(written: str) -> None:
+    """A clone stays clean after running what the README and the docs show (issue 17)."""
+    root = EXAMPLES.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    check = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", "--no-index", "-q", written], check=False
+    )
+    assert check.returncode == 0, f"{written} would show as untracked in a clone"

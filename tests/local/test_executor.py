@@ -69,6 +69,28 @@ def test_command_that_cannot_start_fails_the_job_with_a_message(tmp_path: Path) 
     assert "no-such-program-here" in (tmp_path / "w" / "std.err").read_text()
 
 
+def test_command_that_cannot_start_says_why_in_the_application_status(tmp_path: Path) -> None:
+    # DIRAC's text first (scripts match on it), then the reason DIRAC only logs on the worker
+    job = concrete(("/no/such/program", "arg"), ("/bin/echo", "after"))
+    outcome = run_job(job, tmp_path / "w", None)
+    assert outcome.status is JobStatus.FAILED
+    assert outcome.application_status == (
+        "'program' Exited With Status 1000 (Cannot run '/no/such/program arg': "
+        "[Errno 2] No such file or directory: '/no/such/program')"
+    )
+    assert outcome.steps[0].error.startswith("Cannot run '/no/such/program arg'")
+    log = (tmp_path / "w" / "Script1_program.log").read_text()
+    assert log.endswith("Standard Error >>>>>>>>>>\n\n" + outcome.steps[0].error + "\n ")
+
+
+def test_a_long_reason_is_cut_to_diracs_255_characters(tmp_path: Path) -> None:
+    job = concrete(("/no/such/" + "d" * 300 + "/program", ""))
+    outcome = run_job(job, tmp_path / "w", None)
+    assert len(outcome.application_status) == 255
+    assert outcome.application_status.startswith("'program' Exited With Status 1000 (Cannot run ")
+    assert outcome.application_status.endswith("...)")
+
+
 def test_arguments_are_split_like_a_shell_without_a_shell(tmp_path: Path) -> None:
     job = concrete(("/bin/echo", "'a  b' \"c;d\" $HOME `x`"))
     run_job(job, tmp_path / "w", None)

@@ -14,13 +14,15 @@ import functools
 import inspect
 import logging
 import re
+import shlex
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand
 
 from ._output import inert
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendName",
+    "CommandAfterOptions",
     "ExitCode",
     "Options",
     "UsageProblem",
@@ -191,6 +194,62 @@ def command(
     return register
 
 
+class CommandAfterOptions(TyperCommand):
+    """A command whose last arguments are a command line of its own (``submit -- ls -l``).
+
+    Without ``--`` the command's own options are read as aiodirac's; the ``No such option``
+    error then says where ``--`` goes (``aiodirac submit -- ls -l``).
+
+    Usage: ``@command(app, "submit", cls=CommandAfterOptions)``
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            # click's NoSuchOption / BadOptionUsage (typer ships its own copy of click): both
+            # name the option they stumbled on
+            option = getattr(exc, "option_name", None)
+            split = split_command(self.get_params(ctx), given)
+            if isinstance(option, str) and split is not None and option in split[1]:
+                ours, theirs = split
+                suggestion = f"{ctx.command_path} {shlex.join([*ours, '--', *theirs])}"
+                said = str(getattr(exc, "message", exc)).rstrip(".")
+                exc.message = (  # type: ignore[attr-defined]
+                    f"{said}. If {option} belongs to the command, put -- before the command: "
+                    f"{suggestion}"
+                )
+            raise
+
+
+def split_command(params: Iterable[Any], args: Sequence[str]) -> tuple[list[str], list[str]] | None:
+    """``args`` cut where the user's command starts: (aiodirac's options, the command).
+
+    ``params`` are the command's click parameters. ``None`` when there is no command or ``--``
+    is already there.
+
+    Usage: ``split_command(cmd.params, ["-p", "n=1..3", "ls", "-l"])`` -> ``(["-p", "n=1..3"],
+    ["ls", "-l"])``
+    """
+    takes_value: dict[str, bool] = {}
+    for param in params:
+        if getattr(param, "param_type_name", "") == "option":
+            for name in (*param.opts, *param.secondary_opts):
+                takes_value[name] = not param.is_flag and not param.count
+    skip = False
+    for i, word in enumerate(args):
+        if skip:
+            skip = False
+        elif word == "--":
+            return None
+        elif word.startswith("-") and word != "-":
+            skip = "=" not in word and takes_value.get(word, False)
+        else:
+            return list(args[:i]), list(args[i:])
+    return None
+
+
 # --------------------------------------------------------------------------- job IDs
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
 #: A range wider than this is almost certainly a typo (``1-1000000000``).
@@ -226,28 +285,6 @@ def parse_ids(values: Iterable[str], *, stdin: Callable[[], str] | None = None) 
             else:
                 raise UsageProblem(f"{word!r} is not a job ID (expected e.g. 12, 12-20 or -)")
     return list(seen)
-
-
-def compact_ids(ids: Iterable[int]) -> str:
-    """Job IDs written as ranges, the form :func:`parse_ids` reads back.
-
-    Usage: ``compact_ids([1, 2, 3, 7])`` -> ``"1-3,7"``
-    """
-    ordered = sorted(set(ids))
-    parts: list[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        if j == i:
-            parts.append(str(ordered[i]))
-        elif j == i + 1:
-            parts.extend((str(ordered[i]), str(ordered[j])))
-        else:
-            parts.append(f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 # --------------------------------------------------------------------------- running

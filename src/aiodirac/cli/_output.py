@@ -31,7 +31,15 @@ if TYPE_CHECKING:
 
     from ._common import Options
 
-__all__ = ["STATUS_STYLES", "Output", "event_json", "human_bytes", "inert", "state_json"]
+__all__ = [
+    "STATUS_STYLES",
+    "Output",
+    "compact_ids",
+    "event_json",
+    "human_bytes",
+    "inert",
+    "state_json",
+]
 
 # What a terminal would act on instead of showing: C0 controls (ESC starts every escape
 # sequence, BEL ends OSC titles, CR and BS overwrite what was printed), DEL, C1 controls (0x9b is
@@ -66,6 +74,9 @@ def inert(text: object, *, lines: bool = False) -> str:
     safe = _UNSAFE.sub(_escape, str(text))
     return safe if lines else safe.replace("\n", "\\n")
 
+
+#: How many ranges of unknown job IDs a warning spells out.
+MISSING_GROUPS = 20
 
 #: Colours per DIRAC status on a terminal.
 STATUS_STYLES: Mapping[str, str] = {
@@ -167,6 +178,28 @@ def counts_json(counts: Mapping[JobStatus, int]) -> dict[str, int]:
     return {str(status): n for status, n in sorted(counts.items(), key=lambda kv: kv[0].level)}
 
 
+def compact_ids(ids: Iterable[int]) -> str:
+    """Job IDs written as ranges, the form :func:`parse_ids` reads back.
+
+    Usage: ``compact_ids([1, 2, 3, 7])`` -> ``"1-3,7"``
+    """
+    ordered = sorted(set(ids))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        if j == i:
+            parts.append(str(ordered[i]))
+        elif j == i + 1:
+            parts.extend((str(ordered[i]), str(ordered[j])))
+        else:
+            parts.append(f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
 class Output:
     """Where and how one command invocation prints (see the module docstring).
 
@@ -256,6 +289,28 @@ class Output:
         sys.stderr.write(f"aiodirac: warning: {inert(text)}\n")
         sys.stderr.flush()
 
+    def missing(self, job_ids: Sequence[int]) -> None:
+        """Warn about job IDs the backend does not know: the same lines in every command.
+
+        One line whatever the number: ``job 12: not found`` or ``3 jobs not found: 12-14``
+        (at most :data:`MISSING_GROUPS` ranges are spelt out).
+
+        Usage: ``out.missing([12])``
+        """
+        if not job_ids:
+            return
+        if len(job_ids) == 1:
+            self.warn(f"job {job_ids[0]}: not found")
+            return
+        groups = compact_ids(job_ids).split(",")
+        shown = ",".join(groups[:MISSING_GROUPS])
+        more = (
+            f" and {len(groups) - MISSING_GROUPS} more ranges"
+            if len(groups) > MISSING_GROUPS
+            else ""
+        )
+        self.warn(f"{len(job_ids)} jobs not found: {shown}{more}")
+
     def table(
         self,
         headers: Sequence[str],
@@ -321,7 +376,7 @@ def _rich_table(
 
 
 def describe_event(event: JobEvent) -> str:
-    """One line for a job event, as ``watch`` shows it.
+    """One line for a job event, as ``watch`` shows it, with the ApplicationStatus once known.
 
     Usage: ``describe_event(e)`` -> ``"12  Running -> Done  (Execution Complete)  DIRAC.x.local"``
     """
@@ -332,4 +387,6 @@ def describe_event(event: JobEvent) -> str:
         change = str(event.status)
     minor = f"  ({event.minor_status})" if event.minor_status else ""
     site = f"  {event.site}" if event.site and event.site != "ANY" else ""
-    return inert(f"{event.job_id}  {change}{minor}{site}")
+    app = event.application_status
+    application = f"  application: {app}" if app and app != "Unknown" else ""
+    return inert(f"{event.job_id}  {change}{minor}{site}{application}")

@@ -101,9 +101,14 @@ def result_json(result: DownloadResult) -> dict[str, Any]:
 def report_downloads(out: Output, results: list[DownloadResult], dest: Path) -> int:
     """Print what was downloaded and what failed; return the exit code.
 
+    Unknown jobs are reported as every command reports them (``job 12: not found``).
+
     Usage: ``return report_downloads(out, results, dest)``
     """
+    from aiodirac import JobNotFoundError
+
     failed = [r for r in results if not r.ok]
+    missing = [r.job_id for r in failed if isinstance(r.exception, JobNotFoundError)]
     if out.json:
         out.data(
             {
@@ -111,6 +116,7 @@ def report_downloads(out: Output, results: list[DownloadResult], dest: Path) -> 
                 "downloaded": sum(1 for r in results if r.ok and not r.skipped),
                 "skipped": sum(1 for r in results if r.skipped),
                 "failed": len(failed),
+                "missing": missing,
                 "bytes": sum(r.bytes for r in results),
                 "results": [result_json(r) for r in results],
             }
@@ -121,8 +127,11 @@ def report_downloads(out: Output, results: list[DownloadResult], dest: Path) -> 
         files = sum(len(r.files) for r in ok)
         extra = f" ({skipped} already there)" if skipped else ""
         out.result(f"Downloaded {len(ok)} of {len(results)} jobs into {dest}: {files} files{extra}")
+        unknown = set(missing)
         for r in failed:
-            out.warn(f"job {r.job_id}: {r.error}")
+            if r.job_id not in unknown:
+                out.warn(f"job {r.job_id}: {r.error}")
+        out.missing(missing)
     return ExitCode.JOBS_FAILED if failed else ExitCode.OK
 
 

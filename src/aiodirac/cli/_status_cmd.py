@@ -88,10 +88,7 @@ def register(app: typer.Typer) -> None:
                     print_states(out, list(states.values()))
                 if summary or len(wanted) > 1:
                     out.result(summary_line(counts, len(missing)))
-                for job_id in missing[:20]:
-                    out.warn(f"job {job_id}: not found")
-                if len(missing) > 20:
-                    out.warn(f"... and {len(missing) - 20} more jobs not found")
+                out.missing(missing)
             failed = missing or any(str(s.status) in FAILED for s in states.values())
             return ExitCode.JOBS_FAILED if failed else ExitCode.OK
 

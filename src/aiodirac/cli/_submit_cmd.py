@@ -10,9 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._common import ExitCode, Options, command, compact_ids, make_client, run
+from ._common import (
+    CommandAfterOptions,
+    ExitCode,
+    Options,
+    command,
+    make_client,
+    run,
+)
 from ._jobspec import JobOptions, build_jobs
-from ._output import Output
+from ._output import Output, compact_ids
 
 if TYPE_CHECKING:
     from aiodirac._client import AsyncDirac
@@ -156,7 +163,7 @@ def _report(out: Output, ids: list[int], journal: Path | None, failures: tuple[s
 def register(app: typer.Typer) -> None:
     """Add ``submit`` to the app."""
 
-    @command(app, "submit")
+    @command(app, "submit", cls=CommandAfterOptions)
     def submit(
         opts: Options,
         spec: SpecArg = None,

@@ -78,7 +78,8 @@ class WatchView:
                 self.recent.append(describe_event(event))
         elif isinstance(event, JobVanished):
             if self.show_events:
-                self.recent.append(f"{event.job_id}  no longer known to the service")
+                gone = "not found" if event.last is None else "no longer known to the service"
+                self.recent.append(f"{event.job_id}  {gone}")
         elif isinstance(event, PollFailed):
             self.problem = inert(
                 f"service not answering ({one_line(str(event.error))}); "
@@ -197,14 +198,19 @@ async def _maybe_await(value: Any) -> None:
 def final_report(out: Output, stream: TrackStream) -> int:
     """The summary printed once tracking ends, and the exit code.
 
+    Jobs the backend never knew are reported as ``status`` reports them (``not found``, exit 1);
+    jobs seen and then gone count as failed.
+
     Usage: ``return final_report(out, stream)``
     """
     summary = stream.summary
+    states = stream.states
     failed = sorted(
         job_id
-        for job_id, state in stream.states.items()
+        for job_id, state in states.items()
         if str(state.status) in FAILED or job_id in stream.vanished
     )
+    missing = sorted(job_id for job_id in stream.vanished if job_id not in states)
     if out.json:
         out.data(
             {
@@ -212,13 +218,15 @@ def final_report(out: Output, stream: TrackStream) -> int:
                 "total": summary.total,
                 "final": summary.final,
                 "vanished": sorted(stream.vanished),
+                "missing": missing,
                 "counts": counts_json(summary.counts),
                 "failed": failed,
             }
         )
     else:
-        out.result(summary_line(summary.counts, 0))
-    return ExitCode.JOBS_FAILED if failed else ExitCode.OK
+        out.result(summary_line(summary.counts, len(missing)))
+        out.missing(missing)
+    return ExitCode.JOBS_FAILED if failed or missing else ExitCode.OK
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,10 @@ What DIRAC does on a worker node, and what :func:`run_job` does in one call:
   the step wrote to stderr, by ``"<<<<<<<<<< {executable} Standard Error >>>>>>>>>>\\n\\n{stderr} "``.
   A failing step does not stop the later ones; the first failure sets the ApplicationStatus to
   ``'<name>' Exited With Status <n>``, success of the steps before it to ``<name> successful``.
+  A command that cannot be started at all is status 1000, as in DIRAC; DIRAC only logs why on the
+  worker node, here the reason follows in the ApplicationStatus
+  (``'program' Exited With Status 1000 (Cannot run 'program x': [Errno 2] ...)``), where DIRAC
+  users look.
 * The wrapper writes the payload's stdout to ``std.out`` and its stderr to ``std.err`` (the JDL's
   ``StdOutput``/``StdError``). Here the payload's output is the steps' output, so ``std.out`` holds
   every step's stdout in order and ``std.err`` every step's stderr, plus one line from us when the
@@ -66,6 +70,8 @@ DEFAULT_CPU_TIME = 600
 
 #: Exit status DIRAC's Script module reports when the command could not be started at all.
 _CANNOT_START = 1000
+#: The longest ApplicationStatus DIRAC's JobDB keeps.
+_APPLICATION_STATUS_MAX = 255
 
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -86,6 +92,7 @@ class StepResult:
         executable: the executable as DIRAC's banner shows it.
         exit_code: the exit status; negative for a signal; ``1000`` when it could not start.
         cpu_time: CPU seconds of the step's process and the children it waited for.
+        error: why the command could not be started (exit code 1000), else empty.
 
     Usage: ``[r.exit_code for r in outcome.steps]``
     """
@@ -94,6 +101,7 @@ class StepResult:
     executable: str
     exit_code: int
     cpu_time: float
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,9 +279,7 @@ def _wait_step(pid: int, budget: _Budget, cancel: threading.Event | None) -> tup
             os.close(pidfd)
 
 
-def _write_log(
-    path: Path, executable: str, out: BinaryIO, err: BinaryIO, note: bytes = b""
-) -> None:
+def _write_log(path: Path, executable: str, out: BinaryIO, err: BinaryIO, note: str = "") -> None:
     if path.exists() or path.is_symlink():
         path.unlink()
     with path.open("wb") as log:
@@ -286,7 +292,8 @@ def _write_log(
             log.write(f"<<<<<<<<<< {executable} Standard Error >>>>>>>>>>\n\n".encode())
             err.seek(0)
             shutil.copyfileobj(err, log, 1 << 20)
-            log.write(note)
+            if note:
+                log.write(f"{note}\n".encode())
             log.write(b" ")
 
 
@@ -325,7 +332,7 @@ def _run_step(
     on_spawn: Callable[[int], None] | None,
 ) -> StepResult:
     executable, command = _command(step, workdir)
-    note = b""
+    note = ""
     exit_code = _CANNOT_START
     cpu = 0.0
     with (
@@ -338,7 +345,7 @@ def _run_step(
                 raise ValueError("empty command")
             proc = _spawn(argv, workdir, env, out, err)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            note = f"Cannot run {command!r}: {exc}\n".encode()
+            note = f"Cannot run {command!r}: {exc}"
         else:
             pid = proc.pid
             if on_spawn is not None:
@@ -367,8 +374,18 @@ def _run_step(
         err.seek(0)
         shutil.copyfileobj(err, stderr, 1 << 20)
         if note:
-            stderr.write(note)
-    return StepResult(step.number, executable, exit_code, cpu)
+            stderr.write(f"{note}\n".encode())
+    return StepResult(step.number, executable, exit_code, cpu, note)
+
+
+def _with_reason(application: str, reason: str) -> str:
+    """DIRAC's ApplicationStatus with why the command could not start, within DIRAC's 255
+    characters (JobDB's ApplicationStatus column)."""
+    text = f"{application} ({reason})"
+    if len(text) <= _APPLICATION_STATUS_MAX:
+        return text
+    room = _APPLICATION_STATUS_MAX - len(application) - len(" (...)")
+    return f"{application} ({reason[: max(room, 0)]}...)"
 
 
 def _step_name(executable: str) -> str:
@@ -467,6 +484,8 @@ def run_job(
                 if result.exit_code != 0:
                     failed = True
                     application = f"'{name}' Exited With Status {result.exit_code}"
+                    if result.error:
+                        application = _with_reason(application, result.error)
                 else:
                     application = f"{name} successful"
                 report(None, None, application)
