@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiodirac._job._jdl import parse_jdl, render_jdl
 from aiodirac._job._job import Job
+from aiodirac._job._monitoring import CPUSample, JobAttributes, JobSelection, LoggingRecord
 from aiodirac._job._parametric import chunk_jobs
 from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
 from aiodirac._job._status import FINAL_STATUSES, JobState, JobStatus, MinorStatus
@@ -160,6 +161,7 @@ __all__ = [
     "AuthenticationError",
     "Backend",
     "BackendError",
+    "CPUSample",
     "CampaignInfo",
     "CampaignSummary",
     "Capabilities",
@@ -181,10 +183,12 @@ __all__ = [
     "InvalidTransitionError",
     "JDLSyntaxError",
     "Job",
+    "JobAttributes",
     "JobDescriptionError",
     "JobEvent",
     "JobNotFoundError",
     "JobProgress",
+    "JobSelection",
     "JobState",
     "JobStatus",
     "JobVanished",
@@ -192,6 +196,7 @@ __all__ = [
     "JournalError",
     "LocalBackend",
     "LocalBackendError",
+    "LoggingRecord",
     "MinorStatus",
     "NetworkError",
     "NotSupportedError",

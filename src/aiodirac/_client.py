@@ -8,12 +8,21 @@ by the engine: :class:`~aiodirac._engine.submit._submitter.Submitter`, :class:`~
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal, Self, TypeVar, Unpack
 
 import anyio
 
@@ -27,8 +36,15 @@ from aiodirac._engine.download._downloader import (
 )
 from aiodirac._engine.submit._submitter import SubmitConfig, SubmittedJob, Submitter
 from aiodirac._engine.track._tracker import TrackCallback, TrackConfig, Tracker, TrackStream
+from aiodirac._job._monitoring import (
+    CPUSample,
+    JobAttributes,
+    JobSelection,
+    LoggingRecord,
+    SelectConditions,
+)
 from aiodirac._job._status import JobState, JobStatus
-from aiodirac.backends._protocol import ActionResult, Backend
+from aiodirac.backends._protocol import ActionResult, Backend, OutputSandbox
 
 from ._config import choose_backend
 from ._exceptions import InvalidArgumentError, InvalidTransitionError
@@ -41,6 +57,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncDirac", "JobIDs", "job_ids"]
 
 logger = logging.getLogger("aiodirac")
+
+T = TypeVar("T")
 
 #: What the client accepts as job IDs: one ID, or many (ints or their decimal strings).
 JobIDs = int | str | Iterable[int | str]
@@ -69,6 +87,16 @@ def job_ids(ids: JobIDs) -> list[int]:
             raise InvalidArgumentError(f"a job ID must be positive, not {item!r}")
         seen[value] = None
     return list(seen)
+
+
+class _InputSandboxes:
+    """A backend's input sandboxes, seen by the downloader as the sandboxes it fetches."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    async def output_sandbox(self, job_id: int) -> OutputSandbox:
+        return await self._backend.input_sandbox(job_id)
 
 
 class AsyncDirac(AsyncResource):
@@ -426,3 +454,135 @@ class AsyncDirac(AsyncResource):
         """
         (one,) = job_ids(job_id)
         return await self.backend.peek(one)
+
+    # ------------------------------------------------------------------ job monitoring
+    async def _ask(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One monitoring request: within the client's concurrency and rate limits, retried."""
+        async with self._capacity, self._limiter:
+            return await retry_call(call, self._submit_config.retry)
+
+    async def select(self, **conditions: Unpack[SelectConditions]) -> list[int]:
+        """IDs of the jobs meeting every condition (DIRAC's ``selectJobs``), increasing.
+
+        Conditions, by keyword: ``status``, ``minor_status``, ``application_status``, ``site``,
+        ``owner``, ``owner_group``, ``job_group`` (each one value or several: any of them
+        matches) and ``since``, which keeps the jobs last updated at or after that moment: a
+        date (``"2026-12-04"`` is midnight UTC, as in DIRAC) or a datetime. Without ``since``
+        time does not filter (DIRAC's ``selectJobs`` defaults to today: :class:`Dirac` does).
+
+        Raises:
+            InvalidArgumentError: an unknown status or condition, an empty value or a bad date
+                (before any request is sent).
+
+        Usage: ``failed = await dirac.select(status="Failed", job_group="scan", since="2026-12-01")``
+        """
+        selection = JobSelection.build(**conditions)
+        backend = self.backend
+        return await self._ask(lambda: backend.select_jobs(selection))
+
+    async def attributes(self, ids: JobIDs) -> dict[int, JobAttributes]:
+        """DIRAC's attributes of jobs (``getJobAttributes``, ``getJobSummary``); unknown IDs are
+        absent. As many requests as the backend's status page size needs.
+
+        Usage: ``(await dirac.attributes(196))[196].end_exec_time``
+        """
+        wanted = job_ids(ids)
+        backend = self.backend
+        page = backend.capabilities.max_ids_per_status
+        found: dict[int, JobAttributes] = {}
+        for i in range(0, len(wanted), page):
+            found.update(
+                await self._ask(functools.partial(backend.attributes, wanted[i : i + page]))
+            )
+        return {job_id: found[job_id] for job_id in wanted if job_id in found}
+
+    async def logging_info(self, job_id: int | str) -> list[LoggingRecord]:
+        """A job's status history, oldest first (DIRAC's ``getJobLoggingInfo``).
+
+        Raises:
+            JobNotFoundError: unknown job.
+
+        Usage: ``for r in await dirac.logging_info(196): print(r.time, r.status, r.source)``
+        """
+        (one,) = job_ids(job_id)
+        backend = self.backend
+        return await self._ask(lambda: backend.logging_info(one))
+
+    async def parameters(self, job_id: int | str) -> dict[str, str]:
+        """The parameters a job's wrapper reported (DIRAC's ``getJobParameters``).
+
+        Raises:
+            JobNotFoundError: unknown job.
+            NotSupportedError: the backend cannot read job parameters (DiracX 0.7.0).
+
+        Usage: ``(await dirac.parameters(196))["TotalCPUTime(s)"]``
+        """
+        (one,) = job_ids(job_id)
+        backend = self.backend
+        return await self._ask(lambda: backend.parameters(one))
+
+    async def input_data(self, job_id: int | str) -> list[str]:
+        """A job's input data LFNs (DIRAC's ``getJobInputData``).
+
+        Raises:
+            JobNotFoundError: unknown job.
+            NotSupportedError: the backend cannot tell (DiracX 0.7.0).
+
+        Usage: ``await dirac.input_data(196)`` -> ``["LFN:/vo/data/f1"]``
+        """
+        (one,) = job_ids(job_id)
+        backend = self.backend
+        return await self._ask(lambda: backend.input_data(one))
+
+    async def output_lfns(self, job_id: int | str) -> list[str]:
+        """The LFNs a job uploaded as output data (its ``UploadedOutputData`` parameter); empty
+        when it uploaded none (DIRAC's ``getJobOutputLFNs``).
+
+        Raises:
+            JobNotFoundError: unknown job.
+            NotSupportedError: the backend cannot read job parameters (DiracX 0.7.0).
+
+        Usage: ``await dirac.output_lfns(196)``
+        """
+        uploaded = (await self.parameters(job_id)).get("UploadedOutputData", "")
+        return [lfn for lfn in uploaded.replace(" ", "").split(",") if lfn]
+
+    async def cpu_time(self, job_id: int | str) -> list[CPUSample]:
+        """A job's CPU time readings, oldest first (DIRAC's ``getJobCPUTime``).
+
+        Raises:
+            JobNotFoundError: unknown job.
+            NotSupportedError: the backend does not record CPU time (DiracX 0.7.0).
+
+        Usage: ``samples = await dirac.cpu_time(196); samples[-1].cpu_seconds``
+        """
+        (one,) = job_ids(job_id)
+        backend = self.backend
+        return await self._ask(lambda: backend.cpu_time(one))
+
+    async def download_input_sandbox(
+        self, job_id: int | str, dest: str | os.PathLike[str] = "."
+    ) -> DownloadResult:
+        """Fetch and unpack a job's input sandbox into ``<dest>/InputSandbox<id>/`` (DIRAC's
+        ``getInputSandbox``), as safely as output sandboxes (see :meth:`download`).
+
+        Returns:
+            The outcome (``ok`` False with ``error`` when there is none to fetch); a failed
+            download leaves no folder behind.
+
+        Raises:
+            InvalidArgumentError: a bad ID, or ``InputSandbox<id>`` already exists (as DIRAC).
+
+        Usage: ``result = await dirac.download_input_sandbox(196); print(result.path)``
+        """
+        (one,) = job_ids(job_id)
+        target = Path(dest) / f"InputSandbox{one}"
+        if target.exists():
+            raise InvalidArgumentError(f"Job input sandbox directory {target} already exists")
+        backend = self.backend
+        async with Downloader(_InputSandboxes(backend), self._download_config) as downloader:
+            (result,) = await downloader.download([one], target, no_job_dir=True)
+        if not result.ok:
+            with contextlib.suppress(OSError):
+                target.rmdir()  # only when the failure left it empty
+        return result

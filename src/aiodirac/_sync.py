@@ -13,8 +13,11 @@ so there is exactly one implementation of each behaviour. Errors are returned as
 
 from __future__ import annotations
 
+import datetime
+import functools
 import logging
 import os
+import pprint
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
@@ -26,8 +29,11 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal
 
+from aiodirac._job._monitoring import SUMMARY_NAMES, dirac_time
+
 from ._client import AsyncDirac, JobIDs, job_ids
-from ._exceptions import DiracError
+from ._dirac_print import format_table, summary_file
+from ._exceptions import DiracError, InvalidArgumentError, JobNotFoundError, NotSupportedError
 from ._result import S_ERROR, S_OK, DiracResult
 
 if TYPE_CHECKING:
@@ -39,6 +45,20 @@ logger = logging.getLogger("aiodirac")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def _single(jobID: object) -> int:
+    """One job ID, as DIRAC's single-job methods take it (a list is refused, as DIRAC).
+
+    Raises:
+        InvalidArgumentError: a list, or not a positive integer.
+    """
+    if isinstance(jobID, list | tuple | set):
+        raise InvalidArgumentError(f"Expected int or string, not {type(jobID).__name__}")
+    if not isinstance(jobID, int | str):
+        raise InvalidArgumentError(f"a job ID must be an integer, not {jobID!r}")
+    (job_id,) = job_ids(jobID)
+    return job_id
 
 
 class _EventLoopThread:
@@ -240,9 +260,7 @@ class Dirac:
         Usage: ``dirac.getOutputSandbox(196)`` -> ``{'OK': True, 'Value': [2345]}``
         """
         try:
-            if isinstance(jobID, list | tuple | set):
-                return S_ERROR(f"Expected int or string, not {type(jobID).__name__}")
-            (job_id,) = job_ids(jobID)
+            job_id = _single(jobID)
             dest = Path.cwd() if outputDir is None else Path(outputDir)
             target = dest if noJobDir else dest / str(job_id)
             if outputDir is None and target.exists():
@@ -298,6 +316,221 @@ class Dirac:
             return S_OK(parse_jdl(text))
         except DiracError as exc:
             return S_ERROR(str(exc))
+
+    # ------------------------------------------------------------------ job monitoring
+    def selectJobs(
+        self,
+        status: str | None = None,
+        minorStatus: str | None = None,
+        applicationStatus: str | None = None,
+        site: str | None = None,
+        owner: str | None = None,
+        ownerGroup: str | None = None,
+        jobGroup: str | None = None,
+        date: str | datetime.date | datetime.datetime | None = None,
+        printErrors: bool = True,
+    ) -> DiracResult:
+        """IDs (strings) of the jobs meeting every condition, last updated since ``date``
+        (``yyyy-mm-dd``; default: today, UTC, as DIRAC). ``S_ERROR('No jobs selected')`` when
+        none matches, unless ``printErrors=False`` (then ``S_OK([])``).
+
+        Usage: ``dirac.selectJobs(status="Failed", jobGroup="scan")`` -> ``{'OK': True, 'Value':
+        ['25020', '25023']}``
+        """
+        since = date or datetime.datetime.now(datetime.UTC).date()
+        try:
+            ids = self._run(
+                functools.partial(
+                    self._client.select,
+                    status=status or None,
+                    minor_status=minorStatus or None,
+                    application_status=applicationStatus or None,
+                    site=site or None,
+                    owner=owner or None,
+                    owner_group=ownerGroup or None,
+                    job_group=jobGroup or None,
+                    since=since,
+                )
+            )
+        except DiracError as exc:
+            return S_ERROR(str(exc))
+        if not ids and printErrors:
+            logger.error("No jobs selected with date '%s'", since)
+            return S_ERROR("No jobs selected")
+        return S_OK([str(job_id) for job_id in ids])
+
+    def getJobAttributes(self, jobID: int | str, printOutput: bool = False) -> DiracResult:
+        """Every DIRAC attribute of one job, as strings (``S_OK({})`` for an unknown job, as
+        DIRAC).
+
+        Usage: ``dirac.getJobAttributes(196)['Value']['Owner']``
+        """
+        try:
+            job_id = _single(jobID)
+            found = self._run(self._client.attributes, [job_id])
+        except DiracError as exc:
+            return S_ERROR(str(exc))
+        value = found[job_id].as_dirac() if job_id in found else {}
+        if printOutput:
+            print("=================\n", job_id)
+            print(pprint.pformat(value))
+        return S_OK(value)
+
+    def getJobSummary(
+        self,
+        jobID: JobIDs,
+        outputFile: str | os.PathLike[str] | None = None,
+        printOutput: bool = False,
+    ) -> DiracResult:
+        """Status, MinorStatus, ApplicationStatus, Site, JobGroup, LastUpdateTime, HeartBeatTime,
+        SubmissionTime and Owner of jobs (``'None'`` for an unknown job's values); with
+        ``outputFile``, also written there as a table (refused if the file exists).
+
+        Usage: ``dirac.getJobSummary([196, 197])['Value'][196]['Status']``
+        """
+        try:
+            wanted = job_ids(jobID)
+            if outputFile is not None and os.path.exists(outputFile):
+                return S_ERROR(f"Output file {outputFile} already exists")
+            found = self._run(self._client.attributes, wanted)
+        except DiracError as exc:
+            return S_ERROR(str(exc))
+        summary: dict[int, dict[str, str]] = {}
+        for job_id in wanted:
+            if job_id not in found:
+                logger.warning("No records for JobID %s", job_id)
+                summary[job_id] = dict.fromkeys(SUMMARY_NAMES, "None")
+            else:
+                summary[job_id] = found[job_id].summary()
+        if outputFile is not None:
+            try:
+                Path(outputFile).write_text(summary_file(SUMMARY_NAMES, summary), encoding="utf-8")
+            except OSError as exc:
+                return S_ERROR(f"Could not write {outputFile}: {exc.strerror or exc}")
+        if printOutput:
+            print(pprint.pformat(summary))
+        return S_OK(summary)
+
+    def getJobLoggingInfo(self, jobID: int | str, printOutput: bool = False) -> DiracResult:
+        """The job's status history: ``S_OK([(Status, MinorStatus, ApplicationStatus,
+        DateTime, Source), ...])``, oldest first; ``printOutput`` prints DIRAC's table.
+
+        Usage: ``for status, minor, app, when, source in dirac.getJobLoggingInfo(196)['Value']:``
+        """
+        try:
+            job_id = _single(jobID)
+            records = self._run(self._client.logging_info, job_id)
+        except JobNotFoundError:
+            return S_ERROR(f"No Logging information for job {jobID}")
+        except DiracError as exc:
+            return S_ERROR(str(exc))
+        if not records:
+            return S_ERROR(f"No Logging information for job {job_id}")
+        value = [record.as_dirac() for record in records]
+        if printOutput:
+            fields = ["Source", "Status", "MinorStatus", "ApplicationStatus", "DateTime"]
+            rows = [[row[i] for i in (4, 0, 1, 2, 3)] for row in value]
+            print(format_table(fields, rows, column_separator="  "))
+        return S_OK(value)
+
+    def getJobParameters(self, jobID: int | str, printOutput: bool = False) -> DiracResult:
+        """The parameters the job's wrapper reported, without ``StandardOutput`` (see
+        :meth:`peekJob`); ``S_ERROR('Failed to get job parameters for N')`` when there are none.
+
+        Usage: ``dirac.getJobParameters(196)['Value']['TotalCPUTime(s)']``
+        """
+        try:
+            job_id = _single(jobID)
+            parameters = self._run(self._client.parameters, job_id)
+        except JobNotFoundError:
+            return S_ERROR(f"Failed to get job parameters for {jobID}")
+        except DiracError as exc:
+            return S_ERROR(str(exc))
+        parameters.pop("StandardOutput", None)
+        if printOutput:
+            print(pprint.pformat({job_id: parameters}))
+        if not parameters:
+            return S_ERROR(f"Failed to get job parameters for {job_id}")
+        return S_OK(parameters)
+
+    def getInputSandbox(
+        self, jobID: int | str, outputDir: str | os.PathLike[str] | None = None
+    ) -> DiracResult:
+        """Download and unpack the job's input sandbox into ``./InputSandbox<jobID>/`` (or
+        under ``outputDir``), refused when that folder exists: ``S_OK([unpacked bytes])``.
+
+        Usage: ``dirac.getInputSandbox(196)`` -> ``{'OK': True, 'Value': [10240]}``
+        """
+        try:
+            job_id = _single(jobID)
+            dest = Path.cwd() if outputDir is None else Path(outputDir)
+            result = self._run(self._client.download_input_sandbox, job_id, dest)
+        except DiracError as exc:
+            return S_ERROR(str(exc))
+        if not result.ok:
+            return S_ERROR(result.error or f"No Input sandbox found for job {job_id}")
+        return S_OK([result.unpacked_bytes])
+
+    def getJobInputData(self, jobID: JobIDs) -> DiracResult:
+        """The input data LFNs of jobs: ``S_OK({jobID: ['LFN:...']})`` (``[]`` for a job whose
+        input data cannot be read, with a warning, as DIRAC).
+
+        Usage: ``dirac.getJobInputData(196)`` -> ``{'OK': True, 'Value': {196: []}}``
+        """
+        try:
+            wanted = job_ids(jobID)
+        except DiracError as exc:
+            return S_ERROR(str(exc))
+        summary: dict[int, list[str]] = {}
+        for job_id in wanted:
+            try:
+                summary[job_id] = self._run(self._client.input_data, job_id)
+            except NotSupportedError as exc:
+                return S_ERROR(str(exc))
+            except DiracError as exc:
+                logger.warning(
+                    "Getting input data for job %s failed with message:\n%s", job_id, exc
+                )
+                summary[job_id] = []
+        return S_OK(summary)
+
+    def getJobOutputLFNs(self, jobID: int | str) -> DiracResult:
+        """The LFNs the job uploaded (its ``UploadedOutputData`` parameter): ``S_OK([lfns])``;
+        ``S_ERROR('No output data found for job N')`` when it uploaded none.
+
+        Usage: ``dirac.getJobOutputLFNs(196)``
+        """
+        parameters = self.getJobParameters(jobID)
+        if not parameters["OK"]:
+            return parameters
+        uploaded = str(parameters["Value"].get("UploadedOutputData", ""))
+        lfns = [lfn for lfn in uploaded.replace(" ", "").split(",") if lfn]
+        if not lfns:
+            return S_ERROR(f"No output data found for job {jobID}")
+        return S_OK(lfns)
+
+    def getJobCPUTime(self, jobID: JobIDs, printOutput: bool = False) -> DiracResult:
+        """CPU seconds consumed by jobs, by reading time: ``S_OK({jobID: {'YYYY-MM-DD
+        HH:MM:SS': '12.3'}})`` (``{}`` before any reading).
+
+        Usage: ``dirac.getJobCPUTime(196)``
+        """
+        try:
+            wanted = job_ids(jobID)
+        except DiracError as exc:
+            return S_ERROR(str(exc))
+        summary: dict[int, dict[str, str]] = {}
+        for job_id in wanted:
+            try:
+                samples = self._run(self._client.cpu_time, job_id)
+            except NotSupportedError as exc:
+                return S_ERROR(str(exc))
+            except DiracError as exc:
+                return S_ERROR(f"Could not get heartbeat data for job {job_id}: {exc}")
+            summary[job_id] = {dirac_time(s.time): f"{s.cpu_seconds:.1f}" for s in samples}
+        if printOutput:
+            print(pprint.pformat(summary))
+        return S_OK(summary)
 
     def peekJob(self, jobID: int | str) -> DiracResult:
         """The standard output of a job so far (``Not available yet.`` before it runs).

@@ -4,7 +4,9 @@ Users never need this module: :class:`~aiodirac.AsyncDirac` and :class:`~aiodira
 backend for them. Someone who writes a backend for another DIRAC service implements
 :class:`Backend` (see its docstring for the contract each method keeps) and receives
 :class:`SubmitChunk` objects: at most ``Capabilities.max_jobs_per_submit`` concrete jobs rendered
-as one parametric JDL.
+as one parametric JDL. The job-monitoring methods (``select_jobs``, ``attributes``,
+``logging_info``...) answer with :class:`JobAttributes`, :class:`LoggingRecord` and
+:class:`CPUSample`, and raise :class:`~aiodirac.NotSupportedError` by default.
 
 The two backends aiodirac ships live in ``aiodirac.backends.local`` and
 ``aiodirac.backends.diracx`` and are also exported from :mod:`aiodirac`.
@@ -17,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 from aiodirac._job._jdl import parse_jdl, render_jdl
+from aiodirac._job._monitoring import CPUSample, JobAttributes, JobSelection, LoggingRecord
 from aiodirac._job._parametric import chunk_jobs
 from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
 
@@ -25,8 +28,12 @@ from ._protocol import ActionResult, Backend, Capabilities, OutputSandbox, Uncon
 __all__ = [
     "ActionResult",
     "Backend",
+    "CPUSample",
     "Capabilities",
     "ConcreteJob",
+    "JobAttributes",
+    "JobSelection",
+    "LoggingRecord",
     "OutputSandbox",
     "Step",
     "SubmitChunk",

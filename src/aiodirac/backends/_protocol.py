@@ -4,6 +4,11 @@ Two implementations: :class:`aiodirac.LocalBackend` (jobs run on this machine) a
 :class:`aiodirac.DiracXBackend` (a DIRAC service through DiracX's REST API). The engine
 (submitter, tracker, downloader) knows backends only through this module.
 
+Beyond running jobs, a backend answers DIRAC's job-monitoring questions (:meth:`Backend.select_jobs`,
+:meth:`Backend.attributes`, :meth:`Backend.logging_info`, :meth:`Backend.parameters`,
+:meth:`Backend.input_data`, :meth:`Backend.input_sandbox`, :meth:`Backend.cpu_time`); what a
+backend cannot answer raises :class:`~aiodirac.NotSupportedError` (the default here).
+
 Submission has two phases, as DIRAC's bulk protocol: :meth:`Backend.submit` creates a chunk's jobs
 *unconfirmed* (``Submitting``), where they never run; :meth:`Backend.confirm` releases them
 (``Received``); :meth:`Backend.discard` kills unconfirmed ones. The submitter records IDs in its
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiodirac._exceptions import NotSupportedError
+from aiodirac._job._monitoring import CPUSample, JobAttributes, JobSelection, LoggingRecord
 from aiodirac._job._spec import SubmitChunk
 from aiodirac._job._status import JobState, JobStatus
 from aiodirac._resource import AsyncResource
@@ -205,6 +211,74 @@ class Backend(AsyncResource, abc.ABC):
             NotSupportedError: this backend cannot show a running job's output.
         """
         raise NotSupportedError(f"{self.description} cannot show the output of job {job_id} yet")
+
+    # ------------------------------------------------------------------ job monitoring
+    def _unsupported(self, what: str) -> NotSupportedError:
+        return NotSupportedError(f"{self.description} cannot tell {what}")
+
+    async def select_jobs(self, selection: JobSelection) -> list[int]:
+        """The IDs of the jobs meeting every condition of ``selection``, in increasing order.
+
+        Raises:
+            NotSupportedError: this backend cannot search jobs.
+        """
+        raise self._unsupported("which jobs match a selection")
+
+    async def attributes(self, job_ids: Sequence[int]) -> dict[int, JobAttributes]:
+        """DIRAC's job attributes of at most ``capabilities.max_ids_per_status`` jobs.
+
+        Unknown IDs are absent from the answer, as in :meth:`status`.
+
+        Raises:
+            NotSupportedError: this backend does not keep job attributes.
+        """
+        raise self._unsupported("job attributes")
+
+    async def logging_info(self, job_id: int) -> list[LoggingRecord]:
+        """Every status change of a job, oldest first (DIRAC's JobLoggingDB).
+
+        Raises:
+            JobNotFoundError: unknown job.
+            NotSupportedError: this backend keeps no status history.
+        """
+        raise self._unsupported(f"the status history of job {job_id}")
+
+    async def parameters(self, job_id: int) -> dict[str, str]:
+        """The job parameters its wrapper reported (``TotalCPUTime(s)``, ``StandardOutput``...).
+
+        Raises:
+            JobNotFoundError: unknown job.
+            NotSupportedError: this backend cannot read job parameters.
+        """
+        raise self._unsupported(f"the parameters of job {job_id}")
+
+    async def input_data(self, job_id: int) -> list[str]:
+        """The job's input data LFNs (``LFN:/...``), as its JDL's ``InputData`` holds them.
+
+        Raises:
+            JobNotFoundError: unknown job.
+            NotSupportedError: this backend cannot read a job's input data.
+        """
+        raise self._unsupported(f"the input data of job {job_id}")
+
+    async def input_sandbox(self, job_id: int) -> OutputSandbox:
+        """Locate a job's input sandbox archive (the same locator as :meth:`output_sandbox`).
+
+        Raises:
+            SandboxNotAvailableError: none stored for this job (any more).
+            JobNotFoundError: unknown job.
+            NotSupportedError: this backend cannot hand out input sandboxes.
+        """
+        raise self._unsupported(f"the input sandbox of job {job_id}")
+
+    async def cpu_time(self, job_id: int) -> list[CPUSample]:
+        """The CPU time readings of a job, oldest first (empty before any).
+
+        Raises:
+            JobNotFoundError: unknown job.
+            NotSupportedError: this backend does not record CPU time.
+        """
+        raise self._unsupported(f"the CPU time of job {job_id}")
 
     async def aclose(self) -> None:
         """Release connections and files. Idempotent."""

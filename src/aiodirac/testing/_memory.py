@@ -37,6 +37,7 @@ from aiodirac._exceptions import (
     SandboxNotAvailableError,
     ServiceUnavailableError,
 )
+from aiodirac._job._monitoring import CPUSample, JobAttributes, JobSelection, LoggingRecord
 from aiodirac._job._spec import JDLValue, SubmitChunk
 from aiodirac._job._status import JobState, JobStatus, MinorStatus
 from aiodirac.backends._protocol import (
@@ -63,8 +64,18 @@ ALL_METHODS: frozenset[str] = frozenset(
         "reschedule",
         "summary",
         "get_jdl",
+        "select_jobs",
+        "attributes",
+        "logging_info",
+        "parameters",
+        "input_data",
+        "input_sandbox",
+        "cpu_time",
     }
 )
+
+#: Owner, OwnerGroup and VO of every memory job.
+OWNER = "memory"
 
 # The path a healthy job follows; advance() moves jobs one step along it.
 _HAPPY_PATH: tuple[JobStatus, ...] = (
@@ -137,9 +148,49 @@ class MemoryJob:
     site: str = "ANY"
     submitted: datetime = field(default_factory=lambda: datetime.now(UTC))
     changed: datetime = field(default_factory=lambda: datetime.now(UTC))
-    history: list[tuple[JobStatus, str]] = field(default_factory=list)
+    history: list[LoggingRecord] = field(default_factory=list)
     sandbox: OutputSandbox | None = None
+    input_sandbox: OutputSandbox | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    cpu_samples: list[CPUSample] = field(default_factory=list)
     was_confirmed: bool = False
+
+    def log(self, source: str = "MemoryBackend") -> None:
+        """Record the job's current state in its :attr:`history` (DIRAC's logging info)."""
+        self.history.append(
+            LoggingRecord(
+                self.status, self.minor_status, self.application_status, self.changed, source
+            )
+        )
+
+    def attributes_now(self) -> JobAttributes:
+        """This job's :class:`aiodirac.JobAttributes`."""
+        started = [r.time for r in self.history if r.status is JobStatus.RUNNING]
+        ended = [
+            r.time for r in self.history if r.status.final and r.status is not JobStatus.DELETED
+        ]
+        rescheduled = [r.time for r in self.history if r.status is JobStatus.RESCHEDULED]
+        priority = self.attributes.get("Priority", 1)
+        return JobAttributes(
+            job_id=self.job_id,
+            status=self.status,
+            minor_status=self.minor_status,
+            application_status=self.application_status,
+            site=self.site,
+            job_name=self.name,
+            job_group=self.job_group,
+            job_type=str(self.attributes.get("JobType", "User")),
+            owner=OWNER,
+            owner_group=OWNER,
+            vo=OWNER,
+            user_priority=priority if isinstance(priority, int) else 1,
+            reschedule_counter=len(rescheduled),
+            submission_time=self.submitted,
+            last_update_time=self.changed,
+            start_exec_time=started[-1] if started else None,
+            end_exec_time=ended[-1] if ended else None,
+            reschedule_time=rescheduled[-1] if rescheduled else None,
+        )
 
     def state(self) -> JobState:
         """This job's :class:`aiodirac.JobState`."""
@@ -261,7 +312,9 @@ class MemoryBackend(Backend):
         except KeyError:
             raise JobNotFoundError(f"job {job_id} not found", job_ids=(job_id,)) from None
 
-    def _move(self, job: MemoryJob, target: JobStatus, minor: str) -> None:
+    def _move(
+        self, job: MemoryJob, target: JobStatus, minor: str, application: str | None = None
+    ) -> None:
         if not job.status.can_move_to(target):
             raise InvalidTransitionError(
                 f"job {job.job_id}: {job.status} -> {target} is not allowed",
@@ -269,11 +322,12 @@ class MemoryBackend(Backend):
                 current=str(job.status),
                 requested=str(target),
             )
-        if job.status != target or job.minor_status != minor:
-            job.history.append((job.status, job.minor_status))
         job.status = target
         job.minor_status = minor
+        if application is not None:
+            job.application_status = application
         job.changed = self._now()
+        job.log()
 
     def set_status(
         self,
@@ -311,11 +365,11 @@ class MemoryBackend(Backend):
                     requested=str(status),
                 )
         for job in jobs:
-            self._move(job, status, minor_status or _MINOR_ON_PATH.get(status, ""))
             if site is not None:
                 job.site = site
-            if application_status is not None:
-                job.application_status = application_status
+            self._move(
+                job, status, minor_status or _MINOR_ON_PATH.get(status, ""), application_status
+            )
 
     def advance(
         self,
@@ -409,7 +463,7 @@ class MemoryBackend(Backend):
             job_id = self._next_id
             self._next_id += 1
             group = concrete.attributes.get("JobGroup", group_value)
-            self.jobs[job_id] = MemoryJob(
+            job = self.jobs[job_id] = MemoryJob(
                 job_id=job_id,
                 name=concrete.name,
                 job_group=group if isinstance(group, str) else str(group),
@@ -418,6 +472,7 @@ class MemoryBackend(Backend):
                 submitted=stamp,
                 changed=stamp,
             )
+            job.log()
             ids.append(job_id)
         if lost:
             raise self._lost("submit")
@@ -593,6 +648,47 @@ class MemoryBackend(Backend):
         """The job's attributes rendered as a JDL (strings quoted; quotes refused at submit)."""
         await self._enter("get_jdl")
         return render_jdl(self._get(job_id).attributes)
+
+    # -- job monitoring ---------------------------------------------------------------------
+
+    async def select_jobs(self, selection: JobSelection) -> list[int]:
+        """IDs of the jobs meeting every condition, increasing."""
+        await self._enter("select_jobs")
+        return sorted(j.job_id for j in self.jobs.values() if selection.matches(j.attributes_now()))
+
+    async def attributes(self, job_ids: Sequence[int]) -> dict[int, JobAttributes]:
+        """Attributes of the known jobs among ``job_ids`` (Owner, OwnerGroup, VO: ``memory``)."""
+        await self._enter("attributes")
+        return {i: self.jobs[i].attributes_now() for i in job_ids if i in self.jobs}
+
+    async def logging_info(self, job_id: int) -> list[LoggingRecord]:
+        """Every state the job entered, oldest first."""
+        await self._enter("logging_info")
+        return list(self._get(job_id).history)
+
+    async def parameters(self, job_id: int) -> dict[str, str]:
+        """What the test put in ``jobs[id].parameters``."""
+        await self._enter("parameters")
+        return dict(self._get(job_id).parameters)
+
+    async def input_data(self, job_id: int) -> list[str]:
+        """The job's ``InputData`` attribute."""
+        await self._enter("input_data")
+        value = self._get(job_id).attributes.get("InputData", ())
+        return [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+
+    async def input_sandbox(self, job_id: int) -> OutputSandbox:
+        """What the test put in ``jobs[id].input_sandbox``."""
+        await self._enter("input_sandbox")
+        found = self._get(job_id).input_sandbox
+        if found is None:
+            raise SandboxNotAvailableError(f"job {job_id} has no input sandbox", job_id=job_id)
+        return found
+
+    async def cpu_time(self, job_id: int) -> list[CPUSample]:
+        """What the test put in ``jobs[id].cpu_samples``."""
+        await self._enter("cpu_time")
+        return list(self._get(job_id).cpu_samples)
 
     async def aclose(self) -> None:
         """Nothing to release; idempotent."""

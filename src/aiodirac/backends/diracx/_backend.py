@@ -36,6 +36,13 @@ from aiodirac._exceptions import (
     SandboxNotAvailableError,
 )
 from aiodirac._job._jdl import check_item, render_jdl
+from aiodirac._job._monitoring import (
+    ATTRIBUTE_NAMES,
+    CPUSample,
+    JobAttributes,
+    JobSelection,
+    LoggingRecord,
+)
 from aiodirac._job._spec import SubmitChunk
 from aiodirac._job._status import JobState, JobStatus, MinorStatus
 from aiodirac.backends._http._tls import ssl_verify
@@ -697,7 +704,107 @@ class DiracXBackend(DiracXHTTP, Backend):
             "keep the Job that built it, or use the local backend"
         )
 
-    # ------------------------------------------------------------------ output sandbox
+    # ------------------------------------------------------------------ job monitoring
+    async def select_jobs(self, selection: JobSelection) -> list[int]:
+        """The jobs meeting every condition (``POST /api/jobs/search``), increasing.
+
+        Conditions travel as ``eq``/``in`` filters; ``since`` as ``LastUpdateTime`` a second
+        early (the server compares whole seconds) and is then applied exactly here.
+        """
+        search: list[Mapping[str, object]] = []
+        for name, values in (
+            ("Status", [str(s) for s in selection.status]),
+            ("MinorStatus", selection.minor_status),
+            ("ApplicationStatus", selection.application_status),
+            ("Site", selection.site),
+            ("Owner", selection.owner),
+            ("OwnerGroup", selection.owner_group),
+            ("JobGroup", selection.job_group),
+        ):
+            if len(values) == 1:
+                search.append({"parameter": name, "operator": "eq", "value": values[0]})
+            elif values:
+                search.append({"parameter": name, "operator": "in", "values": list(values)})
+        if selection.since is not None:
+            low = selection.since.astimezone(UTC).replace(microsecond=0, tzinfo=None)
+            low -= timedelta(seconds=1)
+            search.append(
+                {"parameter": "LastUpdateTime", "operator": "gt", "value": low.isoformat(" ")}
+            )
+        rows = await self._search(
+            None, ["JobID", "LastUpdateTime"], action="select jobs", extra=search
+        )
+        since = selection.since
+        return [
+            int(row["JobID"])
+            for row in rows
+            if since is None or (parse_time(row.get("LastUpdateTime")) or since) >= since
+        ]
+
+    async def attributes(self, job_ids: Sequence[int]) -> dict[int, JobAttributes]:
+        """DIRAC's attributes of jobs, from one search per 10,000 IDs; unknown IDs are absent."""
+        if not job_ids:
+            return {}
+        rows = await self._search(job_ids, list(ATTRIBUTE_NAMES), action="read job attributes")
+        found: dict[int, JobAttributes] = {}
+        for row in rows:
+            attributes = _attributes(row)
+            if attributes is not None:
+                found[attributes.job_id] = attributes
+        return found
+
+    async def logging_info(self, job_id: int) -> list[LoggingRecord]:
+        """The job's status history (a search asking for ``LoggingInfo``), oldest first.
+
+        Raises:
+            JobNotFoundError: no such job (or one this user may not see).
+        """
+        rows = await self._search(
+            [job_id], ["JobID", "LoggingInfo"], action=f"read the history of job {job_id}"
+        )
+        if not rows:
+            raise JobNotFoundError(f"job {job_id} does not exist", job_ids=(job_id,))
+        records: list[LoggingRecord] = []
+        for entry in rows[0].get("LoggingInfo") or ():
+            record = _logging_record(entry)
+            if record is not None:
+                records.append(record)
+        return records
+
+    async def parameters(self, job_id: int) -> dict[str, str]:
+        """Not available: DiracX 0.7.0 stores job parameters but has no endpoint to read them.
+
+        Raises:
+            NotSupportedError: always.
+        """
+        raise NotSupportedError(
+            f"DiracX 0.7.0 has no endpoint that returns job parameters (job {job_id}); "
+            "use the local backend, or DIRAC's own client on that installation"
+        )
+
+    async def input_data(self, job_id: int) -> list[str]:
+        """Not available: DiracX 0.7.0 has no endpoint for a job's JDL or input data.
+
+        Raises:
+            NotSupportedError: always.
+        """
+        raise NotSupportedError(
+            f"DiracX 0.7.0 has no endpoint that returns a job's input data (job {job_id}); "
+            "keep the Job that built it"
+        )
+
+    async def cpu_time(self, job_id: int) -> list[CPUSample]:
+        """Not available: DiracX 0.7.0 records heartbeats but has no endpoint to read them.
+
+        Raises:
+            NotSupportedError: always.
+        """
+        raise NotSupportedError(
+            f"DiracX 0.7.0 has no endpoint that returns heartbeat data, so no CPU time "
+            f"(job {job_id})"
+        )
+
+    # ------------------------------------------------------------------ sandboxes
     async def output_sandbox(self, job_id: int) -> OutputSandbox:
         """A fresh presigned URL for the job's output sandbox archive.
 
@@ -705,9 +812,7 @@ class DiracXBackend(DiracXHTTP, Backend):
             SandboxNotAvailableError: the job is not final yet, or has no output sandbox.
             JobNotFoundError: no such job. PermissionDeniedError: someone else's job.
         """
-        action = f"list the output sandbox of job {job_id}"
-        response = await self._job_request(f"/api/jobs/{job_id}/sandbox/output", job_id, action)
-        pfns = [str(p) for p in self._json(response, action) if p]
+        pfns = await self._sandbox_pfns(job_id, "output")
         if not pfns:
             states = await self.status([job_id])
             state = states.get(job_id)
@@ -724,7 +829,35 @@ class DiracXBackend(DiracXHTTP, Backend):
                 job_id=job_id,
             )
         # the most recently assigned one (DiracX lists them in insertion order)
-        pfn = pfns[-1]
+        return await self._sandbox_url(job_id, pfns[-1])
+
+    async def input_sandbox(self, job_id: int) -> OutputSandbox:
+        """A fresh presigned URL for the input sandbox DiracX has assigned to the job.
+
+        DIRAC assigns a job its input sandbox when its optimizers check the job (JobSanity);
+        a DiracX server without them never does, and then there is none to fetch.
+
+        Raises:
+            SandboxNotAvailableError: no input sandbox is assigned to the job.
+            JobNotFoundError: no such job. PermissionDeniedError: someone else's job.
+        """
+        pfns = await self._sandbox_pfns(job_id, "input")
+        if not pfns:
+            if job_id not in await self.status([job_id]):
+                raise JobNotFoundError(f"job {job_id} does not exist", job_ids=(job_id,))
+            raise SandboxNotAvailableError(
+                f"DiracX has no input sandbox assigned to job {job_id}: DIRAC assigns it when "
+                "its optimizers check the job, and this server has not (or the job had none)",
+                job_id=job_id,
+            )
+        return await self._sandbox_url(job_id, pfns[0])
+
+    async def _sandbox_pfns(self, job_id: int, kind: str) -> list[str]:
+        action = f"list the {kind} sandbox of job {job_id}"
+        response = await self._job_request(f"/api/jobs/{job_id}/sandbox/{kind}", job_id, action)
+        return [str(p) for p in self._json(response, action) if p]
+
+    async def _sandbox_url(self, job_id: int, pfn: str) -> OutputSandbox:
         response = await self._api(
             "GET",
             "/api/jobs/sandbox",
@@ -766,6 +899,75 @@ def _refuse_by_state(
         elif not allowed(state.status):
             refused[job_id] = str(state.status)
     return refused
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _int_or(value: object, default: int) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return default
+
+
+def _attributes(row: Mapping[str, Any]) -> JobAttributes | None:
+    """A search row with every attribute as :class:`JobAttributes` (``None``: unknown status)."""
+    status = to_status(row.get("Status"))
+    if status is None:
+        logger.warning(
+            "job %s has status %r, which aiodirac does not know; skipped",
+            row.get("JobID"),
+            row.get("Status"),
+        )
+        return None
+    verified = row.get("VerifiedFlag")
+    return JobAttributes(
+        job_id=int(row["JobID"]),
+        status=status,
+        minor_status=_text(row.get("MinorStatus")),
+        application_status=_text(row.get("ApplicationStatus")) or "Unknown",
+        site=_text(row.get("Site")) or "ANY",
+        job_name=_text(row.get("JobName")),
+        job_group=_text(row.get("JobGroup")),
+        job_type=_text(row.get("JobType")),
+        owner=_text(row.get("Owner")),
+        owner_group=_text(row.get("OwnerGroup")),
+        vo=_text(row.get("VO")),
+        user_priority=_int_or(row.get("UserPriority"), 0),
+        reschedule_counter=_int_or(row.get("RescheduleCounter"), 0),
+        submission_time=parse_time(row.get("SubmissionTime")),
+        last_update_time=parse_time(row.get("LastUpdateTime")),
+        start_exec_time=parse_time(row.get("StartExecTime")),
+        end_exec_time=parse_time(row.get("EndExecTime")),
+        heart_beat_time=parse_time(row.get("HeartBeatTime")),
+        reschedule_time=parse_time(row.get("RescheduleTime")),
+        verified=verified is True or str(verified).lower() == "true",
+        accounted=str(row.get("AccountedFlag")),
+    )
+
+
+def _logging_record(entry: object) -> LoggingRecord | None:
+    """One ``LoggingInfo`` entry (by alias or by field name); ``None`` if it cannot be read."""
+    if not isinstance(entry, Mapping):
+        return None
+
+    def get(alias: str, name: str) -> object:
+        return entry.get(alias, entry.get(name))
+
+    status = to_status(get("Status", "status"))
+    when = parse_time(get("StatusTime", "status_time"))
+    if status is None or when is None:
+        logger.warning("unreadable logging record %r; skipped", entry)
+        return None
+    return LoggingRecord(
+        status,
+        _text(get("MinorStatus", "minor_status")),
+        _text(get("ApplicationStatus", "application_status")),
+        when,
+        _text(get("Source", "source")),
+    )
 
 
 def _is_unconfirmed(state: JobState | None) -> bool:

@@ -45,7 +45,7 @@ from aiodirac._job._status import JobStatus, MinorStatus
 
 from ._executor import run_job
 from ._paths import DEFAULT_IDLE_TIMEOUT, StatePaths, local_site_name
-from ._sandbox import file_digest, pack_files, resolve_output_files
+from ._sandbox import INPUT_ARCHIVE_SUFFIX, file_digest, pack_files, resolve_output_files
 from ._store import Claimed, Store, Update
 
 __all__ = [
@@ -476,6 +476,8 @@ class Agent:
         with contextlib.suppress(LocalBackendError):
             for chunk_id, folder in store.finished_sandboxes():
                 shutil.rmtree(self.paths.sandboxes / folder, ignore_errors=True)
+                # the archive a getInputSandbox packed from it, if any
+                (self.paths.sandboxes / f"{folder}{INPUT_ARCHIVE_SUFFIX}").unlink(missing_ok=True)
                 store.forget_sandbox(chunk_id)
 
     def _work(self, claimed: Claimed, cancel: threading.Event) -> None:

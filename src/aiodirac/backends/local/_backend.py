@@ -6,6 +6,7 @@ event loop never waits on a lock held by another process.
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from aiodirac._exceptions import (
     SandboxNotAvailableError,
 )
 from aiodirac._job._jdl import render_jdl
+from aiodirac._job._monitoring import CPUSample, JobAttributes, JobSelection, LoggingRecord
 from aiodirac._job._spec import SubmitChunk
 from aiodirac._job._status import JobState, JobStatus, MinorStatus
 from aiodirac.backends._protocol import (
@@ -39,7 +41,7 @@ from aiodirac.backends._protocol import (
 )
 
 from ._paths import DEFAULT_IDLE_TIMEOUT, StatePaths, default_home
-from ._sandbox import store_input_sandbox
+from ._sandbox import INPUT_ARCHIVE_SUFFIX, file_digest, pack_files, store_input_sandbox
 from ._store import Store, decode_job
 
 __all__ = ["LocalBackend"]
@@ -68,6 +70,18 @@ def _agent() -> ModuleType:
     from aiodirac.backends.local import _agent
 
     return _agent
+
+
+#: The local backend's OwnerGroup and VO.
+_LOCAL = "local"
+
+
+def _owner() -> str:
+    """The login name running this process: the owner of every job in its state folder."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 def _timestamp(value: datetime | None) -> float | None:
@@ -407,7 +421,7 @@ class LocalBackend(Backend):
         return await self._run(peek)
 
     async def history(self, job_id: int) -> list[tuple[str, str, str, datetime, str]]:
-        """Every status change of a job, oldest first (DIRAC's ``getJobLoggingInfo``).
+        """Every status change of a job, oldest first, as plain tuples.
 
         Returns:
             ``(Status, MinorStatus, ApplicationStatus, time, source)`` tuples.
@@ -415,15 +429,158 @@ class LocalBackend(Backend):
         Raises:
             JobNotFoundError: unknown job.
         """
+        return [
+            (str(r.status), r.minor_status, r.application_status, r.time, r.source)
+            for r in await self.logging_info(job_id)
+        ]
 
-        def history() -> list[tuple[str, str, str, datetime, str]]:
+    async def logging_info(self, job_id: int) -> list[LoggingRecord]:
+        """Every status change of a job, oldest first, as DIRAC's JobLoggingDB records them:
+        Status, MinorStatus, ApplicationStatus, time and source (``JobManager`` for submission,
+        confirmation, kill, delete and reschedule; ``Agent`` for queueing and matching;
+        ``JobWrapper`` for what happens while the job runs).
+
+        Raises:
+            JobNotFoundError: unknown job.
+        """
+
+        def records() -> list[LoggingRecord]:
             self._details(job_id)
             return [
-                (s, m, a, datetime.fromtimestamp(t, UTC), src)
+                LoggingRecord(_STATUSES[s], m, a, datetime.fromtimestamp(t, UTC), src)
                 for s, m, a, t, src in self._db().history(int(job_id))
             ]
 
-        return await self._run(history)
+        return await self._run(records)
+
+    async def select_jobs(self, selection: JobSelection) -> list[int]:
+        """The jobs of this state folder meeting every condition, in increasing ID order.
+
+        Every job here belongs to the user running it (Owner: the login name; OwnerGroup and
+        VO: ``local``).
+        """
+        owner = _owner()
+        if (selection.owner and owner not in selection.owner) or (
+            selection.owner_group and _LOCAL not in selection.owner_group
+        ):
+            return []
+        conditions = {
+            "status": [str(s) for s in selection.status],
+            "minor_status": selection.minor_status,
+            "application_status": selection.application_status,
+            "site": selection.site,
+            "job_group": selection.job_group,
+        }
+        since = _timestamp(selection.since)
+        return await self._run(self._db().select, conditions, since)
+
+    async def attributes(self, job_ids: Sequence[int]) -> dict[int, JobAttributes]:
+        """DIRAC's attributes of the known jobs among ``job_ids`` (one SQL query).
+
+        No heartbeats here: ``heart_beat_time`` is ``None``. Owner is the login name,
+        OwnerGroup and VO ``local``.
+        """
+        if not job_ids:
+            return {}
+
+        def when(value: float | None) -> datetime | None:
+            return None if value is None else datetime.fromtimestamp(value, UTC)
+
+        owner = _owner()
+
+        def build() -> dict[int, JobAttributes]:
+            return {
+                row.job_id: JobAttributes(
+                    job_id=row.job_id,
+                    status=_STATUSES[row.status],
+                    minor_status=row.minor_status,
+                    application_status=row.application_status,
+                    site=row.site,
+                    job_name=row.name,
+                    job_group=row.job_group,
+                    job_type=str(row.job_type),
+                    owner=owner,
+                    owner_group=_LOCAL,
+                    vo=_LOCAL,
+                    user_priority=row.priority,
+                    reschedule_counter=row.reschedules,
+                    submission_time=when(row.submitted),
+                    last_update_time=when(row.updated),
+                    start_exec_time=when(row.started),
+                    end_exec_time=when(row.ended),
+                    reschedule_time=when(row.rescheduled),
+                )
+                for row in self._db().attribute_rows(list(job_ids))
+            }
+
+        return await self._run(build)
+
+    async def input_data(self, job_id: int) -> list[str]:
+        """The job's ``InputData`` LFNs: always empty here, since the local backend refuses grid
+        inputs at submission.
+
+        Raises:
+            JobNotFoundError: unknown job.
+        """
+
+        def lfns() -> list[str]:
+            return list(decode_job(self._details(job_id)["spec"]).strings("InputData"))
+
+        return await self._run(lfns)
+
+    def _input_sandbox(self, job_id: int) -> OutputSandbox:
+        known, folder = self._db().chunk_sandbox(int(job_id))
+        if not known:
+            raise JobNotFoundError(
+                f"job {job_id} is unknown to {self.description}", job_ids=(job_id,)
+            )
+        source = self.paths.sandboxes / folder if folder else None
+        if source is None or not source.is_dir():
+            raise SandboxNotAvailableError(
+                f"the input sandbox of job {job_id} was removed: the local backend keeps a "
+                "submission's input files until every job of it is Done, Killed or Deleted",
+                job_id=job_id,
+            )
+        archive = source.with_name(f"{source.name}{INPUT_ARCHIVE_SUFFIX}")
+        try:
+            if not archive.is_file():
+                entries = sorted(source.iterdir(), key=lambda p: p.name)
+                files = [p.name for p in entries if not p.is_dir() or p.is_symlink()]
+                folders = [p.name for p in entries if p.is_dir() and not p.is_symlink()]
+                pack_files(source, files, folders, archive)
+            size, sha = file_digest(archive)
+        except OSError as exc:
+            raise SandboxNotAvailableError(
+                f"cannot read the input sandbox of job {job_id} in {source}: {exc}",
+                job_id=job_id,
+            ) from exc
+        return OutputSandbox(job_id=job_id, path=str(archive), size=size, sha256=sha)
+
+    async def input_sandbox(self, job_id: int) -> OutputSandbox:
+        """The job's input sandbox as one ``tar.bz2`` (packed from the stored copy on first use;
+        a folder given as input is packed as ``<folder>.tar``, as DIRAC's wrapper packs folders).
+
+        Raises:
+            JobNotFoundError: unknown job.
+            SandboxNotAvailableError: removed, because every job of its submission ended.
+        """
+        return await self._run(self._input_sandbox, job_id)
+
+    async def cpu_time(self, job_id: int) -> list[CPUSample]:
+        """One reading, taken when the job ended (``TotalCPUTime(s)``); none before.
+
+        Raises:
+            JobNotFoundError: unknown job.
+        """
+
+        def samples() -> list[CPUSample]:
+            details = self._details(job_id)
+            used = json.loads(details["parameters"] or "{}").get("TotalCPUTime(s)")
+            if used is None:
+                return []
+            return [CPUSample(datetime.fromtimestamp(details["updated"], UTC), float(used))]
+
+        return await self._run(samples)
 
     # -- actions -------------------------------------------------------------------------------
 

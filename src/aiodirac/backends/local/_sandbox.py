@@ -30,6 +30,7 @@ from aiodirac._exceptions import InvalidRequestError
 from aiodirac._job._spec import ConcreteJob, SubmitChunk
 
 __all__ = [
+    "INPUT_ARCHIVE_SUFFIX",
     "WORKFLOW_FILE",
     "OutputFiles",
     "StagingError",
@@ -43,6 +44,9 @@ __all__ = [
 
 #: The workflow file DIRAC's worker nodes run; always part of the input sandbox.
 WORKFLOW_FILE = "jobDescription.xml"
+
+#: Beside a stored input sandbox folder ``<name>``, its archive ``<name>.tar.bz2``.
+INPUT_ARCHIVE_SUFFIX = ".tar.bz2"
 
 _COMPRESS_LEVEL = 9
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})

@@ -27,6 +27,7 @@ from aiodirac._job._status import JobStatus, MinorStatus
 
 __all__ = [
     "ACTIVE",
+    "AttributeRow",
     "Claimed",
     "JobRow",
     "Store",
@@ -41,6 +42,9 @@ _BUSY_TIMEOUT_MS = 10_000
 
 #: Statuses of a job the agent has taken: it owns the job while it is in one of these.
 ACTIVE: tuple[str, ...] = (JobStatus.MATCHED, JobStatus.RUNNING, JobStatus.COMPLETING)
+
+#: Columns jobs can be selected on (:meth:`Store.select`).
+_SELECTABLE = frozenset({"status", "minor_status", "application_status", "site", "job_group"})
 
 #: DIRAC's default MaxRescheduling.
 MAX_RESCHEDULING = 3
@@ -132,6 +136,30 @@ class JobRow:
     application_status: str
     site: str
     updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeRow:
+    """What the store knows of a job's DIRAC attributes (times: epoch seconds or ``None``).
+
+    Usage: ``row.job_type``
+    """
+
+    job_id: int
+    status: str
+    minor_status: str
+    application_status: str
+    site: str
+    name: str
+    job_group: str
+    job_type: str
+    priority: int
+    reschedules: int
+    submitted: float
+    updated: float
+    started: float | None
+    ended: float | None
+    rescheduled: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,6 +526,67 @@ class Store:
                     (job_id,),
                 )
             ]
+
+    def select(self, conditions: Mapping[str, Sequence[str]], since: float | None) -> list[int]:
+        """IDs of the jobs whose columns hold one of the given values each, updated since then.
+
+        Args:
+            conditions: column name (``status``, ``minor_status``, ``application_status``,
+                ``site``, ``job_group``) -> accepted values; an empty sequence does not filter.
+            since: keep jobs updated at or after this epoch time.
+
+        Usage: ``store.select({"status": ["Done"]}, since=None)``
+        """
+        query = "SELECT id FROM jobs WHERE 1"
+        args: list[Any] = []
+        for column, values in conditions.items():
+            if column not in _SELECTABLE:
+                raise ValueError(f"cannot select jobs on {column!r}")
+            if values:
+                query += f" AND {column} IN (SELECT value FROM json_each(?))"
+                args.append(json.dumps(list(values)))
+        if since is not None:
+            query += " AND updated >= ?"
+            args.append(since)
+        with self.reading() as db:
+            return [int(r[0]) for r in db.execute(query + " ORDER BY id", args)]
+
+    def attribute_rows(self, job_ids: Sequence[int]) -> list[AttributeRow]:
+        """DIRAC's job attributes of the known jobs among ``job_ids`` (one query).
+
+        Start and end of execution and the last reschedule come from the history.
+
+        Usage: ``store.attribute_rows([7])[0].status``
+        """
+        with self.reading() as db:
+            return [
+                AttributeRow(*row)
+                for row in db.execute(
+                    "SELECT j.id, j.status, j.minor_status, j.application_status, j.site, j.name,"
+                    " j.job_group, COALESCE(json_extract(j.spec, '$.attributes.JobType'), 'User'),"
+                    " j.priority, j.reschedules, j.submitted, j.updated,"
+                    " (SELECT MAX(h.time) FROM history h WHERE h.job_id = j.id"
+                    "  AND h.status = 'Running'),"
+                    " (SELECT MAX(h.time) FROM history h WHERE h.job_id = j.id"
+                    "  AND h.status IN ('Done', 'Failed', 'Killed', 'Completed')),"
+                    " (SELECT MAX(h.time) FROM history h WHERE h.job_id = j.id"
+                    "  AND h.status = 'Rescheduled') "
+                    "FROM jobs j WHERE j.id IN (SELECT value FROM json_each(?)) ORDER BY j.id",
+                    (_ids_json(job_ids),),
+                )
+            ]
+
+    def chunk_sandbox(self, job_id: int) -> tuple[bool, str | None]:
+        """``(known, folder)``: whether the job exists, and its chunk's stored input sandbox.
+
+        Usage: ``known, folder = store.chunk_sandbox(7)``
+        """
+        with self.reading() as db:
+            row = db.execute(
+                "SELECT c.sandbox FROM jobs j JOIN chunks c ON c.id = j.chunk_id WHERE j.id = ?",
+                (job_id,),
+            ).fetchone()
+        return (False, None) if row is None else (True, row[0])
 
     def act(
         self, job_ids: Sequence[int], target: JobStatus, now: float
