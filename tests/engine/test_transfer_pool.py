@@ -26,7 +26,7 @@ from test_download import (
 from aiodirac import IntegrityError, UnsafeArchiveError
 from aiodirac._engine.download._downloader import DownloadConfig, Downloader, DownloadProgress
 from aiodirac._engine.download._model import _Run
-from aiodirac._engine.download._transfer_pool import TransferPool, default_processes
+from aiodirac._engine.download._transfer_pool import default_processes
 from aiodirac._engine.download._unpack import UnpackedFile
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="helper processes: POSIX only")
@@ -93,7 +93,7 @@ async def test_errors_and_fresh_urls_cross_the_process_boundary(tmp_path: Path) 
     out = tmp_path / "out"
     out.mkdir()
     with server:
-        async with Downloader(backend, ONE_HELPER) as dl, TransferPool(dl) as pool:
+        async with Downloader(backend, ONE_HELPER) as dl, dl._transfer_pool() as pool:
             pool._start_helpers()
             [helper] = pool.helpers
             with anyio.fail_after(30):
@@ -212,12 +212,12 @@ def test_default_helpers_leave_this_process_one_core(
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
     assert default_processes() == helpers
     backend = UrlBackend("http://127.0.0.1:9", {})
-    automatic = TransferPool(Downloader(backend, FAST))
+    automatic = Downloader(backend, FAST)._transfer_pool()
     assert (automatic.processes, automatic.when_busy) == (helpers, True)
-    chosen = TransferPool(Downloader(backend, replace(FAST, processes=3)))
+    chosen = Downloader(backend, replace(FAST, processes=3))._transfer_pool()
     assert (chosen.processes, chosen.when_busy) == (3, False)
     # A caller's own HTTP client cannot go to a helper.
-    assert TransferPool(Downloader(backend, ONE_HELPER), enabled=False).processes == 0
+    assert Downloader(backend, ONE_HELPER)._transfer_pool(enabled=False).processes == 0
     with pytest.raises(ValueError, match="processes"):
         DownloadConfig(processes=-1)
 

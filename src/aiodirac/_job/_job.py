@@ -24,7 +24,7 @@ from typing import Any
 
 from ._jdl import check_item, render_jdl
 from ._parametric import JobTemplate, chunks_of, expand
-from ._setters import LOG_LEVELS, JobSetters, _bad, _Param, _unique
+from ._setters import LOG_LEVELS, JobSetters, Param, bad_argument, unique
 from ._spec import ConcreteJob, JDLValue, Step, SubmitChunk
 from ._workflow import WorkflowParameter, check_xml_value, render_workflow
 
@@ -70,17 +70,19 @@ class Job(JobSetters):
         input_data: str | Sequence[str] | None = None,
     ) -> None:
         if script is not None:
-            raise _bad("script", script, "None (aiodirac always writes jobDescription.xml itself)")
+            raise bad_argument(
+                "script", script, "None (aiodirac always writes jobDescription.xml itself)"
+            )
         for argument, value in (("stdout", stdout), ("stderr", stderr)):
             if not isinstance(value, str) or not value:
-                raise _bad(argument, value, "a non-empty file name")
+                raise bad_argument(argument, value, "a non-empty file name")
             check_item("StdOutput" if argument == "stdout" else "StdError", value)
             check_xml_value(argument, value)
         #: DIRAC's per-setter error record; aiodirac raises instead, so it stays empty.
         self.errorDict: dict[str, list[str]] = {}
         self._stdout = stdout
         self._stderr = stderr
-        self._params: dict[str, _Param] = {}
+        self._params: dict[str, Param] = {}
         self._steps: list[Step] = []
         self._parametric_args = ""
         self._parametric_step = 0
@@ -183,9 +185,9 @@ class Job(JobSetters):
     # -----------------------------------------------------------------------------------------
     # rendering
 
-    def _attributes(self) -> tuple[dict[str, JDLValue], dict[str, _Param]]:
+    def _attributes(self) -> tuple[dict[str, JDLValue], dict[str, Param]]:
         """DIRAC's ``_toJDL`` logic: the JDL attributes (sorted) and the parameters used."""
-        params = {name: _Param(p.type, p.value, p.description) for name, p in self._params.items()}
+        params = {name: Param(p.type, p.value, p.description) for name, p in self._params.items()}
         arguments = ["jobDescription.xml"]
         log_level = params["LogLevel"].value
         if log_level:
@@ -201,8 +203,8 @@ class Job(JobSetters):
             if current is not None and current.value not in ("", ()):
                 value = current.value
                 items = list(value) if isinstance(value, tuple) else [str(value)]
-            items = list(_unique([*items, *extra]))
-            params[name] = _Param("JDL", tuple(items), current.description if current else "")
+            items = list(unique([*items, *extra]))
+            params[name] = Param("JDL", tuple(items), current.description if current else "")
 
         merged("InputSandbox", [*self._add_to_isb, "jobDescription.xml"])
         merged("OutputSandbox", [*self._add_to_osb, self._stderr, self._stdout])
@@ -217,8 +219,8 @@ class Job(JobSetters):
                 elif par.type == "JDL":
                     par.value = placeholder
             else:
-                params[name] = _Param("JDL", placeholder, "")
-            params[f"Parameters.{name}"] = _Param("JDL", values, "")
+                params[name] = Param("JDL", placeholder, "")
+            params[f"Parameters.{name}"] = Param("JDL", values, "")
             if name in self._wf_arguments:
                 arguments.append(f" -p {self._wf_arguments[name]}=%({name})s")
         attrs: dict[str, JDLValue] = {

@@ -29,19 +29,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiodirac._exceptions import JobDescriptionError, ParametricError, UnsafeValueError
 
 from ._jdl import check_item, check_value
 from ._spec import ConcreteJob, JDLValue, Step, SubmitChunk
 
-if TYPE_CHECKING:
-    from ._job import Job
-
 __all__ = [
     "INDEX_PARAMETER",
     "JobTemplate",
+    "Templated",
     "check_parameter_value",
     "chunk_jobs",
     "expand",
@@ -92,6 +90,14 @@ def check_parameter_value(name: str, value: str) -> None:
             value=value,
             character=character,
         )
+
+
+class Templated(Protocol):
+    """What :func:`chunk_jobs` needs of a job: its template (:class:`~aiodirac.Job` has it)."""
+
+    def template(self) -> JobTemplate:
+        """The job's attributes, steps, sandbox and parameter sequences, ready to expand."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,7 +494,7 @@ def _group_chunk(group: _Group) -> SubmitChunk:
     return SubmitChunk(chunk.attributes, chunk.workflow_xml, jobs, chunk.local_sandbox)
 
 
-def chunk_jobs(jobs: Iterable[Job], max_jobs: int = 20) -> Iterator[SubmitChunk]:
+def chunk_jobs(jobs: Iterable[Templated], max_jobs: int = 20) -> Iterator[SubmitChunk]:
     """Submit chunks for a list of different jobs, sharing chunks where DIRAC can carry it.
 
     Consecutive plain jobs with the same steps, sandbox and attribute names, whose differing

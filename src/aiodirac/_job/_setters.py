@@ -35,7 +35,7 @@ from ._workflow import check_xml_value
 if TYPE_CHECKING:
     from ._parametric import JobTemplate
 
-__all__ = ["LOG_LEVELS", "JobSetters"]
+__all__ = ["LOG_LEVELS", "JobSetters", "Param", "bad_argument", "unique"]
 
 #: DIRAC's gLogger level names (``setLogLevel`` accepts them in any case).
 LOG_LEVELS = frozenset(
@@ -52,13 +52,13 @@ _RESERVED_SEQUENCES = frozenset({"Executable", "Arguments"})
 
 
 @dataclass(slots=True)
-class _Param:
+class Param:
     type: str
     value: JDLValue
     description: str
 
 
-def _bad(argument: str, value: object, accepted: str) -> JobDescriptionError:
+def bad_argument(argument: str, value: object, accepted: str) -> JobDescriptionError:
     return JobDescriptionError(
         f"{argument}={value!r} is not accepted: expected {accepted}",
         attribute=argument,
@@ -73,14 +73,14 @@ def _string_list(argument: str, value: object, *, allow_str: bool = True) -> tup
     elif isinstance(value, list | tuple) and value:
         items = value
     else:
-        raise _bad(argument, value, "a string or a non-empty list of strings")
+        raise bad_argument(argument, value, "a string or a non-empty list of strings")
     for item in items:
         if not isinstance(item, str):
-            raise _bad(argument, value, "a string or a non-empty list of strings")
+            raise bad_argument(argument, value, "a string or a non-empty list of strings")
     return tuple(items)  # type: ignore[arg-type]
 
 
-def _unique(items: Sequence[str]) -> tuple[str, ...]:
+def unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
@@ -108,7 +108,7 @@ class JobSetters:
     errorDict: dict[str, list[str]]
     _stdout: str
     _stderr: str
-    _params: dict[str, _Param]
+    _params: dict[str, Param]
     _steps: list[Step]
     _parametric_args: str
     _parametric_step: int
@@ -125,7 +125,7 @@ class JobSetters:
 
     def _set(self, name: str, ptype: str, value: JDLValue, description: str) -> None:
         self._cache = None
-        self._params[name] = _Param(ptype, value, description)
+        self._params[name] = Param(ptype, value, description)
 
     def _jdl_strings(self, attribute: str, items: tuple[str, ...]) -> JDLValue:
         for item in items:
@@ -135,7 +135,7 @@ class JobSetters:
 
     def _scalar(self, attribute: str, argument: str, value: object) -> str:
         if not isinstance(value, str):
-            raise _bad(argument, value, "a string")
+            raise bad_argument(argument, value, "a string")
         check_value(attribute, value)
         check_xml_value(attribute, value)
         return value
@@ -188,17 +188,17 @@ class JobSetters:
             ("logFile", logFile),
         ):
             if not isinstance(value, str):
-                raise _bad(argument, value, "a string")
+                raise bad_argument(argument, value, "a string")
         if modulesList not in (None, ["Script"]):
-            raise _bad("modulesList", modulesList, "None or ['Script']")
+            raise bad_argument("modulesList", modulesList, "None or ['Script']")
         if parameters is not None or paramValues is not None:
-            raise _bad(
+            raise bad_argument(
                 "parameters" if parameters is not None else "paramValues",
                 parameters if parameters is not None else paramValues,
                 "None (DIRAC's workflow-extension hooks are not supported)",
             )
         if not executable.strip():
-            raise _bad("executable", executable, "a non-empty command")
+            raise bad_argument("executable", executable, "a non-empty command")
         check_xml_value("executable", executable)
         check_xml_value("arguments", arguments)
         import shlex  # lazy: only setters and readers of Arguments need it
@@ -286,7 +286,9 @@ class JobSetters:
         """
         value = self._scalar("JobName", "jobName", jobName)
         if not value:
-            raise _bad("jobName", jobName, "a non-empty name (DIRAC would drop an empty one)")
+            raise bad_argument(
+                "jobName", jobName, "a non-empty name (DIRAC would drop an empty one)"
+            )
         self._workflow_name = value
         self._set("JobName", "JDL", value, "User specified name")
         return S_OK()
@@ -300,15 +302,17 @@ class JobSetters:
         Usage: ``job.setCPUTime(3600)``
         """
         if isinstance(timeInSecs, bool) or not isinstance(timeInSecs, int | str):
-            raise _bad("timeInSecs", timeInSecs, "a number of seconds (int or numeric string)")
+            raise bad_argument(
+                "timeInSecs", timeInSecs, "a number of seconds (int or numeric string)"
+            )
         try:
             seconds = int(timeInSecs)
         except ValueError:
-            raise _bad(
+            raise bad_argument(
                 "timeInSecs", timeInSecs, "a number of seconds (int or numeric string)"
             ) from None
         if seconds < 0:
-            raise _bad("timeInSecs", timeInSecs, "a number of seconds >= 0")
+            raise bad_argument("timeInSecs", timeInSecs, "a number of seconds >= 0")
         self._set("CPUTime", "JDL", seconds, "CPU time in secs")
         return S_OK()
 
@@ -329,10 +333,12 @@ class JobSetters:
             check_item("InputSandbox", item)
             check_xml_value("InputSandbox", item)
             if os.path.basename(item) == "jobDescription.xml":
-                raise _bad("files", item, "files other than jobDescription.xml (the job writes it)")
+                raise bad_argument(
+                    "files", item, "files other than jobDescription.xml (the job writes it)"
+                )
             if not item.startswith(_REMOTE):
                 self._absolute[item] = os.path.abspath(item)
-        self._set("InputSandbox", "JDL", _unique(items), "Input sandbox file list")
+        self._set("InputSandbox", "JDL", unique(items), "Input sandbox file list")
         return S_OK()
 
     def setOutputSandbox(self, files: str | Sequence[str]) -> DiracResult:
@@ -399,10 +405,10 @@ class JobSetters:
         if outputSE is not None and outputSE != [] and outputSE != "":
             output_se = tuple(se.strip() for se in _string_list("outputSE", outputSE))
         if not isinstance(outputPath, str):
-            raise _bad("outputPath", outputPath, "a string")
+            raise bad_argument("outputPath", outputPath, "a string")
         path = outputPath.lstrip("/")
         if outputPath and not path:
-            raise _bad("outputPath", outputPath, "a path relative to the user's home")
+            raise bad_argument("outputPath", outputPath, "a path relative to the user's home")
         data = self._jdl_strings("OutputData", items)
         se = self._jdl_strings("OutputSE", output_se) if output_se else None
         if path:
@@ -437,20 +443,20 @@ class JobSetters:
         Usage: ``job.setParameterSequence("seed", [11, 22, 33], addToWorkflow=True)``
         """
         if not isinstance(name, str) or not _SEQUENCE_NAME.match(name):
-            raise _bad("name", name, "an identifier: letters, digits and '_'")
+            raise bad_argument("name", name, "an identifier: letters, digits and '_'")
         if (
             name.startswith(("Parameter", "aiodirac"))
             or name in _RESERVED_SEQUENCES
             or name in _WORKFLOW_PARAMETERS
         ):
-            raise _bad(
+            raise bad_argument(
                 "name",
                 name,
                 "a name that is not Executable, Arguments, a workflow parameter, nor starts with "
                 "'Parameter' or 'aiodirac' (DIRAC or aiodirac use those)",
             )
         if isinstance(parameterList, str) or not isinstance(parameterList, Sequence | range):
-            raise _bad("parameterList", parameterList, "a list of values")
+            raise bad_argument("parameterList", parameterList, "a list of values")
         if len(parameterList) == 0:
             raise ParametricError(
                 f"parameterList for {name!r} is empty: a parametric job needs at least one value",
@@ -460,7 +466,7 @@ class JobSetters:
         values: list[str] = []
         for value in parameterList:
             if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise _bad("parameterList", value, "str, int or float values")
+                raise bad_argument("parameterList", value, "str, int or float values")
             text = str(value)
             check_parameter_value(name, text)
             check_xml_value(f"Parameters.{name}", text)
@@ -478,7 +484,7 @@ class JobSetters:
         if addToWorkflow:
             wf_name = addToWorkflow if isinstance(addToWorkflow, str) else name
             if not _SEQUENCE_NAME.match(wf_name) or wf_name == "arguments":
-                raise _bad(
+                raise bad_argument(
                     "addToWorkflow", addToWorkflow, "True/False or a workflow parameter identifier"
                 )
             for text in values:
@@ -494,7 +500,7 @@ class JobSetters:
         if name == "InputSandbox":
             local = [v for v in values if not v.startswith(_REMOTE)]
             if local:
-                raise _bad(
+                raise bad_argument(
                     "parameterList",
                     local[0],
                     "LFN: or SB: entries for a parametric InputSandbox (per-job local files "
@@ -522,7 +528,7 @@ class JobSetters:
             items: tuple[str, ...] = tuple(destination.replace(" ", "").split(","))
         else:
             items = _string_list("destination", destination, allow_str=False)
-        sites = _unique([s for s in items if s.lower() not in ("any", "")])
+        sites = unique([s for s in items if s.lower() not in ("any", "")])
         if sites:
             description = (
                 "User specified destination site"
@@ -555,7 +561,7 @@ class JobSetters:
         """
         value = self._scalar("Platform", "platform", platform)
         if not value:
-            raise _bad("platform", platform, "a platform name or 'ANY'")
+            raise bad_argument("platform", platform, "a platform name or 'ANY'")
         if value.lower() != "any":
             check_item("Platform", value)
             self._set("Platform", "JDL", value, "Platform ( Operating System )")
@@ -591,7 +597,7 @@ class JobSetters:
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
-                raise _bad(argument, value, "None or an int >= 1")
+                raise bad_argument(argument, value, "None or an int >= 1")
         exact = "Exact number of processors requested"
         most = "Max Number of processors the job applications may use"
         if numberOfProcessors:
@@ -632,9 +638,9 @@ class JobSetters:
         """
         for argument, value in (("ramRequired", ramRequired), ("maxRAM", maxRAM)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise _bad(argument, value, "an int >= 0 (MB)")
+                raise bad_argument(argument, value, "an int >= 0 (MB)")
         if maxRAM and ramRequired > maxRAM:
-            raise _bad("maxRAM", maxRAM, f"0 or at least ramRequired ({ramRequired})")
+            raise bad_argument("maxRAM", maxRAM, f"0 or at least ramRequired ({ramRequired})")
         if ramRequired:
             self._set("MinRAM", "JDL", ramRequired, "MBs of RAM requested")
         if maxRAM:
@@ -650,7 +656,7 @@ class JobSetters:
         Usage: ``job.setPriority(5)``
         """
         if isinstance(priority, bool) or not isinstance(priority, int):
-            raise _bad("priority", priority, "an int")
+            raise bad_argument("priority", priority, "an int")
         self._set("Priority", "JDL", priority, "User Job Priority")
         return S_OK()
 
@@ -672,7 +678,9 @@ class JobSetters:
         Usage: ``job.setLogLevel("debug")``
         """
         if not isinstance(logLevel, str) or logLevel.upper() not in LOG_LEVELS:
-            raise _bad("logLevel", logLevel, f"one of {', '.join(sorted(LOG_LEVELS))} (any case)")
+            raise bad_argument(
+                "logLevel", logLevel, f"one of {', '.join(sorted(LOG_LEVELS))} (any case)"
+            )
         self._set("LogLevel", "JDL", logLevel, "User specified logging level")
         return S_OK()
 
@@ -683,7 +691,7 @@ class JobSetters:
         """
         value = self._scalar("JobType", "jobType", jobType)
         if not value:
-            raise _bad("jobType", jobType, "a non-empty job type")
+            raise bad_argument("jobType", jobType, "a non-empty job type")
         self._set("JobType", "JDL", value, "User specified type")
         return S_OK()
 
@@ -700,11 +708,15 @@ class JobSetters:
         from urllib.parse import quote
 
         if not isinstance(environmentDict, Mapping):
-            raise _bad("environmentDict", environmentDict, "a dict of variable names to values")
+            raise bad_argument(
+                "environmentDict", environmentDict, "a dict of variable names to values"
+            )
         entries = []
         for key, value in environmentDict.items():
             if not isinstance(key, str) or not _SEQUENCE_NAME.match(key):
-                raise _bad("environmentDict", key, "variable names of letters, digits and '_'")
+                raise bad_argument(
+                    "environmentDict", key, "variable names of letters, digits and '_'"
+                )
             entries.append(f"{key}={quote(str(value))}")
         if entries:
             self._set(
@@ -758,10 +770,10 @@ class JobSetters:
         """
         check_name(name)
         if name.startswith("Parameter") or name in ("Executable", "Arguments"):
-            raise _bad("name", name, "an attribute the job does not compute itself")
+            raise bad_argument("name", name, "an attribute the job does not compute itself")
         stored: JDLValue
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise _bad("value", value, "a string or an int")
+            raise bad_argument("value", value, "a string or an int")
         if isinstance(value, str) and ";" in value:
             stored = self._jdl_strings(name, tuple(value.split(";")))
         elif isinstance(value, str):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperCommand
 
-from ._output import inert
+from ._terminal_text import inert
 
 if TYPE_CHECKING:
     from aiodirac._client import AsyncDirac

@@ -207,8 +207,13 @@ class Downloader(AsyncResource):
         self._active = 0
         self._done = 0
         self._failed = 0
-        self.helper_transfers = 0
+        self._helper_done = 0  # by helpers of finished runs
+        self._pools: list[TransferPool] = []  # of the runs going on
+
+    @property
+    def helper_transfers(self) -> int:
         """Transfers done by helper processes so far (see ``DownloadConfig.processes``)."""
+        return self._helper_done + sum(pool.helper_transfers for pool in self._pools)
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -297,7 +302,7 @@ class Downloader(AsyncResource):
         leftovers = await anyio.to_thread.run_sync(_find_leftovers, dest_path)
         send, receive = anyio.create_memory_object_stream[int](0)
         # A client given by the caller cannot be shared with helper processes.
-        pool = TransferPool(self, enabled=self._own_http)
+        pool = self._transfer_pool(enabled=self._own_http)
 
         async def worker(inbox: anyio.abc.ObjectReceiveStream[int]) -> None:
             async with inbox:
@@ -322,23 +327,28 @@ class Downloader(AsyncResource):
                     else:
                         self._failed += 1
 
-        async with pool, anyio.create_task_group() as tg:
-            async with receive:
-                for _ in range(self.config.max_concurrency):
-                    tg.start_soon(worker, receive.clone())
-            async with send:
-                seen: set[int] = set()
-                async for raw in _aiter_ids(ids):
-                    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-                        bad.append(raw)
-                        break
-                    if raw in seen:
-                        continue
-                    seen.add(raw)
-                    order.append(raw)
-                    await send.send(raw)
-            if run.total is None:
-                run.total = len(order)
+        self._pools.append(pool)
+        try:
+            async with pool, anyio.create_task_group() as tg:
+                async with receive:
+                    for _ in range(self.config.max_concurrency):
+                        tg.start_soon(worker, receive.clone())
+                async with send:
+                    seen: set[int] = set()
+                    async for raw in _aiter_ids(ids):
+                        if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+                            bad.append(raw)
+                            break
+                        if raw in seen:
+                            continue
+                        seen.add(raw)
+                        order.append(raw)
+                        await send.send(raw)
+                if run.total is None:
+                    run.total = len(order)
+        finally:
+            self._pools.remove(pool)
+            self._helper_done += pool.helper_transfers
         if bad:
             # Raised outside the task group, so callers see a plain ValueError.
             raise ValueError(f"job IDs are positive integers, got {bad[0]!r}")
@@ -457,6 +467,16 @@ class Downloader(AsyncResource):
                 await _files.remove(ours)  # shielded inside
             raise
 
+    def _transfer_pool(self, *, enabled: bool = True) -> TransferPool:
+        """A pool running this downloader's transfers here or in helper processes."""
+        return TransferPool(
+            self.config,
+            fetch=self._fetch,
+            locate=self._locate,
+            clean_leftovers=self._clean_leftovers,
+            enabled=enabled,
+        )
+
     async def _locate(self, job_id: int) -> OutputSandbox:
         async def once() -> OutputSandbox:
             return await self._backend.output_sandbox(job_id)
@@ -569,7 +589,7 @@ class Downloader(AsyncResource):
                     chunk_size=c.chunk_size,
                     before_install=before_install,
                 )
-            transfer = _Transfer(self, info, sink, run)
+            transfer = _Transfer(self._client, self._locate, self.config, info, sink, run)
             try:
                 files = await transfer.run()
                 return transfer.size, transfer.sink.hasher.hexdigest(), files

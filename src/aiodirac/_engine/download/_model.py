@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -249,6 +249,17 @@ class DownloadJournal(Protocol):
     async def downloads(self) -> Mapping[int, DownloadRecordLike]:
         """Every download recorded so far, by job ID."""
         ...
+
+
+Locate = Callable[[int], Awaitable[OutputSandbox]]
+"""Where a job's output sandbox is now (a fresh URL): the downloader's retried locator."""
+Fetch = Callable[
+    [OutputSandbox, Path, "_Run", "tuple[Path, bool] | None"],
+    Awaitable["tuple[int, str, list[UnpackedFile]]"],
+]
+"""One sandbox streamed into a part file or an extraction: size, sha256 and unpacked files."""
+CleanLeftovers = Callable[[Path, int], Awaitable[None]]
+"""Remove what a stopped transfer of a job left in a folder."""
 
 
 class _Run:

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -24,8 +24,6 @@ import anyio.to_thread
 import httpx
 
 from aiodirac._engine._retry import RetryPolicy, retry_call
-from aiodirac._engine.download import _files
-from aiodirac._engine.download._model import DownloadPhase, JobProgress, _Run
 from aiodirac._exceptions import (
     IntegrityError,
     NetworkError,
@@ -40,10 +38,9 @@ from aiodirac._exceptions import (
 from aiodirac.backends._http._headers import parse_retry_after
 from aiodirac.backends._protocol import OutputSandbox
 
+from . import _files
+from ._model import DownloadConfig, DownloadPhase, JobProgress, Locate, _Run
 from ._unpack import Extraction, UnpackedFile, UnpackLimits
-
-if TYPE_CHECKING:
-    from aiodirac._engine.download._downloader import Downloader
 
 logger = logging.getLogger("aiodirac.download")
 
@@ -318,9 +315,17 @@ class _Transfer:
     """One transfer of one archive into its sink, resumed across cuts."""
 
     def __init__(
-        self, owner: Downloader, info: OutputSandbox, sink: _FileSink | _ExtractSink, run: _Run
+        self,
+        client: Callable[[], httpx.AsyncClient],
+        locate: Locate,
+        config: DownloadConfig,
+        info: OutputSandbox,
+        sink: _FileSink | _ExtractSink,
+        run: _Run,
     ) -> None:
-        self.owner = owner
+        self.client = client
+        self.locate = locate
+        self.config = config
         self.info = info
         self.sink = sink
         self.run_state = run
@@ -340,7 +345,7 @@ class _Transfer:
             self.tg = tg
             try:
                 await self.sink.open(tg)
-                await _retrying(self._attempt, self.owner.config.retry)
+                await _retrying(self._attempt, self.config.retry)
                 if isinstance(self.sink, _ExtractSink):
                     self.run_state.emit(
                         JobProgress(self.info.job_id, DownloadPhase.UNPACKING, self.size, self.size)
@@ -365,11 +370,7 @@ class _Transfer:
                 f"output sandbox of job {job_id}: got {size} bytes, expected {self.expected_total}",
                 job_id=job_id,
             )
-        if (
-            self.owner.config.verify_checksums
-            and self.info.sha256
-            and sha != self.info.sha256.lower()
-        ):
+        if self.config.verify_checksums and self.info.sha256 and sha != self.info.sha256.lower():
             raise IntegrityError(
                 f"output sandbox of job {job_id} has SHA-256 {sha}, the backend said "
                 f"{self.info.sha256}",
@@ -384,7 +385,7 @@ class _Transfer:
                 "row; check your permissions on this job",
                 job_id=self.info.job_id,
             )
-        fresh = await self.owner._locate(self.info.job_id)
+        fresh = await self.locate(self.info.job_id)
         if fresh.url is None:
             raise SandboxNotAvailableError(
                 f"job {self.info.job_id}: the backend no longer gives a URL for its sandbox",
@@ -440,7 +441,7 @@ class _Transfer:
         job_id = self.info.job_id
         offset = self.size
         headers = {"Range": f"bytes={offset}-"} if offset else {}
-        chunk_size = self.owner.config.chunk_size
+        chunk_size = self.config.chunk_size
         buf: list[bytes] = []
         buffered = 0
         gained = 0
@@ -461,7 +462,7 @@ class _Transfer:
             )
 
         try:
-            async with self.owner._client().stream("GET", self.info.url, headers=headers) as resp:
+            async with self.client().stream("GET", self.info.url, headers=headers) as resp:
                 status = resp.status_code
                 if status in (400, 401, 403):
                     # S3 answers an expired presigned URL with 403 (or 400): ask for a new one.

@@ -18,7 +18,7 @@ progress events and the on-disk guarantees are the same as in one process.
 
 Usage (inside :meth:`Downloader.download`)::
 
-    async with TransferPool(downloader) as pool:
+    async with downloader._transfer_pool() as pool:
         size, sha, files = await pool.fetch(info, part, run, extraction, dest)
 """
 
@@ -33,21 +33,18 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from aiodirac._engine.download._model import _Run
 from aiodirac._exceptions import SandboxError
 from aiodirac._resource import TaskGroupResource
 from aiodirac.backends._protocol import OutputSandbox
 
+from ._model import CleanLeftovers, DownloadConfig, Fetch, Locate, _Run
 from ._unpack import UnpackedFile
-
-if TYPE_CHECKING:
-    from aiodirac._engine.download._downloader import Downloader
 
 __all__ = ["TransferPool", "default_processes", "encode_frame", "read_frame"]
 
@@ -150,7 +147,6 @@ class _Helper:
 
     async def run(self) -> None:
         """Start the helper, then read its messages until it ends (task of the pool)."""
-        owner = self.pool.owner
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
@@ -176,7 +172,7 @@ class _Helper:
 
         try:
             level = logging.getLogger("aiodirac").getEffectiveLevel()
-            await self.send(("config", owner.config, level))
+            await self.send(("config", self.pool.config, level))
             with anyio.move_on_after(_START_TIMEOUT):
                 hello = await receive()
             if hello != ("ready",):
@@ -218,7 +214,7 @@ class _Helper:
 
     async def _locate(self, job_id: int) -> None:
         try:
-            answer: OutputSandbox | BaseException = await self.pool.owner._locate(job_id)
+            answer: OutputSandbox | BaseException = await self.pool.locate(job_id)
         except Exception as exc:  # noqa: BLE001 - handed to the helper, raised there
             answer = _safe_error(exc, job_id)
         await self._answer(("located", job_id, answer))
@@ -299,13 +295,26 @@ class TransferPool(TaskGroupResource):
 
     Usage::
 
-        async with TransferPool(downloader) as pool:
+        async with TransferPool(config, fetch=fetch, locate=locate, clean_leftovers=clean) as pool:
             size, sha, files = await pool.fetch(info, part, run, extraction, dest)
     """
 
-    def __init__(self, owner: Downloader, *, enabled: bool = True) -> None:
-        self.owner = owner
-        configured = owner.config.processes
+    def __init__(
+        self,
+        config: DownloadConfig,
+        *,
+        fetch: Fetch,
+        locate: Locate,
+        clean_leftovers: CleanLeftovers,
+        enabled: bool = True,
+    ) -> None:
+        self.config = config
+        self.locate = locate
+        self._fetch = fetch
+        self._clean_leftovers = clean_leftovers
+        self.helper_transfers = 0
+        """Transfers done by helper processes in this run."""
+        configured = config.processes
         # Automatic (None): as many as there are spare cores, used once this process is busy.
         self.when_busy = configured is None
         self.processes = (
@@ -367,7 +376,7 @@ class TransferPool(TaskGroupResource):
         if helper is not None:
             try:
                 answer = await helper.fetch(info, part, run, extraction)
-                self.owner.helper_transfers += 1
+                self.helper_transfers += 1
                 return answer
             except _HelperLost:
                 logger.warning(
@@ -375,9 +384,9 @@ class TransferPool(TaskGroupResource):
                     helper.number,
                     info.job_id,
                 )
-                await self.owner._clean_leftovers(dest, info.job_id)
+                await self._clean_leftovers(dest, info.job_id)
         self.local += 1
         try:
-            return await self.owner._fetch(info, part, run, extraction)
+            return await self._fetch(info, part, run, extraction)
         finally:
             self.local -= 1
