@@ -52,6 +52,7 @@ from ._journal import Journal
 from ._resource import AsyncResource
 
 if TYPE_CHECKING:
+    from aiodirac._campaign import Campaign, CampaignCallback, FailurePolicy
     from aiodirac._job._job import Job
 
 __all__ = ["AsyncDirac", "JobIDs", "job_ids"]
@@ -356,6 +357,56 @@ class AsyncDirac(AsyncResource):
             journal=self._journal,
             limiter=self._limiter,
             capacity=self._capacity,
+        )
+
+    # ------------------------------------------------------------------ campaigns
+    def campaign(
+        self,
+        job: Job,
+        *,
+        journal: str | os.PathLike[str],
+        dest: str | os.PathLike[str] | None = None,
+        policy: FailurePolicy | None = None,
+        name: str | None = None,
+        callbacks: Sequence[CampaignCallback] = (),
+        track_config: TrackConfig | None = None,
+    ) -> Campaign:
+        """A campaign of ``job``: submitted once, followed, fetched, failed jobs retried.
+
+        Nothing starts before it is run (``async with campaign`` or ``await campaign.run()``);
+        the arguments are checked now. Run again with the same job and journal, it resumes.
+
+        Args:
+            job: the job, parametric or not.
+            journal: the campaign's journal file (SQLite; created if missing).
+            dest: outputs go to ``<dest>/<job id>/`` as each job is Done; ``None``: none.
+            policy: the :class:`~aiodirac.FailurePolicy` (default: up to 3 attempts by
+                reschedule, 60 s after the failure, no retry once 25% of the jobs failed).
+            name: the campaign's name (default: the journal's file name without suffix).
+            callbacks: called with every :data:`~aiodirac.CampaignEvent`, in order.
+            track_config: status polling settings (default: the client's).
+
+        Raises:
+            InvalidArgumentError: a job or a policy the campaign cannot run.
+
+        Usage::
+
+            campaign = dirac.campaign(job, journal="scan.db", dest="out/")
+            async with campaign:
+                async for event in campaign:
+                    print(event)
+        """
+        from aiodirac._campaign import Campaign
+
+        return Campaign(
+            self,
+            job,
+            journal=journal,
+            dest=dest,
+            policy=policy,
+            name=name,
+            callbacks=callbacks,
+            track_config=track_config,
         )
 
     # ------------------------------------------------------------------ outputs

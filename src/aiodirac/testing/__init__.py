@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from aiodirac._engine._retry import retry_test_mode
 
+from ._grid import SimulatedGrid
 from ._memory import Faults, MemoryBackend, MemoryJob
 from ._pilot import DiracXTestPilot, PilotRun, StatusStep, read_env_file
 from ._proxy import FaultProxy, ProxyFaults
@@ -31,6 +32,7 @@ __all__ = [
     "MemoryJob",
     "PilotRun",
     "ProxyFaults",
+    "SimulatedGrid",
     "StatusStep",
     "read_env_file",
     "retry_test_mode",

@@ -259,6 +259,7 @@ class Downloader(AsyncResource):
         no_job_dir: bool = False,
         unpack: bool = True,
         progress: Callable[[DownloadProgress], object] | None = None,
+        on_result: Callable[[DownloadResult], object] | None = None,
     ) -> list[DownloadResult]:
         """Download the output sandbox of every job in ``ids`` into ``dest``.
 
@@ -272,6 +273,9 @@ class Downloader(AsyncResource):
             unpack: unpack the archives (``False``: keep ``<id>.<format>``).
             progress: called with a :class:`DownloadProgress` on every phase change and chunk
                 written; its errors are logged and ignored.
+            on_result: called with each job's :class:`DownloadResult` as soon as it is known
+                (a campaign reports each job while the others still download); its errors are
+                logged and ignored.
 
         Returns:
             One :class:`DownloadResult` per distinct job, in the order the IDs came.
@@ -326,6 +330,11 @@ class Downloader(AsyncResource):
                         self._done += 1
                     else:
                         self._failed += 1
+                    if on_result is not None:
+                        try:
+                            on_result(result)
+                        except Exception:
+                            logger.exception("download result callback failed; downloads go on")
 
         self._pools.append(pool)
         try:
