@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -73,7 +73,16 @@ from ._records import CampaignRecords, RetryRecord, Snapshot, split_index, virtu
 from ._state import CampaignState, Phase
 
 if TYPE_CHECKING:
-    from ._campaign import Campaign
+    from pathlib import Path
+
+    from aiodirac._client import AsyncDirac
+    from aiodirac._engine._retry import RetryPolicy
+    from aiodirac._engine.track._tracker import TrackConfig
+    from aiodirac._job._job import Job
+    from aiodirac._journal import Journal
+
+    from ._events import CampaignEvent
+    from ._policy import FailurePolicy
 
 __all__ = ["Runner"]
 
@@ -117,6 +126,22 @@ def _unchanged(now: JobState | None, failed: JobState) -> bool:
     return abs(now.time.timestamp() - failed.time.timestamp()) < 1e-3
 
 
+class CampaignParts(Protocol):
+    """What a runner needs of its :class:`~aiodirac.Campaign`."""
+
+    dirac: AsyncDirac
+    job: Job
+    policy: FailurePolicy
+    total: int
+    name: str
+    dest: Path | None
+    journal: Journal | None
+    track_config: TrackConfig
+    retry_policy: RetryPolicy
+
+    def _emit(self, event: CampaignEvent) -> None: ...
+
+
 class Runner:
     """Runs one campaign to its end (see the module docstring).
 
@@ -126,7 +151,7 @@ class Runner:
     Usage: ``await Runner(campaign).run()``
     """
 
-    def __init__(self, campaign: Campaign) -> None:
+    def __init__(self, campaign: CampaignParts) -> None:
         self.c = campaign
         dirac = campaign.dirac
         self.backend = dirac.backend
