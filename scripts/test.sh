@@ -16,8 +16,30 @@ step() { printf '\n== %s ==\n' "$*"; }
 step "installing aiodirac and its test tools into .venv"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test,cli,docs,examples]' 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c "import aiodirac, pytest, respx, hypothesis" \
+.venv/bin/python -c "import aiodirac, pytest, respx, hypothesis, matplotlib" \
     || { echo "installation failed" >&2; exit 1; }
+
+step "Chromium for the report's browser tests (Debian packages, once)"
+# tests/report/test_report_browser.py opens the HTML report in a real headless Chromium.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    if [ "${AIODIRAC_SKIP_BROWSER:-0}" = 1 ]; then
+        echo "no Chromium; AIODIRAC_SKIP_BROWSER=1: the browser tests will be skipped"
+    else
+        apt=""
+        if [ "$(id -u)" = 0 ]; then apt="apt-get"; elif sudo -n true 2>/dev/null; then apt="sudo -n apt-get"; fi
+        if [ -z "$apt" ] || ! command -v apt-get >/dev/null 2>&1; then
+            echo "Chromium is missing and cannot be installed here (needs apt-get as root)." >&2
+            echo "Install it (apt-get install chromium chromium-driver fonts-dejavu-core)," >&2
+            echo "or set AIODIRAC_SKIP_BROWSER=1 to skip the report's browser tests." >&2
+            exit 1
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        $apt update -q
+        # DejaVu Sans is the font the report's charts name (matplotlib's SVG text).
+        $apt install -y -q --no-install-recommends chromium chromium-driver fonts-dejavu-core
+    fi
+fi
+command -v chromium >/dev/null 2>&1 && chromium --version 2>/dev/null || true
 
 step "installing DiracX (own venv, once)"
 bash scripts/diracx.sh install

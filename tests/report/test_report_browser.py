@@ -1,0 +1,116 @@
+"""The report in a real browser: headless Chromium loads it, draws every chart, logs no error.
+
+Chromium comes from the distribution (``apt-get install chromium``; scripts/test.sh installs it
+when missing). Without it these tests fail, unless ``AIODIRAC_SKIP_BROWSER=1`` skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from _browser import Browser, Page, find_chromium
+from test_report_html import HOSTILE, _hostile_data
+
+from aiodirac import write_report
+from aiodirac._report._page import CSP
+from aiodirac.testing import synthetic_report_data
+
+# Each chart: its box on the page and how many drawn shapes (paths, uses) and texts it holds.
+CHARTS = """
+[...document.querySelectorAll('svg.chart')].map(svg => {
+  const box = svg.getBoundingClientRect();
+  const shapes = [...svg.querySelectorAll('path, use')].filter(e => {
+    const b = e.getBBox(); return b.width > 0 || b.height > 0; }).length;
+  return {name: svg.getAttribute('aria-label'), width: box.width, height: box.height,
+          shapes: shapes, texts: [...svg.querySelectorAll('text')].map(t => t.textContent)};
+})
+"""
+
+
+@pytest.fixture
+def chromium() -> str:
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("AIODIRAC_SKIP_BROWSER") == "1":
+            pytest.skip("AIODIRAC_SKIP_BROWSER=1: the real-browser tests are skipped")
+        pytest.fail(
+            "no Chromium on PATH: run scripts/test.sh (it installs the Debian packages "
+            "chromium and chromium-driver) or apt-get install chromium; "
+            "AIODIRAC_SKIP_BROWSER=1 skips these tests"
+        )
+    return found
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def _open(browser: Browser, path: Path) -> Page:
+    page = browser.open(path.as_uri())
+    assert page.evaluate("document.readyState") == "complete"
+    return page
+
+
+def test_report_loads_with_no_error_and_draws_every_chart(chromium: str, tmp_path: Path) -> None:
+    report = write_report(synthetic_report_data(2000, seed=7), tmp_path / "report.html")
+    with Browser.start(tmp_path, chromium) as browser:
+        page = _open(browser, report)
+        charts = page.evaluate(CHARTS)
+        shot = page.screenshot(tmp_path / "report.png")
+        assert page.errors == []
+        assert page.requests == [report.as_uri()]  # the page itself, nothing else
+    names = [chart["name"] for chart in charts]
+    assert names == ["status", "rates", "durations", "sites", "minor", "attempts", "downloads"]
+    for chart in charts:
+        assert chart["width"] > 500, chart["name"]
+        assert chart["height"] > 100, chart["name"]
+        assert chart["shapes"] > 10, chart["name"]
+    texts = {chart["name"]: chart["texts"] for chart in charts}
+    assert {"Running", "Done", "Waiting"} <= set(texts["status"])
+    assert "LCG.PIC.es" in texts["sites"]
+    assert "Application Finished With Errors" in texts["minor"]
+    width, height = _png_size(shot)
+    assert width == 1100
+    assert height > 3000  # the whole page, not the first screen
+    assert shot.stat().st_size > 50_000
+
+
+def test_hostile_strings_stay_text_in_the_browser(chromium: str, tmp_path: Path) -> None:
+    report = write_report(_hostile_data(), tmp_path / "report.html")
+    with Browser.start(tmp_path, chromium) as browser:
+        page = _open(browser, report)
+        heading = page.evaluate("document.querySelector('h1').textContent")
+        planted = page.evaluate(
+            "document.querySelectorAll('script, img, svg:not(.chart), [onerror], [onload]').length"
+        )
+        cells = page.evaluate("[...document.querySelectorAll('td')].map(td => td.textContent)")
+        assert page.errors == []
+        assert page.requests == [report.as_uri()]
+    assert heading == f"Campaign {HOSTILE[0]}"
+    assert planted == 0
+    assert HOSTILE[1] in cells  # the backend, shown as written
+
+
+def test_the_checks_see_errors_and_requests(chromium: str, tmp_path: Path) -> None:
+    # The same checks on pages that do fail them: a script error, and a page under the report's
+    # policy that tries a script and an image from the network.
+    broken = tmp_path / "broken.html"
+    broken.write_text("<!DOCTYPE html><p>x<script>console.error('boom'); missing();</script>")
+    locked = tmp_path / "locked.html"
+    locked.write_text(
+        f'<!DOCTYPE html><meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        "<script>document.title = 'ran'</script><img src='http://127.0.0.1:9/x.png'>"
+    )
+    with Browser.start(tmp_path, chromium) as browser:
+        first = _open(browser, broken)
+        second = _open(browser, locked)
+        assert second.evaluate("document.title") != "ran"
+    assert any("boom" in e for e in first.errors)
+    assert any("missing" in e for e in first.errors)
+    assert any("Content Security Policy" in e for e in second.errors)
