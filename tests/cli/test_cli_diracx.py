@@ -114,3 +114,39 @@ def test_campaign_resumes_a_journal_on_diracx(
     report = dx("--json", "campaign", "report", "-j", "c.db").json()
     assert (report["jobs_confirmed"], report["downloads"]) == (3, 3)
     assert report["statuses"] == {"Done": 3}
+
+
+def test_jobs_and_history_on_diracx_show_server_strings_inert(
+    dx: Invoke, diracx_server: Any, tmp_path: Path
+) -> None:
+    ids = dx("--json", "submit", "--", "/bin/echo", "hi").json()["job_ids"]
+    (job_id,) = ids
+    hostile = "\x1b]0;owned\x07\x1b[2J\u202egnp.exe"
+
+    async def move() -> None:
+        async with DiracXTestPilot(
+            diracx_server.url,
+            jobdb_path=diracx_server.jobdb_path,
+            workdir=tmp_path / "grid",
+            credentials_path=tmp_path / "credentials.json",
+        ) as pilot:
+            await pilot.set_status(
+                {job_id: [("Checking", "JobSanity"), ("Waiting", "Pilot", hostile)]}
+            )
+
+    anyio.run(move)
+    shown = dx("history", str(job_id))
+    assert shown.code == 0, shown.stderr
+    assert "\x1b" not in shown.stdout
+    assert "\u202e" not in shown.stdout
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\u202egnp.exe" in shown.stdout
+    assert shown.stdout.splitlines()[-1].split()[2:4] == ["Waiting", "Pilot"]
+    data = dx("--json", "history", str(job_id)).json()
+    assert data["history"][-1]["application_status"] == hostile  # JSON keeps the value
+
+    listed = dx("jobs", "--status", "Waiting", "--all")
+    assert listed.code == 0, listed.stderr
+    line = next(x for x in listed.stdout.splitlines() if x.startswith(f"{job_id} "))
+    assert "\\x1b]0;owned" in line
+    assert "\x1b" not in listed.stdout
+    assert dx("history", "999999999").code == 1
