@@ -77,6 +77,8 @@ if TYPE_CHECKING:
         RetryFailed,
         RetryMethod,
         RetryStarted,
+        current_statuses,
+        read_report_data,
     )
     from aiodirac._engine._ratelimit import RateLimiter
     from aiodirac._engine._retry import RetryEvent, RetryPolicy
@@ -154,6 +156,8 @@ _LAZY: dict[str, str] = {
     "RetryMethod": "._campaign",
     "RetryPolicy": "._engine._retry",
     "RetryStarted": "._campaign",
+    "current_statuses": "._campaign",
+    "read_report_data": "._campaign",
     "SubmitConfig": "._engine.submit._model",
     "SubmitReport": "._engine.submit._model",
     "SubmittedJob": "._engine.submit._model",
@@ -277,7 +281,9 @@ __all__ = [
     "UnsafeValueError",
     "__version__",
     "chunk_jobs",
+    "current_statuses",
     "parse_jdl",
+    "read_report_data",
     "render_jdl",
     "render_report",
     "write_report",

@@ -374,10 +374,72 @@ class TestCampaign:
         assert "Last known statuses: 5 jobs: 5 Done" in plain.stdout
 
     def test_failures_make_exit_1(self, aiodirac: Invoke) -> None:
-        run = aiodirac("campaign", "run", "-j", "f.db", "--", "/bin/false")
+        run = aiodirac("campaign", "run", "-j", "f.db", "--attempts", "1", "--", "/bin/false")
         assert run.code == 1
-        assert "1 jobs failed or were killed" in run.stderr
+        assert "campaign ended: gave up on 1 failed jobs" in run.stderr
         assert aiodirac("campaign", "report", "-j", "f.db").code == 1
+
+    def test_failed_jobs_are_retried(self, aiodirac: Invoke, tmp_path: Path) -> None:
+        # a real process that fails the first time it runs for each n in {2, 4}
+        script = tmp_path / "flaky.sh"
+        script.write_text(
+            "#!/bin/sh\n"
+            'case "$2" in 2|4) ;; *) echo "n=$2"; exit 0;; esac\n'
+            'if [ -e "$1/$2" ]; then echo "n=$2 again"; exit 0; fi\n'
+            'touch "$1/$2"; exit 1\n'
+        )
+        script.chmod(0o755)
+        (tmp_path / "marks").mkdir()
+        args = (
+            "-j",
+            "r.db",
+            "-d",
+            "out",
+            "-p",
+            "n=1..5",
+            "--retry-delay",
+            "0",
+            "--max-failed",
+            "1",
+        )
+        run = aiodirac(
+            "--json", "campaign", "run", *args, "--", str(script), f"{tmp_path}/marks", "%(n)s"
+        )
+        assert run.code == 0, run.stderr
+        doc = run.json()
+        assert doc["counts"] == {"Done": 5}
+        assert doc["retries"] == 2
+        assert doc["outcome"] == "complete"
+        assert doc["downloaded"] == 5
+        texts = sorted(
+            (tmp_path / "out" / str(i) / "std.out").read_text().strip() for i in doc["job_ids"]
+        )
+        assert texts == ["n=1", "n=2 again", "n=3", "n=4 again", "n=5"]
+        report = aiodirac("--json", "campaign", "report", "-j", "r.db")
+        assert report.code == 0, report.stderr
+        assert report.json()["retries"] == 2
+        assert report.json()["statuses"] == {"Done": 5}
+        plain = aiodirac("campaign", "report", "-j", "r.db")
+        assert "Outcome: complete" in plain.stdout
+
+    @pytest.mark.parametrize(
+        ("option", "words"),
+        [
+            (("--attempts", "0"), "--attempts must be a whole number of at least 1"),
+            (("--max-failed", "1.5"), "--max-failed must be between 0 and 1"),
+            (("--retry-delay", "-1"), "--retry-delay must be a number of seconds >= 0"),
+            (("--retry-by", "prayer"), "--retry-by must be 'reschedule' or 'resubmit'"),
+        ],
+    )
+    def test_bad_policy_is_refused_before_anything(
+        self, aiodirac: Invoke, tmp_path: Path, option: tuple[str, str], words: str
+    ) -> None:
+        run = aiodirac("campaign", "run", "-j", "p.db", *option, "--", "/bin/echo")
+        assert run.code == 2
+        assert words in run.stderr
+        assert "FailurePolicy" not in run.stderr
+        assert not (tmp_path / "p.db").exists()
+        assert not (tmp_path / "p.db.cli.json").exists()
 
     def test_resume_needs_a_cli_journal(self, aiodirac: Invoke) -> None:
         run = aiodirac("campaign", "resume", "-j", "missing.db")

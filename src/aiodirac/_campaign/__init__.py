@@ -19,6 +19,7 @@ from ._events import (
     RetryStarted,
 )
 from ._policy import FailurePolicy, RetryMethod
+from ._report_data import current_statuses, read_report_data
 
 __all__ = [
     "BrakeEngaged",
@@ -35,4 +36,6 @@ __all__ = [
     "RetryFailed",
     "RetryMethod",
     "RetryStarted",
+    "current_statuses",
+    "read_report_data",
 ]

@@ -151,6 +151,15 @@ class Campaign:
         state = runner.state if runner is not None else CampaignState(self.total)
         return state.progress(self.name, downloads=self.dest is not None, ended=self._ended)
 
+    @property
+    def job_ids(self) -> list[int]:
+        """The current job ID of every submitted job, in campaign index order.
+
+        A resubmitted job shows its replacement; a job not submitted yet is absent.
+        """
+        runner = self._runner
+        return [] if runner is None else [j for j in runner.state.job_id if j]
+
     # -- running --------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
