@@ -132,6 +132,7 @@ def test_main_campaign_example(run_example: RunExample, tmp_path: Path) -> None:
         "scan.journal",  # the README's async example
         "scan.db",  # the README's and docs' command lines
         "out/2/std.out",
+        "InputSandbox12/jobDescription.xml",  # Dirac().getInputSandbox(12)
     ],
 )
 def test_what_the_projects_commands_write_is_ignored(written: str) -> None:
