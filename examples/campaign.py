@@ -2,10 +2,11 @@
 
     python examples/campaign.py [N_JOBS] [OUTPUT_DIR]
 
-Submits N_JOBS (default 300) jobs of one parametric Job, tracks them as events, downloads each
-output sandbox as soon as its job is Done, into OUTPUT_DIR/<job id>/ (default
-./campaign-output/), then prints the combined result. The campaign journal in OUTPUT_DIR makes a
-second run resume: nothing is submitted or downloaded twice.
+Runs N_JOBS (default 300) jobs of one parametric Job as a campaign: submitted once, followed
+as events, each output sandbox downloaded as soon as its job is Done, into OUTPUT_DIR/<job id>/
+(default ./campaign-output/), a failed job retried; then prints the combined result. The
+campaign journal in OUTPUT_DIR makes a second run resume: nothing is submitted, retried or
+downloaded twice.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import time
 from pathlib import Path
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from aiodirac import AsyncDirac, Job, JobEvent, JobStatus
+from aiodirac import AsyncDirac, DownloadFinished, FailurePolicy, GaveUp, Job, RetryStarted
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,47 +61,34 @@ class Display:
 async def main(n_jobs: int, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     job = make_job(n_jobs)
-    async with AsyncDirac(journal=out / "journal.sqlite") as dirac:
+    # A failed job runs again (rescheduled) 5 s later, up to 3 runs in all.
+    policy = FailurePolicy(max_attempts=3, delay=5)
+    async with AsyncDirac() as dirac:
         print(f"aiodirac: {dirac.backend.description}")
+        campaign = dirac.campaign(job, journal=out / "journal.sqlite", dest=out, policy=policy)
+        display = Display(n_jobs)
         t0 = time.monotonic()
-        ids = await dirac.submit(job)
-        print(f"submitted {len(ids)} jobs in {time.monotonic() - t0:.2f} s")
-        display = Display(len(ids))
-        send: MemoryObjectSendStream[int]
-        receive: MemoryObjectReceiveStream[int]
-        send, receive = anyio.create_memory_object_stream[int](len(ids))
-        failed: list[int] = []
-        queued: set[int] = set()
-
-        async def fetch() -> None:
-            def on_progress(p: object) -> None:
-                display.downloaded = getattr(p, "jobs_done", display.downloaded)
+        announced = False
+        async with campaign:
+            async for event in campaign:
+                progress = campaign.progress
+                if not announced and progress.submitted == progress.total:
+                    print(f"submitted {progress.total} jobs in {time.monotonic() - t0:.2f} s")
+                    announced = True
+                display.counts = {str(k): v for k, v in progress.counts.items()}
+                display.downloaded = progress.downloaded
                 display.show()
-
-            async with receive:
-                results = await dirac.download(receive, out, progress=on_progress)
-            bad = [r for r in results if not r.ok]
-            for r in bad[:5]:
-                print(f"\njob {r.job_id}: output not downloaded: {r.error}")
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(fetch)
-            async with send, dirac.track(ids) as events:
-                async for event in events:
-                    display.counts = {str(k): v for k, v in events.summary.counts.items()}
-                    display.show()
-                    if isinstance(event, JobEvent) and event.final:
-                        if event.status is JobStatus.DONE:
-                            queued.add(event.job_id)
-                            await send.send(event.job_id)
-                        else:
-                            failed.append(event.job_id)
-                # jobs already final before tracking started (a resumed campaign) yield no event
-                for job_id, state in events.final_states().items():
-                    if state.status is JobStatus.DONE and job_id not in queued:
-                        send.send_nowait(job_id)
+                match event:
+                    case RetryStarted(old_job_id=job_id, attempt=attempt, reason=reason):
+                        print(f"\njob {job_id} failed ({reason}): attempt {attempt}")
+                    case GaveUp(job_id=job_id, reason=reason):
+                        print(f"\njob {job_id} given up: {reason}")
+                    case DownloadFinished(result=result) if not result.ok:
+                        print(f"\njob {result.job_id}: output not downloaded: {result.error}")
         display.show(force=True)
         print()
+        ids = campaign.job_ids
+        progress = campaign.progress
 
     estimates = []
     for job_id in ids:
@@ -115,9 +102,8 @@ async def main(n_jobs: int, out: Path) -> int:
         print(
             f"combined estimate of pi from {len(estimates)} jobs: {sum(estimates) / len(estimates):.5f}"
         )
-    if failed:
-        print(f"{len(failed)} jobs failed, e.g. {failed[:5]}")
-    return 1 if failed or len(estimates) < len(ids) else 0
+    print(f"campaign: {progress.outcome} ({progress.retries} retries)")
+    return 0 if progress.complete else 1
 
 
 if __name__ == "__main__":

@@ -1,17 +1,31 @@
-"""An event-driven web service: submit jobs over HTTP, stream their events to clients (SSE).
+"""An event-driven web service: run campaigns over HTTP, stream their events to clients (SSE).
 
 One :class:`aiodirac.AsyncDirac` serves the whole application (one connection pool, one rate
-limit); each client that follows jobs gets its own tracking stream, polled in batches, and
-receives every change as a server-sent event the moment the service sees it.
+limit). A campaign started over HTTP runs in the service (submitted once, followed, outputs
+fetched, failed jobs retried, journaled under ``./campaigns/``); any number of clients follow
+its event stream, each from the start, as server-sent events. Plain jobs can be submitted and
+followed too: each client that follows them gets its own tracking stream.
 
     pip install 'aiodirac[examples]'        # starlette and uvicorn
     python examples/service.py --port 8000
+
+    curl -X POST localhost:8000/campaigns -d '{"name": "hello", "arguments": "hi %(n)s",
+                                               "values": [1, 2, 3]}'
+    curl -N localhost:8000/campaigns/hello/events  # event: job ... until event: end
+    curl localhost:8000/campaigns/hello            # its progress, as JSON
 
     curl -X POST localhost:8000/jobs -d '{"arguments": "hello %(n)s", "values": [1, 2, 3]}'
     curl -N localhost:8000/jobs/1-3/events  # event: job ... until event: end
     curl localhost:8000/jobs/1-3            # the current states, as JSON
 
 Routes:
+    POST /campaigns            {"name", "executable", "arguments", "values", "attempts",
+                               "retry_delay", "retry_by", "max_failed"}
+                               -> {"campaign": name} (202)
+    GET  /campaigns/{name}     its progress: counts, outputs fetched, retries, outcome
+    GET  /campaigns/{name}/events  text/event-stream from its start: ``job``, ``download``,
+                               ``retry``, ``retry_failed``, ``gave_up``, ``brake``, ``poll``,
+                               then ``end`` with the outcome
     POST /jobs                 {"executable", "arguments", "name", "values"} -> {"job_ids": [...]}
     GET  /jobs/{ids}           current states ({ids}: ``12``, ``12,13`` or ``12-20``)
     GET  /jobs/{ids}/events    text/event-stream: ``job``, ``vanished``, ``poll_failed``,
@@ -22,10 +36,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.abc
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -33,13 +51,24 @@ from starlette.routing import Route
 
 from aiodirac import (
     AsyncDirac,
+    BrakeEngaged,
+    CampaignEnded,
+    CampaignEvent,
+    CampaignProgress,
     DiracError,
+    DownloadFinished,
+    FailurePolicy,
+    GaveUp,
     Job,
+    JobChanged,
     JobEvent,
     JobState,
     JobVanished,
     PollFailed,
+    PollProblem,
     PollRecovered,
+    RetryFailed,
+    RetryStarted,
     TrackEvent,
 )
 
@@ -90,24 +119,189 @@ def sse(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
+def progress_json(progress: CampaignProgress) -> dict[str, Any]:
+    return {
+        "name": progress.name,
+        "total": progress.total,
+        "submitted": progress.submitted,
+        "counts": {str(status): n for status, n in progress.counts.items()},
+        "downloaded": progress.downloaded,
+        "download_failed": progress.download_failed,
+        "retries": progress.retries,
+        "gave_up": progress.gave_up,
+        "ended": progress.ended,
+        "outcome": progress.outcome,
+    }
+
+
+def campaign_event_json(event: CampaignEvent) -> tuple[str, dict[str, Any]]:
+    """The SSE event name and its data, for a campaign's event."""
+    match event:
+        case JobChanged(index=index, attempt=attempt, event=change):
+            name, data = event_json(change)
+            return name, {**data, "index": index, "attempt": attempt}
+        case DownloadFinished(index=index, result=result):
+            return "download", {
+                "index": index,
+                "job_id": result.job_id,
+                "ok": result.ok,
+                "error": result.error,
+            }
+        case RetryStarted(index=index, attempt=attempt, old_job_id=old, new_job_id=new):
+            return "retry", {
+                "index": index,
+                "attempt": attempt,
+                "old_job_id": old,
+                "new_job_id": new,
+                "method": str(event.method),
+                "reason": event.reason,
+            }
+        case RetryFailed(index=index, attempt=attempt, job_id=job_id, error=error):
+            return "retry_failed", {
+                "index": index,
+                "attempt": attempt,
+                "job_id": job_id,
+                "error": error,
+            }
+        case GaveUp(index=index, job_id=job_id, attempts=attempts, reason=reason):
+            return "gave_up", {
+                "index": index,
+                "job_id": job_id,
+                "attempts": attempts,
+                "reason": reason,
+            }
+        case BrakeEngaged(failed=failed, total=total):
+            return "brake", {"failed": failed, "total": total}
+        case PollProblem(event=problem):
+            name, data = event_json(problem)
+            return "poll", {"kind": name, **data}
+        case CampaignEnded(progress=progress):
+            return "end", progress_json(progress)
+    raise TypeError(event)
+
+
+class Feed:
+    """One campaign's events as SSE text, kept from its start so that late clients see all."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.changed = anyio.Event()
+        self.progress: CampaignProgress | None = None
+        self.ended = False
+
+    def add(self, event: CampaignEvent) -> None:
+        self.items.append(sse(*campaign_event_json(event)))
+        if isinstance(event, CampaignEnded):
+            self.ended = True
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    async def follow(self) -> AsyncIterator[str]:
+        sent = 0
+        while True:
+            changed = self.changed
+            while sent < len(self.items):
+                yield self.items[sent]
+                sent += 1
+            if self.ended:
+                return
+            await changed.wait()
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    async with AsyncDirac() as dirac:
+    async with AsyncDirac() as dirac, anyio.create_task_group() as tasks:
         app.state.dirac = dirac
+        app.state.tasks = tasks
+        app.state.campaigns = {}
         yield
+        tasks.cancel_scope.cancel()  # running campaigns stop; their journals resume them
+
+
+def job_from(body: dict[str, Any], default_name: str) -> Job:
+    """The parametric job a request body describes (a typed error for a bad value)."""
+    job = Job()
+    job.setName(str(body.get("job_name", default_name)))
+    job.setExecutable(
+        str(body.get("executable", "/bin/echo")), arguments=str(body.get("arguments", ""))
+    )
+    values = body.get("values")
+    if values is not None:
+        job.setParameterSequence(str(body.get("parameter", "n")), list(values))
+    return job
+
+
+async def start_campaign(request: Request) -> Response:
+    try:
+        body = await request.json()
+        name = str(body.get("name", ""))
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise ValueError("a campaign name is 1-64 letters, digits, '-' or '_'")
+        job = job_from(body, f"{name}-%n")
+        policy = FailurePolicy(
+            max_attempts=int(body.get("attempts", 3)),
+            delay=float(body.get("retry_delay", 60)),
+            method=str(body.get("retry_by", "reschedule")),
+            max_failed_fraction=float(body.get("max_failed", 0.25)),
+        )
+    except (ValueError, TypeError, AttributeError) as exc:  # aiodirac's typed errors included
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    campaigns: dict[str, tuple[Feed, Any]] = request.app.state.campaigns
+    if name in campaigns:
+        return JSONResponse({"error": f"campaign {name} exists"}, status_code=409)
+    folder = Path("campaigns")
+    folder.mkdir(exist_ok=True)
+    feed = Feed()
+    dirac: AsyncDirac = request.app.state.dirac
+    campaign = dirac.campaign(
+        job,
+        journal=folder / f"{name}.db",
+        dest=folder / name,
+        policy=policy,
+        callbacks=[feed.add],
+    )
+    campaigns[name] = (feed, campaign)
+
+    async def run() -> None:
+        try:
+            await campaign.run()
+        except DiracError as exc:  # the service failed: the stream ends with the reason
+            feed.items.append(sse("error", {"error": str(exc)}))
+            feed.ended = True
+            feed.changed.set()
+
+    tasks: anyio.abc.TaskGroup = request.app.state.tasks
+    tasks.start_soon(run)
+    return JSONResponse({"campaign": name}, status_code=202)
+
+
+def _campaign(request: Request) -> tuple[Feed, Any] | Response:
+    found = request.app.state.campaigns.get(request.path_params["name"])
+    if found is None:
+        return JSONResponse({"error": "no such campaign"}, status_code=404)
+    return found  # type: ignore[no-any-return]
+
+
+async def campaign_progress(request: Request) -> Response:
+    found = _campaign(request)
+    if isinstance(found, Response):
+        return found
+    return JSONResponse(progress_json(found[1].progress))
+
+
+async def campaign_events(request: Request) -> Response:
+    found = _campaign(request)
+    if isinstance(found, Response):
+        return found
+    return StreamingResponse(
+        found[0].follow(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
 
 async def submit(request: Request) -> Response:
     try:
         body = await request.json()
-        job = Job()
-        job.setName(str(body.get("name", "service-%n")))
-        job.setExecutable(
-            str(body.get("executable", "/bin/echo")), arguments=str(body.get("arguments", ""))
-        )
-        values = body.get("values")
-        if values is not None:
-            job.setParameterSequence(str(body.get("parameter", "n")), list(values))
+        job = job_from({**body, "job_name": body.get("name", "service-%n")}, "service-%n")
     except (ValueError, TypeError, AttributeError) as exc:  # DiracError's job errors included
         return JSONResponse({"error": str(exc)}, status_code=400)
     dirac: AsyncDirac = request.app.state.dirac
@@ -161,6 +355,9 @@ async def events(request: Request) -> Response:
 
 app = Starlette(
     routes=[
+        Route("/campaigns", start_campaign, methods=["POST"]),
+        Route("/campaigns/{name}", campaign_progress, methods=["GET"]),
+        Route("/campaigns/{name}/events", campaign_events, methods=["GET"]),
         Route("/jobs", submit, methods=["POST"]),
         Route("/jobs/{ids}", status, methods=["GET"]),
         Route("/jobs/{ids}/events", events, methods=["GET"]),

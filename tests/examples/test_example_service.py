@@ -98,3 +98,60 @@ def test_bad_requests_are_400(service: str) -> None:
         refused = client.post("/jobs", json={"arguments": "x", "values": []})
         assert refused.status_code == 400
         assert "empty" in refused.json()["error"]
+
+
+def test_a_campaign_streams_its_events_to_every_client(service: str, tmp_path: Path) -> None:
+    # a real process that fails the first time it runs for n=2
+    script = tmp_path / "flaky.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        '[ "$2" = 2 ] || { echo "n=$2"; exit 0; }\n'
+        '[ -e "$1/2" ] && { echo "n=2 again"; exit 0; }\n'
+        'touch "$1/2"; exit 1\n'
+    )
+    script.chmod(0o755)
+    body = {
+        "name": "flaky",
+        "executable": str(script),
+        "arguments": f"{tmp_path} %(n)s",
+        "values": [1, 2, 3],
+        "retry_delay": 0,
+        "max_failed": 1,
+    }
+    with httpx.Client(base_url=service, timeout=120) as client:
+        started = client.post("/campaigns", json=body)
+        assert started.status_code == 202, started.text
+        assert client.post("/campaigns", json=body).status_code == 409
+
+        def events() -> list[tuple[str, dict[str, Any]]]:
+            with client.stream("GET", "/campaigns/flaky/events") as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                return list(_sse(response.iter_lines()))
+
+        first = events()
+        names = [name for name, _ in first]
+        assert names[-1] == "end"
+        end = first[-1][1]
+        assert end["outcome"] == "complete"
+        assert end["counts"] == {"Done": 3}
+        assert end["retries"] == 1
+        assert end["downloaded"] == 3
+        (retry,) = [data for name, data in first if name == "retry"]
+        assert retry["index"] == 1
+        assert retry["attempt"] == 2
+        assert retry["method"] == "reschedule"
+        assert names.count("download") == 3
+        # a client that comes later sees the same stream from its start
+        assert events() == first
+        assert client.get("/campaigns/flaky").json()["outcome"] == "complete"
+        assert client.get("/campaigns/nope").status_code == 404
+    outputs = sorted((tmp_path / "campaigns" / "flaky").glob("*/std.out"))
+    assert sorted(p.read_text().strip() for p in outputs) == ["n=1", "n=2 again", "n=3"]
+
+
+def test_a_bad_campaign_is_400(service: str) -> None:
+    with httpx.Client(base_url=service, timeout=30) as client:
+        assert client.post("/campaigns", json={"name": "../x"}).status_code == 400
+        bad = client.post("/campaigns", json={"name": "ok", "attempts": 0})
+        assert bad.status_code == 400
+        assert "max_attempts" in bad.json()["error"]
