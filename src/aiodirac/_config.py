@@ -159,8 +159,9 @@ def choose_backend(
         return BackendChoice("local", reason, local_home=home)
     server = url or env_url or conf.diracx_url
     if not server:
-        raise ConfigurationError(
-            "the DiracX backend needs a server URL: pass url=..., set DIRACX_URL, "
-            "or put [diracx] url in the aiodirac settings file"
+        raise ConfigurationError("the DiracX backend needs a server URL").with_hints(
+            python="pass url=..., set DIRACX_URL, or put [diracx] url in the aiodirac settings "
+            "file",
+            cli="give --url URL, set DIRACX_URL, or put [diracx] url in the aiodirac settings file",
         )
     return BackendChoice("diracx", reason, url=server, credentials_path=creds)

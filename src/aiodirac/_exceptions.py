@@ -44,7 +44,8 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal, Self
 
 if TYPE_CHECKING:
     from aiodirac._job._status import JobState
@@ -79,11 +80,50 @@ __all__ = [
 ]
 
 
+#: Who shows an error to a person: Python code calling the library, or the ``aiodirac`` command.
+Interface = Literal["python", "cli"]
+
+
 class DiracError(Exception):
     """Base class of every error aiodirac raises on purpose.
 
-    Usage: ``except aiodirac.DiracError as exc: print(exc)``
+    What to do about an error can depend on where it is read: a script passes ``token=`` or
+    ``verify=``, someone at the command line has options and environment variables instead. The
+    message says what happened; :attr:`hints` say what to do, one per interface, and
+    :meth:`explain` joins the two for the interface that shows them. ``str(exc)`` is the Python
+    one.
+
+    Attributes:
+        hints: what to do, per :data:`Interface` (``"python"``, ``"cli"``); empty by default.
+
+    Usage: ``except aiodirac.DiracError as exc: print(exc)``; the CLI prints
+    ``exc.explain("cli")``.
     """
+
+    hints: Mapping[str, str] = MappingProxyType({})
+
+    def with_hints(self, *, python: str = "", cli: str = "") -> Self:
+        """Attach what to do, said for each interface (raise the result).
+
+        Usage: ``raise AuthenticationError("no token").with_hints(python="pass token=...",
+        cli="run `dirac login`")``
+        """
+        self.hints = MappingProxyType(
+            {name: hint for name, hint in (("python", python), ("cli", cli)) if hint}
+        )
+        return self
+
+    def explain(self, interface: Interface = "python") -> str:
+        """The message followed by the hint for ``interface`` (none: the message alone).
+
+        Usage: ``sys.stderr.write(exc.explain("cli"))``
+        """
+        message = super().__str__()
+        hint = self.hints.get(interface, "")
+        return f"{message}: {hint}" if hint and message else message or hint
+
+    def __str__(self) -> str:
+        return self.explain("python")
 
 
 class JobDescriptionError(DiracError, ValueError):

@@ -2,12 +2,14 @@
 
 Unknown job IDs read the same in every command; a command that cannot start says why in the
 ApplicationStatus; ``submit ls -l`` says where ``--`` goes; killing a job that already ended
-says so.
+says so; errors speak of options and environment variables, never of Python names.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from cli_support import Invoke
@@ -138,3 +140,58 @@ class TestAlreadyFinal:
         again = aiodirac("delete", str(ids[0]))
         assert again.code == 0, again.stderr
         assert again.stdout.strip() == f"job {ids[0]} (Deleted): already final, nothing to delete"
+
+
+# Python names a command-line user never wrote: classes, keyword arguments, config objects.
+# (DiracX and DIRACX_URL are names a user knows; DiracXBackend and token= are not.)
+_PYTHON_NAMES = re.compile(r"\b[A-Z]\w*[a-z][A-Z]\w*[a-z]\w*|\b[a-z_]+=|\(\)|\.verify\b")
+
+
+class TestErrorsFitTheCommandLine:
+    """Library errors carry one hint per interface; the CLI shows its own (issue 17, point 4)."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [("status", "1"), ("watch", "1"), ("kill", "1"), ("output", "1", "--dest", "o")],
+    )
+    def test_diracx_url_without_credentials(
+        self,
+        aiodirac: Invoke,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+        args: tuple[str, ...],
+    ) -> None:
+        monkeypatch.setenv("DIRACX_URL", "https://127.0.0.1:9")
+        monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(tmp_path / "absent.json"))
+        run = aiodirac(*args)
+        assert run.code in (1, 3), run.stdout
+        assert "no DiracX credentials file at" in run.stderr
+        assert "run `dirac login`" in run.stderr
+        assert "--backend local" in run.stderr
+        assert not _PYTHON_NAMES.search(run.stderr), run.stderr
+
+    def test_diracx_without_a_url(self, aiodirac: Invoke) -> None:
+        run = aiodirac("--backend", "diracx", "status", "1")
+        assert run.code == 2
+        assert "give --url URL, set DIRACX_URL" in run.stderr
+        assert not _PYTHON_NAMES.search(run.stderr), run.stderr
+
+    def test_the_library_keeps_its_own_hint(self, tmp_path: Path) -> None:
+        from aiodirac import AuthenticationError
+        from aiodirac.backends.diracx._auth import _read_file
+
+        with pytest.raises(AuthenticationError) as info:
+            _read_file(tmp_path / "absent.json")
+        assert str(info.value).endswith("or pass a valid token (AsyncDirac(token=...))")
+        cli = info.value.explain("cli")
+        assert cli.startswith(f"no DiracX credentials file at {tmp_path / 'absent.json'}: ")
+        assert not _PYTHON_NAMES.search(cli), cli
+
+    @pytest.mark.parametrize("hints", ["LOGIN_HINTS", "CA_HINTS"])
+    def test_every_cli_hint_is_free_of_python_names(self, hints: str) -> None:
+        from aiodirac.backends.diracx import _errors
+
+        table = getattr(_errors, hints)
+        assert set(table) == {"python", "cli"}
+        assert not _PYTHON_NAMES.search(table["cli"]), table["cli"]
+        assert _PYTHON_NAMES.search(table["python"])  # the library's names it (what a script uses)

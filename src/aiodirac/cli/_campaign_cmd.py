@@ -41,7 +41,7 @@ from ._common import (
 )
 from ._jobspec import JobOptions, build_jobs
 from ._output import Output, counts_json, describe_event
-from ._output_cmd import DestOpt, result_json
+from ._output_cmd import DestOpt, job_error, result_json
 from ._status_cmd import FAILED, summary_line
 from ._submit_cmd import (
     CpuOpt,
@@ -250,7 +250,7 @@ def describe(event: CampaignEvent) -> str | None:
         case JobChanged(event=change):
             return describe_event(change)
         case DownloadFinished(result=result) if not result.ok:
-            return inert(f"{result.job_id}  download failed: {one_line(result.error or '')}")
+            return inert(f"{result.job_id}  download failed: {one_line(job_error(result) or '')}")
         case DownloadFinished(result=result):
             return f"{result.job_id}  outputs in {result.path}"
         case RetryStarted(attempt=a, old_job_id=old, new_job_id=new, method=how):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperCommand
 
+from ._output import error_text
 from ._terminal_text import inert
 
 if TYPE_CHECKING:
@@ -397,7 +398,8 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "aiodirac: interrupted"
     if isinstance(exc, DiracError | UsageProblem | typer.BadParameter | OSError):
-        return f"aiodirac: error: {inert(one_line(str(exc))) or type(exc).__name__}"
+        said = inert(one_line(error_text(exc)))
+        return f"aiodirac: error: {said or 'failed (run again with --debug for details)'}"
     return (
         f"aiodirac: unexpected error: {type(exc).__name__}: {inert(one_line(str(exc)))} "
         "(run again with --debug for the traceback)"

@@ -13,7 +13,7 @@ import typer
 
 from ._common import ExitCode, Options, command, make_client, one_line, run
 from ._ids import IdsArg, JournalIdsOpt, check_journal, resolve_ids
-from ._output import Output, compact_ids
+from ._output import Output, compact_ids, error_text
 
 if TYPE_CHECKING:
     from aiodirac._client import AsyncDirac
@@ -95,7 +95,7 @@ async def apply(dirac: AsyncDirac, action: Action, ids: list[int]) -> Applied:
             done = await method(todo)
         except InvalidTransitionError as exc:
             done = [job_id for job_id in todo if job_id not in exc.job_ids]
-            refused = (sorted(exc.job_ids), one_line(str(exc)))
+            refused = (sorted(exc.job_ids), one_line(error_text(exc)))
     return Applied(done, already, ended, refused, missing)
 
 

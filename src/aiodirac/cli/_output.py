@@ -36,6 +36,7 @@ __all__ = [
     "STATUS_STYLES",
     "Output",
     "compact_ids",
+    "error_text",
     "event_json",
     "human_bytes",
     "inert",
@@ -83,6 +84,19 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def error_text(exc: BaseException) -> str:
+    """What an error says at the command line: the message and the command line's hint (never
+    the Python one: a CLI user has options, not ``verify=`` or class names).
+
+    Usage: ``out.warn(error_text(exc))``
+    """
+    from aiodirac import DiracError
+
+    if isinstance(exc, DiracError):
+        return exc.explain("cli")
+    return str(exc)
+
+
 def state_json(state: JobState) -> dict[str, Any]:
     """A job state as a JSON object (stable keys).
 
@@ -122,7 +136,7 @@ def event_json(event: TrackEvent) -> dict[str, Any]:
     if isinstance(event, PollFailed):
         return {
             "event": "poll_failed",
-            "error": str(event.error),
+            "error": error_text(event.error),
             "attempt": event.attempt,
             "next_retry_in": round(event.next_retry_in, 3),
             "seen": event.seen.isoformat(),

@@ -13,13 +13,13 @@ import typer
 
 from ._common import ExitCode, Options, command, make_client, run
 from ._ids import IdsArg, JournalIdsOpt, check_journal, resolve_ids
-from ._output import Output, human_bytes
+from ._output import Output, error_text, human_bytes
 
 if TYPE_CHECKING:
     from aiodirac._client import AsyncDirac
     from aiodirac._engine.download._downloader import DownloadProgress, DownloadResult
 
-__all__ = ["download_with_progress", "register", "report_downloads"]
+__all__ = ["download_with_progress", "job_error", "register", "report_downloads"]
 
 DestOpt = Annotated[
     Path,
@@ -81,6 +81,17 @@ async def download_with_progress(
         )
 
 
+def job_error(result: DownloadResult) -> str | None:
+    """Why a job's download failed, as the command line says it (``None`` when it did not).
+
+    Usage: ``out.warn(job_error(result))``
+    """
+    if result.exception is None:
+        return result.error
+    text = error_text(result.exception)
+    return text if f"job {result.job_id}" in text else f"job {result.job_id}: {text}"
+
+
 def result_json(result: DownloadResult) -> dict[str, Any]:
     """One job's download outcome as JSON (stable keys).
 
@@ -94,7 +105,7 @@ def result_json(result: DownloadResult) -> dict[str, Any]:
         "bytes": result.bytes,
         "unpacked_bytes": result.unpacked_bytes,
         "skipped": result.skipped,
-        "error": result.error,
+        "error": job_error(result),
     }
 
 
@@ -130,7 +141,7 @@ def report_downloads(out: Output, results: list[DownloadResult], dest: Path) -> 
         unknown = set(missing)
         for r in failed:
             if r.job_id not in unknown:
-                out.warn(f"job {r.job_id}: {r.error}")
+                out.warn(job_error(r) or f"job {r.job_id}: failed")
         out.missing(missing)
     return ExitCode.JOBS_FAILED if failed else ExitCode.OK
 

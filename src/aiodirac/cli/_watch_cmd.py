@@ -17,7 +17,15 @@ import typer
 
 from ._common import ExitCode, Options, command, make_client, one_line, run
 from ._ids import IdsArg, JournalIdsOpt, check_journal, resolve_ids
-from ._output import STATUS_STYLES, Output, counts_json, describe_event, event_json, inert
+from ._output import (
+    STATUS_STYLES,
+    Output,
+    counts_json,
+    describe_event,
+    error_text,
+    event_json,
+    inert,
+)
 from ._status_cmd import FAILED, summary_line
 
 if TYPE_CHECKING:
@@ -82,7 +90,7 @@ class WatchView:
                 self.recent.append(f"{event.job_id}  {gone}")
         elif isinstance(event, PollFailed):
             self.problem = inert(
-                f"service not answering ({one_line(str(event.error))}); "
+                f"service not answering ({one_line(error_text(event.error))}); "
                 f"retry {event.attempt} in {event.next_retry_in:.0f} s"
             )
         elif isinstance(event, PollRecovered):
@@ -185,7 +193,7 @@ async def follow(
         elif isinstance(event, JobEvent):
             out.result(describe_event(event))
         elif isinstance(event, PollFailed):
-            out.warn(f"service not answering ({one_line(str(event.error))}); retrying")
+            out.warn(f"service not answering ({one_line(error_text(event.error))}); retrying")
 
 
 async def _maybe_await(value: Any) -> None:

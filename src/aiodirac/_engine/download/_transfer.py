@@ -515,8 +515,12 @@ class _Transfer:
             if certificate_refused(exc):
                 raise SandboxError(
                     f"job {job_id}: the sandbox storage's TLS certificate is not trusted: "
-                    f"{reason_of(exc)}; give its CA certificates with DownloadConfig.verify",
+                    f"{reason_of(exc)}",
                     job_id=job_id,
+                ).with_hints(
+                    python="give its CA certificates with DownloadConfig.verify",
+                    cli="set SSL_CERT_FILE to the CA bundle that signs it, or SSL_CERT_DIR to a "
+                    "folder of CA certificates",
                 ) from exc
             # Bytes received before the cut are good (TCP keeps order): keep them, resume after.
             with anyio.CancelScope(shield=True):

@@ -31,7 +31,7 @@ import httpx
 
 from aiodirac._exceptions import AuthenticationError, ConfigurationError
 
-from ._errors import LOGIN_HINT, network_error, server_detail
+from ._errors import LOGIN_HINTS, network_error, server_detail
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
@@ -76,7 +76,9 @@ def _read_file(path: Path) -> _Credentials:
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise AuthenticationError(f"no DiracX credentials file at {path}: {LOGIN_HINT}") from exc
+        raise AuthenticationError(f"no DiracX credentials file at {path}").with_hints(
+            **LOGIN_HINTS
+        ) from exc
     except OSError as exc:
         raise ConfigurationError(
             f"cannot read the DiracX credentials file {path}: {exc.strerror}"
@@ -87,9 +89,8 @@ def _read_file(path: Path) -> _Credentials:
         expires_on = float(data["expires_on"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise AuthenticationError(
-            f"the DiracX credentials file {path} is not valid JSON with access_token and "
-            f"expires_on: {LOGIN_HINT}"
-        ) from exc
+            f"the DiracX credentials file {path} is not valid JSON with access_token and expires_on"
+        ).with_hints(**LOGIN_HINTS) from exc
     if not isinstance(access, str) or not access:
         raise AuthenticationError(f"the DiracX credentials file {path} has no access token")
     refresh = data.get("refresh_token")
@@ -226,9 +227,8 @@ class TokenManager:
         refresh = on_disk.refresh_token or (known.refresh_token if known else None)
         if refresh is None:
             raise AuthenticationError(
-                f"the DiracX access token in {path} has expired and there is no refresh token: "
-                f"{LOGIN_HINT}"
-            )
+                f"the DiracX access token in {path} has expired and there is no refresh token"
+            ).with_hints(**LOGIN_HINTS)
         renewed = await self._refresh(client, refresh)
         self._current = renewed
         await anyio.to_thread.run_sync(_write_file, path, renewed)
@@ -252,9 +252,9 @@ class TokenManager:
         if response.status_code != 200:
             raise AuthenticationError(
                 "DiracX refused to refresh the access token "
-                f"(HTTP {response.status_code}: {server_detail(response)}): {LOGIN_HINT}",
+                f"(HTTP {response.status_code}: {server_detail(response)})",
                 status_code=response.status_code,
-            )
+            ).with_hints(**LOGIN_HINTS)
         try:
             body = response.json()
             access = body["access_token"]

@@ -144,8 +144,9 @@ class DiracXBackend(DiracXHTTP, Backend):
     ) -> None:
         resolved = url or os.environ.get("DIRACX_URL")
         if not resolved:
-            raise ConfigurationError(
-                "no DiracX server: pass url=... or set DIRACX_URL (as `dirac login` users have)"
+            raise ConfigurationError("no DiracX server").with_hints(
+                python="pass url=... or set DIRACX_URL (as `dirac login` users have)",
+                cli="give --url URL or set DIRACX_URL (as `dirac login` users have)",
             )
         parsed = httpx.URL(resolved)
         if parsed.scheme not in ("http", "https") or not parsed.host:

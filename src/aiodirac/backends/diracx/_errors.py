@@ -8,7 +8,8 @@ not a success) or :func:`network_error` (no usable answer). Messages carry the s
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import httpx
 
@@ -27,7 +28,8 @@ from aiodirac._exceptions import (
 from aiodirac.backends._http._headers import parse_retry_after
 
 __all__ = [
-    "LOGIN_HINT",
+    "CA_HINTS",
+    "LOGIN_HINTS",
     "describe_jobs",
     "network_error",
     "parse_retry_after",
@@ -36,8 +38,22 @@ __all__ = [
     "server_detail",
 ]
 
-LOGIN_HINT = (
-    "run `dirac login` (or refresh DIRACX_CREDENTIALS_PATH), or give DiracXBackend a valid token"
+#: What to do when DiracX has no valid token for us, said for each interface.
+LOGIN_HINTS: Mapping[str, str] = MappingProxyType(
+    {
+        "python": "run `dirac login` (or refresh DIRACX_CREDENTIALS_PATH), or pass a valid "
+        "token (AsyncDirac(token=...))",
+        "cli": "run `dirac login` (or point DIRACX_CREDENTIALS_PATH at a valid credentials "
+        "file), or use --backend local to run the jobs on this machine",
+    }
+)
+#: What to do when the server's TLS certificate is not trusted, said for each interface.
+CA_HINTS: Mapping[str, str] = MappingProxyType(
+    {
+        "python": "give the CA certificates that sign it with verify= (a file or a folder)",
+        "cli": "set SSL_CERT_FILE to the CA bundle that signs it, or SSL_CERT_DIR to a folder of "
+        "CA certificates (e.g. /etc/grid-security/certificates)",
+    }
 )
 _TRANSIENT = frozenset({429, 502, 503, 504})
 _MAX_DETAIL = 500
@@ -128,10 +144,10 @@ def raise_for_response(
     base = f"DiracX refused to {action}{where}: HTTP {code}: {detail}"
     if code == 401:
         raise AuthenticationError(
-            f"DiracX did not accept the token to {action}{where}: {detail}. {LOGIN_HINT}",
+            f"DiracX did not accept the token to {action}{where}: {detail}",
             status_code=code,
             job_ids=ids,
-        )
+        ).with_hints(**LOGIN_HINTS)
     if code == 403:
         raise PermissionDeniedError(
             f"{base}. The jobs must exist and belong to you (or use a JobAdministrator identity)",
@@ -164,7 +180,7 @@ def network_error(
     """The :class:`NetworkError` for a transport failure or timeout (raise it ``from exc``).
 
     A TLS certificate that does not verify is a :class:`ConfigurationError` instead: retrying
-    cannot help, the CA bundle (``verify=``) has to change.
+    cannot help, the CA bundle has to change (:data:`CA_HINTS` says how).
 
     Usage: ``raise network_error(exc, action="submit", url=base) from exc``
     """
@@ -175,9 +191,8 @@ def network_error(
     reason = reason_of(exc)
     if certificate_refused(exc):
         return ConfigurationError(
-            f"request to {action}{target}: the server's TLS certificate is not trusted: {reason}; "
-            "give the CA certificates that sign it with verify= (a file or a folder)"
-        )
+            f"request to {action}{target}: the server's TLS certificate is not trusted: {reason}"
+        ).with_hints(**CA_HINTS)
     return NetworkError(
         f"request to {action}{where} {kind}{target}: {reason}; the outcome is unknown, "
         "retrying may help",
