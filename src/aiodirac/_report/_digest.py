@@ -141,8 +141,8 @@ def digest_report(data: ReportData) -> Digest:
     attempt = np.asarray(tr.attempt, dtype=np.int64)
     time = np.asarray(tr.time, dtype=np.float64)
     statuses, status = _status_codes(tr.status)
-    failed_codes = np.array([statuses.index(s) for s in FAILED if s in statuses], dtype=np.int64)
-    final_codes = np.array([statuses.index(s) for s in FINAL if s in statuses], dtype=np.int64)
+    failed_codes = _codes(statuses, FAILED)
+    final_codes = _codes(statuses, FINAL)
 
     sub_job = np.asarray(data.submissions.job_id, dtype=np.int64)
     sub_attempt = np.asarray(data.submissions.attempt, dtype=np.int64)
@@ -218,6 +218,11 @@ def _status_codes(column: Labels) -> tuple[tuple[str, ...], Ints]:
     remap = np.array([ordered.index(s) for s in column.labels], dtype=np.int64)
     codes = np.asarray(column.codes, dtype=np.int64)
     return ordered, remap[codes] if len(codes) else codes
+
+
+def _codes(statuses: tuple[str, ...], wanted: frozenset[str]) -> Ints:
+    """The indices of ``wanted`` statuses in ``statuses``, in that order (never a set's)."""
+    return np.array([i for i, s in enumerate(statuses) if s in wanted], dtype=np.int64)
 
 
 def _roots(ids: Ints, data: ReportData) -> Ints:
@@ -367,7 +372,7 @@ def _status_lines(
     down = np.bincount(previous[leaving] * width + slot[leaving], minlength=k * width)
     counts = np.cumsum((up - down).reshape(k, width), axis=1)[:, : len(edges)]
 
-    final_codes = np.array([statuses.index(x) for x in FINAL if x in statuses], dtype=np.int64)
+    final_codes = _codes(statuses, FINAL)
     became_final = moved & np.isin(s, final_codes) & ~np.isin(previous, final_codes)
 
     last = np.ones(n, dtype=bool)

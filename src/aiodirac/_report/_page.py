@@ -209,7 +209,7 @@ def render_page(data: ReportData, digest: Digest, charts: Mapping[str, str | Non
         f"<title>{_e(title)}</title><style>{CSS}</style></head>\n"
         "<body><main>"
         f"<header><h1>{_e(title)}</h1>"
-        f'<p class="sub">{_e(data.jobs)} jobs on {_e(data.backend)}, '
+        f'<p class="sub">{data.jobs:,} jobs on {_e(data.backend)}, '
         f"started {_e(_when(data.created))}</p>"
         f'<p class="{outcome_class}">{_e(data.outcome)}</p></header>\n'
         f"{_summary(data, digest)}\n" + "\n".join(sections) + "\n"
