@@ -10,12 +10,14 @@ import os
 import struct
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 from _browser import Browser, Page, find_chromium
 from test_report_html import HOSTILE, _hostile_data
 
-from aiodirac import write_report
+from aiodirac import AsyncDirac, FailurePolicy, Job, read_report_data, write_report
 from aiodirac._report._page import CSP
+from aiodirac.backends.local import LocalBackend
 from aiodirac.testing import synthetic_report_data
 
 # Each chart: its box on the page and how many drawn shapes (paths, uses) and texts it holds.
@@ -114,3 +116,48 @@ def test_the_checks_see_errors_and_requests(chromium: str, tmp_path: Path) -> No
     assert any("boom" in e for e in first.errors)
     assert any("missing" in e for e in first.errors)
     assert any("Content Security Policy" in e for e in second.errors)
+
+
+async def test_report_of_a_real_local_campaign(chromium: str, tmp_path: Path) -> None:
+    # Four real jobs on the local backend; n=2 fails once and is rescheduled. The report is
+    # drawn from the campaign's own journal, as 'aiodirac campaign report --html' does.
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "flaky.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$2" != 2 ] || [ -e "$1/$2" ]; then echo "n=$2"; exit 0; fi\n'
+        'touch "$1/$2"; exit 1\n'
+    )
+    script.chmod(0o755)
+    job = Job()
+    job.setName("real-%n")
+    job.setExecutable(str(script), arguments=f"{marks} %(n)s")
+    job.setParameterSequence("n", ["1", "2", "3", "4"])
+    async with AsyncDirac() as dirac:
+        try:
+            campaign = dirac.campaign(
+                job,
+                journal=tmp_path / "real.db",
+                dest=tmp_path / "out",
+                policy=FailurePolicy(delay=0, max_failed_fraction=1),
+            )
+            assert (await campaign.run()).outcome == "complete"
+        finally:
+            assert isinstance(dirac.backend, LocalBackend)
+            await dirac.backend.stop_agent()
+    data = await anyio.to_thread.run_sync(read_report_data, tmp_path / "real.db")
+    assert (data.jobs, len(data.retries), len(data.downloads)) == (4, 1, 4)
+    report = write_report(data, tmp_path / "report.html")
+
+    with Browser.start(tmp_path, chromium) as browser:
+        page = _open(browser, report)
+        charts = {chart["name"]: chart for chart in page.evaluate(CHARTS)}
+        page.screenshot(tmp_path / "real.png")
+        assert page.errors == []
+        assert page.requests == [report.as_uri()]
+    assert {"status", "rates", "sites", "minor", "attempts", "downloads"} <= set(charts)
+    assert "DIRAC.vm.local" in charts["sites"]["texts"]  # the local backend's site
+    assert "Application Finished With Errors" in charts["minor"]["texts"]
+    assert all(chart["shapes"] > 5 for chart in charts.values())
+    assert _png_size(tmp_path / "real.png")[1] > 2000

@@ -170,7 +170,10 @@ def render_page(data: ReportData, digest: Digest, charts: Mapping[str, str | Non
             "Time waiting and running",
             charts.get("durations"),
             "Per attempt: from submission to its first Running, and from there to its end.",
-            "No attempt has run yet.",
+            "No attempt was seen Running: they ran between two status polls, so their waiting "
+            "and running times cannot be told apart."
+            if any(counts.any() for counts in digest.finished.values())
+            else "No attempt has run yet.",
         ),
         _chart(
             "Failures by site",

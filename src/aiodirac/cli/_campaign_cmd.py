@@ -108,6 +108,15 @@ MaxFailedOpt = Annotated[
         help="Stop retrying once more than this fraction of the jobs has failed (0-1).",
     ),
 ]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        metavar="FILE",
+        help="Also write the campaign's report with charts to FILE (one HTML file, no network "
+        "needed to read it; needs pip install 'aiodirac[report]').",
+    ),
+]
 
 campaign_app = typer.Typer(
     name="campaign",
@@ -589,9 +598,13 @@ def register(app: typer.Typer) -> None:
         _run_spec(opts, cspec, journal, events=events, interval=interval, save=False)
 
     @command(campaign_app, "report")
-    def campaign_report(opts: Options, journal: JournalOpt = Path("campaign.db")) -> None:
+    def campaign_report(
+        opts: Options, journal: JournalOpt = Path("campaign.db"), html: HtmlOpt = None
+    ) -> None:
         """Summarise a campaign from its journal alone (no service is contacted).
 
+        With --html FILE, also write the report with charts (statuses over time, rates, waiting
+        and running times, failures by site and minor status, attempts, downloads) to FILE.
         Exits with 1 when the campaign's jobs are not all Done.
         """
         out = Output(opts)
@@ -599,7 +612,13 @@ def register(app: typer.Typer) -> None:
         async def body() -> int:
             import anyio.to_thread
 
-            from aiodirac import Journal, JournalError, current_statuses, read_report_data
+            from aiodirac import (
+                Journal,
+                JournalError,
+                current_statuses,
+                read_report_data,
+                write_report,
+            )
 
             if not journal.is_file():
                 raise UsageProblem(f"no campaign journal at {journal}")
@@ -611,8 +630,18 @@ def register(app: typer.Typer) -> None:
             except JournalError:
                 data = None  # jobs submitted with --journal, no campaign run on them yet
             statuses = current_statuses(data) if data is not None else summary.statuses
+            if html is not None:
+                if data is None:
+                    raise UsageProblem(
+                        f"{journal} has no campaign history to draw (its jobs were submitted "
+                        "with --journal, not run as a campaign): no HTML report written"
+                    )
+                await anyio.to_thread.run_sync(write_report, data, html)
             if out.json:
-                out.data(report_json(summary, journal, data))
+                payload = report_json(summary, journal, data)
+                if html is not None:
+                    payload["html"] = str(html)
+                out.data(payload)
             else:
                 out.result(
                     f"Campaign {summary.name or '?'} (JobGroup {summary.job_group or '?'}) "
@@ -634,6 +663,8 @@ def register(app: typer.Typer) -> None:
                     out.result("Last known statuses: " + summary_line(statuses))
                 if data is not None:
                     out.result(f"Outcome: {data.outcome}")
+                if html is not None:
+                    out.result(f"Report with charts written to {html}")
                 pending = {str(s): n for s, n in summary.chunks.items() if str(s) != "confirmed"}
                 if any(pending.values()):
                     out.result(
