@@ -50,6 +50,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
 from aiodirac._job._jdl import render_jdl
 from aiodirac._job._job import Job
@@ -220,13 +221,14 @@ async def run_aiodirac(
     job.setExecutable("/bin/echo", arguments="value %(n)s")
     job.setName(f"{tag}-%n")
     job.setParameterSequence("n", [str(i) for i in range(total)])
-    config = SubmitConfig(campaign=tag, **settings)
+    config = SubmitConfig(campaign=tag)
+    gate = RequestGate(Limits(**settings))
     async with (
         DiracXBackend(url, credentials_path=credentials) as backend,
         await Journal.open(tmp / f"{tag}.db") as journal,
     ):
         await backend.status([1])  # connection + token: not part of the campaign
-        submitter = Submitter(backend, config, journal=journal)
+        submitter = Submitter(backend, config, journal=journal, gate=gate)
         start = time.perf_counter()
         ids = await submitter.submit(job)
         wall = time.perf_counter() - start
@@ -328,10 +330,12 @@ def main() -> int:
         name: statistics.median(r["jobs"] / r["wall"] for r in runs)
         for name, runs in results.items()
     }
-    defaults = SubmitConfig()
+    defaults = Limits()
     limit_rate = defaults.rate * 20  # jobs/s if every request were a 20-job submission
     # the same limit with the protocol's confirmations, which take rate tokens too
-    batch = defaults.confirm_batch_for(20, DiracXBackend.capabilities.max_ids_per_update)
+    batch = SubmitConfig().confirm_batch_for(
+        20, DiracXBackend.capabilities.max_ids_per_update, defaults.window
+    )
     protocol_rate = defaults.rate / (1 / 20 + 1 / batch)
     physical = min(rate["capacity"], limit_rate)
     print(

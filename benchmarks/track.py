@@ -37,6 +37,7 @@ from pathlib import Path
 
 import anyio
 
+from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine.submit._model import SubmitConfig
 from aiodirac._engine.submit._submitter import Submitter
 from aiodirac._engine.track._events import JobEvent
@@ -250,8 +251,9 @@ async def submit_many(backend: Backend, count: int, name: str = "track-bench") -
     job.setExecutable("true")
     job.setParameterSequence("n", [str(i) for i in range(count)])
     # One request at a time: the development server's SQLite refuses concurrent writers (500).
-    config = SubmitConfig(max_in_flight=1, exclusive_confirm=True, campaign=name)
-    return await Submitter(backend, config).submit(job)
+    config = SubmitConfig(exclusive_confirm=True, campaign=name)
+    config_limits = Limits(max_in_flight=1)
+    return await Submitter(backend, config, gate=RequestGate(config_limits)).submit(job)
 
 
 PATH = [

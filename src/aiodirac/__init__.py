@@ -80,6 +80,7 @@ if TYPE_CHECKING:
         current_statuses,
         read_report_data,
     )
+    from aiodirac._engine._gate import Limits, RequestGate
     from aiodirac._engine._ratelimit import RateLimiter
     from aiodirac._engine._retry import RetryEvent, RetryPolicy
     from aiodirac._engine.download._downloader import Downloader
@@ -149,7 +150,9 @@ _LAZY: dict[str, str] = {
     "PollFailed": "._engine.track._events",
     "PollProblem": "._campaign",
     "PollRecovered": "._engine.track._events",
+    "Limits": "._engine._gate",
     "RateLimiter": "._engine._ratelimit",
+    "RequestGate": "._engine._gate",
     "ReportData": "._report",
     "RetryEvent": "._engine._retry",
     "RetryFailed": "._campaign",
@@ -238,6 +241,7 @@ __all__ = [
     "JobVanished",
     "Journal",
     "JournalError",
+    "Limits",
     "LocalBackend",
     "LocalBackendError",
     "LoggingRecord",
@@ -252,6 +256,7 @@ __all__ = [
     "PollRecovered",
     "RateLimiter",
     "ReportData",
+    "RequestGate",
     "RetryEvent",
     "RetryFailed",
     "RetryMethod",

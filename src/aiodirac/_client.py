@@ -1,7 +1,8 @@
 """``AsyncDirac``: the asynchronous client, one object per application.
 
-It owns one backend (and so one HTTP connection pool), one rate limiter and one concurrency limit
-shared by everything it does, and the campaign journal when one is named. The work itself is done
+It owns one backend (and so one HTTP connection pool), one request gate (in-flight cap, rate
+limit, retries: :class:`~aiodirac.Limits`) that every request it sends passes, and the campaign
+journal when one is named. The work itself is done
 by the engine: :class:`~aiodirac._engine.submit._submitter.Submitter`, :class:`~aiodirac._engine.track._tracker.Tracker`,
 :class:`~aiodirac._engine.download._downloader.Downloader`.
 """
@@ -26,8 +27,7 @@ from typing import TYPE_CHECKING, Literal, Self, TypeVar, Unpack
 
 import anyio
 
-from aiodirac._engine._ratelimit import RateLimiter
-from aiodirac._engine._retry import retry_call
+from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine.download._downloader import (
     DownloadConfig,
     Downloader,
@@ -46,7 +46,7 @@ from aiodirac._job._monitoring import (
 from aiodirac._job._status import JobState, JobStatus
 from aiodirac.backends._protocol import ActionResult, Backend, OutputSandbox
 
-from ._config import choose_backend
+from ._config import choose_backend, default_limits
 from ._exceptions import InvalidArgumentError, InvalidTransitionError
 from ._journal import Journal
 from ._resource import AsyncResource
@@ -113,7 +113,10 @@ class AsyncDirac(AsyncResource):
         home: the local backend's state folder (default ``$AIODIRAC_HOME``).
         journal: a campaign journal file (SQLite): a run started again with the same journal
             resumes where the last one stopped, submitting, tracking and downloading nothing twice.
-        submit_config: submission limits (requests in flight, rate, retries); safe defaults.
+        limits: requests in flight, their rate and their retries, for every request this client
+            sends (submissions, status, kills, monitoring, sandbox look-ups); default: the
+            settings file's ``[limits]``, else :class:`Limits`' defaults.
+        submit_config: campaign identity and the two-phase protocol's settings.
         track_config: status polling intervals and buffer.
         download_config: download concurrency, retries and unpacking limits.
         verify: TLS verification for DiracX (``True``, or a CA bundle path).
@@ -134,6 +137,7 @@ class AsyncDirac(AsyncResource):
         token: str | None = None,
         home: str | os.PathLike[str] | None = None,
         journal: str | os.PathLike[str] | None = None,
+        limits: Limits | None = None,
         submit_config: SubmitConfig | None = None,
         track_config: TrackConfig | None = None,
         download_config: DownloadConfig | None = None,
@@ -151,8 +155,7 @@ class AsyncDirac(AsyncResource):
         self._stack: AsyncExitStack | None = None
         self._backend: Backend | None = None
         self._journal: Journal | None = None
-        self._limiter = RateLimiter(self._submit_config.rate, self._submit_config.burst)
-        self._capacity = anyio.CapacityLimiter(self._submit_config.max_in_flight)
+        self._gate = RequestGate(limits if limits is not None else default_limits())
         self._downloader: Downloader | None = None
 
     def __repr__(self) -> str:
@@ -180,7 +183,9 @@ class AsyncDirac(AsyncResource):
                 self._journal = await Journal.open(self._journal_path)
                 stack.push_async_callback(self._journal.aclose)
             self._downloader = await stack.enter_async_context(
-                Downloader(self._backend, self._download_config, journal=self._journal)
+                Downloader(
+                    self._backend, self._download_config, journal=self._journal, gate=self._gate
+                )
             )
         except BaseException:
             await stack.aclose()
@@ -237,6 +242,14 @@ class AsyncDirac(AsyncResource):
         return self._backend
 
     @property
+    def gate(self) -> RequestGate:
+        """The request gate every request of this client passes (see :class:`Limits`).
+
+        Usage: ``dirac.gate.limits.rate``
+        """
+        return self._gate
+
+    @property
     def journal(self) -> Journal | None:
         """The campaign journal, when the client was given one."""
         return self._journal
@@ -247,8 +260,7 @@ class AsyncDirac(AsyncResource):
             self.backend,
             self._submit_config,
             journal=self._journal,
-            limiter=self._limiter,
-            capacity=self._capacity,
+            gate=self._gate,
         )
 
     async def submit(self, jobs: Job | Iterable[Job] | AsyncIterable[Job]) -> list[int]:
@@ -291,11 +303,9 @@ class AsyncDirac(AsyncResource):
         page = backend.capabilities.max_ids_per_status
         pages = [wanted[i : i + page] for i in range(0, len(wanted), page)]
         found: dict[int, JobState] = {}
-        policy = self._submit_config.retry
 
         async def one(chunk: Sequence[int]) -> None:
-            async with self._capacity, self._limiter:
-                found.update(await retry_call(lambda: backend.status(chunk), policy))
+            found.update(await self._gate.call(lambda: backend.status(chunk)))
 
         async with anyio.create_task_group() as tg:
             for chunk in pages:
@@ -312,7 +322,8 @@ class AsyncDirac(AsyncResource):
         page = backend.capabilities.max_ids_per_status
         counts: dict[JobStatus, int] = {}
         for i in range(0, len(wanted), page):
-            for status, n in (await backend.summary(wanted[i : i + page])).items():
+            ask = functools.partial(backend.summary, wanted[i : i + page])
+            for status, n in (await self._gate.call(ask)).items():
                 counts[status] = counts.get(status, 0) + n
         return counts
 
@@ -355,8 +366,7 @@ class AsyncDirac(AsyncResource):
             self.backend,
             self._track_config,
             journal=self._journal,
-            limiter=self._limiter,
-            capacity=self._capacity,
+            gate=self._gate,
         )
 
     # ------------------------------------------------------------------ campaigns
@@ -474,7 +484,12 @@ class AsyncDirac(AsyncResource):
         done: list[int] = []
         refused: dict[int, str] = {}
         for i in range(0, len(ids), step):
-            result: ActionResult = await method(ids[i : i + step])
+            act = functools.partial(method, ids[i : i + step])
+            # Kill and delete are safe to repeat; a reschedule is not (a lost answer to one
+            # that was applied, repeated, would start the job a second time): one attempt.
+            result: ActionResult = await (
+                self._gate.once(act) if action == "reschedule" else self._gate.call(act)
+            )
             done.extend(result.done)
             refused.update(result.refused)
         if refused:
@@ -508,9 +523,8 @@ class AsyncDirac(AsyncResource):
 
     # ------------------------------------------------------------------ job monitoring
     async def _ask(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One monitoring request: within the client's concurrency and rate limits, retried."""
-        async with self._capacity, self._limiter:
-            return await retry_call(call, self._submit_config.retry)
+        """One monitoring request, through the client's request gate."""
+        return await self._gate.call(call)
 
     async def select(self, **conditions: Unpack[SelectConditions]) -> list[int]:
         """IDs of the jobs meeting every condition (DIRAC's ``selectJobs``), increasing.
@@ -631,7 +645,9 @@ class AsyncDirac(AsyncResource):
         if target.exists():
             raise InvalidArgumentError(f"Job input sandbox directory {target} already exists")
         backend = self.backend
-        async with Downloader(_InputSandboxes(backend), self._download_config) as downloader:
+        async with Downloader(
+            _InputSandboxes(backend), self._download_config, gate=self._gate
+        ) as downloader:
             (result,) = await downloader.download([one], target, no_job_dir=True)
         if not result.ok:
             with contextlib.suppress(OSError):

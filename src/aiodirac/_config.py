@@ -17,6 +17,10 @@ The settings file is TOML, at ``$AIODIRAC_CONFIG`` or ``$XDG_CONFIG_HOME/aiodira
     credentials_path = "~/.cache/diracx/credentials.json"
     [local]
     home = "~/aiodirac-state"
+    [limits]                      # every request a client sends (see aiodirac.Limits)
+    rate = 20                     # requests per second in the long run
+    burst = 10                    # requests back to back after a quiet period
+    max_in_flight = 8             # requests in progress at once
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from aiodirac._engine._gate import Limits
+
 from ._exceptions import ConfigurationError
 
-__all__ = ["BackendChoice", "Settings", "choose_backend", "load_settings"]
+__all__ = ["BackendChoice", "Settings", "choose_backend", "default_limits", "load_settings"]
 
 logger = logging.getLogger("aiodirac")
 
@@ -49,6 +55,9 @@ class Settings:
     diracx_url: str | None = None
     credentials_path: str | None = None
     local_home: str | None = None
+    rate: float | None = None
+    burst: int | None = None
+    max_in_flight: int | None = None
     path: str | None = None
 
 
@@ -102,15 +111,63 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError(f"settings file {path} is not valid TOML: {exc}") from exc
     diracx = data.get("diracx", {})
     local = data.get("local", {})
-    if not isinstance(diracx, dict) or not isinstance(local, dict):
-        raise ConfigurationError(f"settings file {path}: [diracx] and [local] must be tables")
+    limits = data.get("limits", {})
+    if not all(isinstance(table, dict) for table in (diracx, local, limits)):
+        raise ConfigurationError(
+            f"settings file {path}: [diracx], [local] and [limits] must be tables"
+        )
     backend = data.get("backend")
     return Settings(
         backend=None if backend is None else _kind(backend, str(path)),
         diracx_url=_opt_str(diracx.get("url"), path, "diracx.url"),
         credentials_path=_opt_str(diracx.get("credentials_path"), path, "diracx.credentials_path"),
         local_home=_opt_str(local.get("home"), path, "local.home"),
+        rate=_opt_number(limits.get("rate"), path, "limits.rate", integer=False),
+        burst=_opt_number(limits.get("burst"), path, "limits.burst", integer=True),
+        max_in_flight=_opt_number(
+            limits.get("max_in_flight"), path, "limits.max_in_flight", integer=True
+        ),
         path=str(path),
+    )
+
+
+def _opt_number(value: object, path: Path, key: str, *, integer: bool) -> Any:
+    if value is None:
+        return None
+    good = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (isinstance(value, int) or not integer)
+        and value > 0
+    )
+    if not good:
+        what = "a positive integer" if integer else "a positive number"
+        raise ConfigurationError(f"settings file {path}: {key} must be {what}, not {value!r}")
+    return value
+
+
+def default_limits(
+    settings: Settings | None = None,
+    *,
+    rate: float | None = None,
+    max_in_flight: int | None = None,
+) -> Limits:
+    """The request limits of a client given none: the settings file's ``[limits]``, then
+    :class:`~aiodirac.Limits`' defaults; ``rate`` and ``max_in_flight`` (e.g. from command-line
+    options) take precedence over both.
+
+    Raises:
+        ConfigurationError: a bad value in the settings file or in the arguments.
+
+    Usage: ``default_limits(load_settings(), rate=5)``
+    """
+    s = settings if settings is not None else load_settings()
+    base = Limits()
+    return Limits(
+        max_in_flight=max_in_flight or s.max_in_flight or base.max_in_flight,
+        rate=rate or s.rate or base.rate,
+        burst=s.burst or base.burst,
+        retry=base.retry,
     )
 
 

@@ -13,6 +13,7 @@ import sys
 
 import anyio
 
+from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine._retry import RetryPolicy
 from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
 from aiodirac._job._job import Job
@@ -25,20 +26,18 @@ async def main(url: str, credentials: str, journal_path: str, n: int) -> None:
     job.setExecutable("/bin/echo", arguments="value %(n)s")
     job.setName("kill-%n")
     job.setParameterSequence("n", [str(i) for i in range(n)])
-    config = SubmitConfig(
-        campaign="killtest",
-        max_in_flight=4,
-        rate=4,
-        burst=2,
-        confirm_batch=40,
-        retry=RetryPolicy(initial=0.2, max_backoff=2),
+    config = SubmitConfig(campaign="killtest", confirm_batch=40)
+    config_limits = Limits(
+        max_in_flight=4, rate=4, burst=2, retry=RetryPolicy(initial=0.2, max_backoff=2)
     )
     async with (
         DiracXBackend(url, credentials_path=credentials, timeout=10) as backend,
         await Journal.open(journal_path) as journal,
     ):
         print("ready", flush=True)
-        async with Submitter(backend, config, journal=journal).stream(job) as submitted:
+        async with Submitter(
+            backend, config, gate=RequestGate(config_limits), journal=journal
+        ).stream(job) as submitted:
             async for item in submitted:
                 print(item.index, item.job_id, flush=True)
         print("done", flush=True)

@@ -11,6 +11,7 @@ import anyio
 import pytest
 from _chunks import make_chunk, make_chunks
 
+from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine._retry import RetryPolicy, retry_test_mode
 from aiodirac._engine.submit._submitter import SubmitConfig, SubmittedJob, Submitter
 from aiodirac._exceptions import (
@@ -25,7 +26,8 @@ from aiodirac._journal import ChunkState, Journal
 from aiodirac.backends._protocol import Capabilities
 from aiodirac.testing._memory import Faults, MemoryBackend
 
-FAST = SubmitConfig(max_in_flight=8, rate=10_000, burst=1_000, campaign="test")
+FAST = SubmitConfig(campaign="test")
+FAST_LIMITS = Limits(max_in_flight=8, rate=10_000, burst=1_000)
 
 
 def assert_exactly_once(backend: MemoryBackend, total: int, ids: list[int], group: str) -> None:
@@ -42,7 +44,7 @@ def assert_exactly_once(backend: MemoryBackend, total: int, ids: list[int], grou
 async def test_submits_chunks_in_index_order_with_campaign_group(tmp_path: Path) -> None:
     backend = MemoryBackend()
     async with await Journal.open(tmp_path / "j.db") as journal:
-        submitter = Submitter(backend, FAST, journal=journal)
+        submitter = Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal)
         ids = await submitter.submit(list(make_chunks(95)))
         campaign = await journal.campaign()
         assert campaign is not None
@@ -65,14 +67,18 @@ async def test_submits_chunks_in_index_order_with_campaign_group(tmp_path: Path)
 
 async def test_user_job_group_is_kept() -> None:
     backend = MemoryBackend()
-    ids = await Submitter(backend, FAST).submit(make_chunk(range(3), job_group="mine"))
+    ids = await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).submit(
+        make_chunk(range(3), job_group="mine")
+    )
     assert [backend.jobs[i].job_group for i in ids] == ["mine"] * 3
 
 
 async def test_stream_gives_jobs_as_confirmed() -> None:
     backend = MemoryBackend(faults=Faults(latency=0.001))
     seen: list[SubmittedJob] = []
-    async with Submitter(backend, FAST).stream(list(make_chunks(60))) as submitted:
+    async with Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).stream(
+        list(make_chunks(60))
+    ) as submitted:
         async for job in submitted:
             seen.append(job)
             # Given only once confirmed.
@@ -88,7 +94,9 @@ async def test_exactly_once_through_faults(tmp_path: Path, seed: int) -> None:
     backend = MemoryBackend(faults=faults)
     async with await Journal.open(tmp_path / "j.db") as journal:
         with retry_test_mode():
-            ids = await Submitter(backend, FAST, journal=journal).submit(list(make_chunks(400)))
+            ids = await Submitter(
+                backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal
+            ).submit(list(make_chunks(400)))
         campaign = await journal.campaign()
         assert campaign is not None
         assert_exactly_once(backend, 400, ids, campaign.job_group)
@@ -107,8 +115,9 @@ async def test_exactly_once_through_faults(tmp_path: Path, seed: int) -> None:
 
 async def test_in_flight_and_rate_limits_hold() -> None:
     backend = MemoryBackend(faults=Faults(latency=0.01))
-    config = SubmitConfig(max_in_flight=3, rate=10_000, burst=100, campaign="c")
-    await Submitter(backend, config).submit(list(make_chunks(400)))
+    config = SubmitConfig(campaign="c")
+    config_limits = Limits(max_in_flight=3, rate=10_000, burst=100)
+    await Submitter(backend, config, gate=RequestGate(config_limits)).submit(list(make_chunks(400)))
     assert backend.max_concurrency["*"] == 3
     assert backend.max_concurrency["submit"] == 3
 
@@ -118,9 +127,12 @@ def test_rate_limit_paces_requests_on_mock_clock() -> None:
 
     async def main() -> float:
         backend = MemoryBackend()
-        config = SubmitConfig(max_in_flight=8, rate=5, burst=1, campaign="c")
+        config = SubmitConfig(campaign="c")
+        config_limits = Limits(max_in_flight=8, rate=5, burst=1)
         start = anyio.current_time()
-        await Submitter(backend, config).submit(list(make_chunks(200)))
+        await Submitter(backend, config, gate=RequestGate(config_limits)).submit(
+            list(make_chunks(200))
+        )
         assert backend.calls["submit"] == 10
         return anyio.current_time() - start
 
@@ -135,7 +147,7 @@ async def test_refused_chunk_fails_alone(tmp_path: Path) -> None:
         refuse=lambda c: "JDL syntax error" if 45 in c.indices else None,
     )
     async with await Journal.open(tmp_path / "j.db") as journal:
-        submitter = Submitter(backend, FAST, journal=journal)
+        submitter = Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal)
         with pytest.raises(SubmissionError, match="1 chunk") as info:
             await submitter.submit(list(make_chunks(100)))
         assert len(info.value.submitted) == 80
@@ -145,7 +157,9 @@ async def test_refused_chunk_fails_alone(tmp_path: Path) -> None:
         assert backend.calls["find_unconfirmed"] == 0
         # The next run, once the job is fixed, sends only what is missing.
         backend.refuse = None
-        ids = await Submitter(backend, FAST, journal=journal).submit(list(make_chunks(100)))
+        ids = await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal).submit(
+            list(make_chunks(100))
+        )
         campaign = await journal.campaign()
         assert campaign is not None
         assert_exactly_once(backend, 100, ids, campaign.job_group)
@@ -163,9 +177,12 @@ async def test_fatal_error_stops_the_run() -> None:
 
 async def test_service_down_past_deadline_raises_submission_error() -> None:
     backend = MemoryBackend(faults=Faults(unavailable=1.0, methods=frozenset({"submit"})))
-    config = SubmitConfig(campaign="c", retry=RetryPolicy(deadline=30), rate=1000, burst=100)
+    config = SubmitConfig(campaign="c")
+    config_limits = Limits(retry=RetryPolicy(deadline=30), rate=1000, burst=100)
     with retry_test_mode(), pytest.raises(SubmissionError, match="past the retry deadline") as info:
-        await Submitter(backend, config).submit(list(make_chunks(40)))
+        await Submitter(backend, config, gate=RequestGate(config_limits)).submit(
+            list(make_chunks(40))
+        )
     assert info.value.submitted == ()
     assert "503" in str(info.value.__cause__)
 
@@ -191,7 +208,9 @@ async def test_cancellation_leaves_a_journal_the_next_run_completes(
         with retry_test_mode():
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watchdog, tg.cancel_scope)
-                await Submitter(backend, FAST, journal=journal).submit(list(make_chunks(total)))
+                await Submitter(
+                    backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal
+                ).submit(list(make_chunks(total)))
                 tg.cancel_scope.cancel()
         summary = await journal.summary()
         # Consistent: every recorded job is a real job of this campaign.
@@ -202,7 +221,7 @@ async def test_cancellation_leaves_a_journal_the_next_run_completes(
             )
         assert summary.jobs_confirmed <= total
         with retry_test_mode():
-            submitter = Submitter(backend, FAST, journal=journal)
+            submitter = Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal)
             ids = await submitter.submit(list(make_chunks(total)))
         campaign = await journal.campaign()
         assert campaign is not None
@@ -264,14 +283,17 @@ async def test_crash_between_phases_then_resume(
     journal = CrashingJournal(path, die_before, after)
     await journal._ensure_open()
     # One chunk per confirmation, so that there are many moments to die at.
-    config = SubmitConfig(max_in_flight=8, rate=10_000, burst=1_000, campaign="t", confirm_batch=20)
+    config = SubmitConfig(campaign="t", confirm_batch=20)
+    config_limits = Limits(max_in_flight=8, rate=10_000, burst=1_000)
     with pytest.raises((Crash, BaseExceptionGroup)):
-        await Submitter(backend, config, journal=journal).submit(list(make_chunks(total)))
+        await Submitter(backend, config, gate=RequestGate(config_limits), journal=journal).submit(
+            list(make_chunks(total))
+        )
     # A dead process releases its file lock; nothing else of it survives.
     journal.release_submit_lock()
     before = dict(backend.jobs)
     async with await Journal.open(path) as journal2:
-        submitter = Submitter(backend, config, journal=journal2)
+        submitter = Submitter(backend, config, gate=RequestGate(config_limits), journal=journal2)
         ids = await submitter.submit(list(make_chunks(total)))
         campaign = await journal2.campaign()
         assert campaign is not None
@@ -292,8 +314,9 @@ async def test_user_group_sweep_spares_young_leftovers() -> None:
     young = await backend.submit(make_chunk([901], job_group="shared"))
     # The sweep compares with the real clock: age the "old" leftover into the past.
     backend.jobs[old[0]].submitted = datetime.now(UTC) - timedelta(hours=1)
-    config = SubmitConfig(campaign="c", job_group="shared", rate=1000, burst=100, clock_skew=7200)
-    submitter = Submitter(backend, config)
+    config = SubmitConfig(campaign="c", job_group="shared", clock_skew=7200)
+    config_limits = Limits(rate=1000, burst=100)
+    submitter = Submitter(backend, config, gate=RequestGate(config_limits))
     # Lost replies, so that this run has a reason to sweep (their leftovers are young too).
     backend.set_faults(Faults(ambiguous=0.3, seed=5, methods=frozenset({"submit"})))
     with retry_test_mode():
@@ -314,7 +337,7 @@ async def test_other_campaigns_jobs_are_never_swept() -> None:
     theirs = await backend.submit(make_chunk(range(5), job_group="another-campaign"))
     backend.set_faults(Faults(ambiguous=0.5, seed=1, methods=frozenset({"submit"})))
     with retry_test_mode():
-        await Submitter(backend, FAST).submit(list(make_chunks(200)))
+        await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).submit(list(make_chunks(200)))
     assert backend.calls["find_unconfirmed"] == 1  # the sweep did run
     assert any(j.status is JobStatus.KILLED for j in backend.jobs.values())
     assert all(backend.jobs[i].status is JobStatus.SUBMITTING for i in theirs)
@@ -323,9 +346,11 @@ async def test_other_campaigns_jobs_are_never_swept() -> None:
 async def test_journal_of_another_campaign_is_refused(tmp_path: Path) -> None:
     backend = MemoryBackend()
     async with await Journal.open(tmp_path / "j.db") as journal:
-        await Submitter(backend, FAST, journal=journal).submit(list(make_chunks(20)))
+        await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal).submit(
+            list(make_chunks(20))
+        )
         with pytest.raises(JournalError, match="different job description"):
-            await Submitter(backend, FAST, journal=journal).submit(
+            await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal).submit(
                 list(make_chunks(20, name="other"))
             )
         with pytest.raises(JournalError, match="belongs to campaign"):
@@ -336,7 +361,8 @@ async def test_journal_of_another_campaign_is_refused(tmp_path: Path) -> None:
 
 async def test_async_generator_is_read_lazily() -> None:
     backend = MemoryBackend(faults=Faults(latency=0.001))
-    config = SubmitConfig(max_in_flight=2, rate=10_000, burst=100, campaign="c")
+    config = SubmitConfig(campaign="c")
+    config_limits = Limits(max_in_flight=2, rate=10_000, burst=100)
     pulled = 0
     high_water = 0
 
@@ -348,10 +374,10 @@ async def test_async_generator_is_read_lazily() -> None:
             high_water = max(high_water, pulled - confirmed)
             yield make_chunk(range(start, start + 20))
 
-    ids = await Submitter(backend, config).submit(chunks())
+    ids = await Submitter(backend, config, gate=RequestGate(config_limits)).submit(chunks())
     assert len(ids) == 10_000
     # Never more than a few chunks ahead of the confirmed ones: bounded buffering.
-    assert high_water <= 4 * config.max_in_flight + 2
+    assert high_water <= 4 * config_limits.max_in_flight + 2
 
 
 def sync_chunks(total: int) -> Iterator[SubmitChunk]:
@@ -360,15 +386,23 @@ def sync_chunks(total: int) -> Iterator[SubmitChunk]:
 
 async def test_sync_generator_and_single_chunk() -> None:
     backend = MemoryBackend()
-    assert len(await Submitter(backend, FAST).submit(sync_chunks(50))) == 50
-    assert len(await Submitter(backend, FAST).submit(make_chunk([7]))) == 1
-    assert await Submitter(backend, FAST).submit([]) == []
+    assert (
+        len(await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).submit(sync_chunks(50)))
+        == 50
+    )
+    assert (
+        len(await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).submit(make_chunk([7])))
+        == 1
+    )
+    assert await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).submit([]) == []
 
 
 async def test_duplicate_indices_are_refused_before_sending() -> None:
     backend = MemoryBackend()
     with pytest.raises(Exception, match="two chunks start at global index 0"):
-        await Submitter(backend, FAST).submit([make_chunk(range(3)), make_chunk(range(3))])
+        await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).submit(
+            [make_chunk(range(3)), make_chunk(range(3))]
+        )
 
 
 def test_config_validation() -> None:
@@ -377,23 +411,30 @@ def test_config_validation() -> None:
     with pytest.raises(ConfigurationError, match="job group"):
         SubmitConfig(job_group="x" * 33)
     with pytest.raises(ConfigurationError, match="max_in_flight"):
-        SubmitConfig(max_in_flight=0)
+        Limits(max_in_flight=0)
+    with pytest.raises(ConfigurationError, match="rate"):
+        Limits(rate=0)
+    with pytest.raises(ConfigurationError, match="burst"):
+        Limits(burst=0)
 
 
 def test_confirm_batch_is_a_third_of_the_window_within_the_backend_limits() -> None:
-    assert SubmitConfig().window == 32
-    assert SubmitConfig().confirm_batch_for(20, 1000) == 213  # 32 chunks of 20, a third
-    assert SubmitConfig(max_in_flight=64).confirm_batch_for(20, 1000) == 1000  # the cap
-    assert SubmitConfig(max_in_flight=1).confirm_batch_for(1000, 10_000) == 1333
-    assert SubmitConfig(max_in_flight=1).confirm_batch_for(20, 5) == 5
-    assert SubmitConfig(confirm_batch=7).confirm_batch_for(20, 1000) == 7
+    assert Limits().window == 32
+    assert SubmitConfig().confirm_batch_for(20, 1000, 32) == 213  # 32 chunks of 20, a third
+    window_64, window_1 = Limits(max_in_flight=64).window, Limits(max_in_flight=1).window
+    assert SubmitConfig().confirm_batch_for(20, 1000, window_64) == 1000  # the cap
+    assert SubmitConfig().confirm_batch_for(1000, 10_000, window_1) == 1333
+    assert SubmitConfig().confirm_batch_for(20, 5, window_1) == 5
+    assert SubmitConfig(confirm_batch=7).confirm_batch_for(20, 1000, 32) == 7
 
 
 def test_runs_on_trio() -> None:
     async def main() -> int:
         backend = MemoryBackend(faults=Faults(ambiguous=0.2, seed=4))
         with retry_test_mode():
-            ids = await Submitter(backend, FAST).submit(list(make_chunks(100)))
+            ids = await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).submit(
+                list(make_chunks(100))
+            )
         return len(ids)
 
     assert anyio.run(main, backend="trio") == 100
@@ -406,7 +447,9 @@ async def test_confirmations_never_exceed_the_update_limit() -> None:
         ),
         faults=Faults(latency=0.002),
     )
-    ids = await Submitter(backend, FAST).submit(list(make_chunks(1000)))
+    ids = await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).submit(
+        list(make_chunks(1000))
+    )
     assert len(ids) == 1000
     # Batches of 2 chunks (40 IDs) at most: 50 would be exceeded by a third one.
     assert backend.calls["confirm"] >= 25
@@ -417,11 +460,13 @@ async def test_one_submission_at_a_time_per_journal(tmp_path: Path) -> None:
     refused: list[JournalError] = []
     async with await Journal.open(tmp_path / "j.db") as journal:
         async with anyio.create_task_group() as tg:
-            first = Submitter(backend, FAST, journal=journal)
+            first = Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal)
             tg.start_soon(first.submit, list(make_chunks(200)))
             await anyio.sleep(0.001)
             try:
-                await Submitter(backend, FAST, journal=journal).submit(list(make_chunks(20)))
+                await Submitter(
+                    backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal
+                ).submit(list(make_chunks(20)))
             except JournalError as exc:
                 refused.append(exc)
         assert len(await journal.job_ids()) == 200
@@ -455,14 +500,14 @@ class OverlapRecorder(MemoryBackend):
 async def test_exclusive_confirmation(exclusive: bool) -> None:
     backend = OverlapRecorder()
     config = SubmitConfig(
-        max_in_flight=8,
-        rate=10_000,
-        burst=1_000,
         campaign="x",
         exclusive_confirm=exclusive,
         confirm_linger=0,  # many small confirmations: many chances to overlap
     )
-    ids = await Submitter(backend, config).submit(list(make_chunks(600)))
+    config_limits = Limits(max_in_flight=8, rate=10_000, burst=1_000)
+    ids = await Submitter(backend, config, gate=RequestGate(config_limits)).submit(
+        list(make_chunks(600))
+    )
     assert len(ids) == 600
     if exclusive:
         assert backend.overlaps == 0
@@ -473,8 +518,16 @@ async def test_exclusive_confirmation(exclusive: bool) -> None:
 async def test_confirmations_linger_to_carry_many_chunks() -> None:
     async def confirms(linger: float) -> int:
         backend = MemoryBackend(faults=Faults(latency=0.005))
-        config = SubmitConfig(max_in_flight=4, rate=10_000, burst=100, confirm_linger=linger)
-        assert len(await Submitter(backend, config).submit(list(make_chunks(1000)))) == 1000
+        config = SubmitConfig(confirm_linger=linger)
+        config_limits = Limits(max_in_flight=4, rate=10_000, burst=100)
+        assert (
+            len(
+                await Submitter(backend, config, gate=RequestGate(config_limits)).submit(
+                    list(make_chunks(1000))
+                )
+            )
+            == 1000
+        )
         return backend.calls["confirm"]
 
     eager, patient = await confirms(0), await confirms(5)
@@ -489,7 +542,7 @@ async def test_leaving_the_stream_early_cancels_and_a_rerun_completes(tmp_path: 
     backend = MemoryBackend(faults=Faults(latency=0.002))
     async with await Journal.open(tmp_path / "j.db") as journal:
         seen = 0
-        async with Submitter(backend, FAST, journal=journal).stream(
+        async with Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal).stream(
             list(make_chunks(2000))
         ) as submitted:
             async for _ in submitted:
@@ -498,7 +551,9 @@ async def test_leaving_the_stream_early_cancels_and_a_rerun_completes(tmp_path: 
                     break
         partial = await journal.summary()
         assert 30 <= partial.jobs_confirmed < 2000
-        ids = await Submitter(backend, FAST, journal=journal).submit(list(make_chunks(2000)))
+        ids = await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal).submit(
+            list(make_chunks(2000))
+        )
         campaign = await journal.campaign()
         assert campaign is not None
         assert_exactly_once(backend, 2000, ids, campaign.job_group)

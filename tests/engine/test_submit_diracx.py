@@ -22,6 +22,7 @@ import anyio
 import httpx
 import pytest
 
+from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine._retry import RetryPolicy
 from aiodirac._engine.submit._model import SubmitReport
 from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
@@ -112,13 +113,14 @@ async def submit_through_faults(
 ) -> FaultyRun:
     """Submit ``n`` jobs through the proxy, then check exactly once on the server itself."""
     credentials = server.write_credentials(tmp_path / "credentials.json")
-    config = SubmitConfig(campaign=name, retry=RetryPolicy(initial=0.2, max_backoff=2))
+    config = SubmitConfig(campaign=name)
+    config_limits = Limits(retry=RetryPolicy(initial=0.2, max_backoff=2))
     async with (
         FaultProxy(server.url, faults) as proxy,
         DiracXBackend(proxy.url, credentials_path=credentials, timeout=timeout) as backend,
         await Journal.open(tmp_path / "journal.db") as journal,
     ):
-        submitter = Submitter(backend, config, journal=journal)
+        submitter = Submitter(backend, config, gate=RequestGate(config_limits), journal=journal)
         ids = await submitter.submit(make_job(name, n))
         campaign = await journal.campaign()
         journal_ids = await journal.jobs()
@@ -164,18 +166,21 @@ async def test_jobs_created_after_the_client_gave_up_are_swept(
 async def test_cancellation_then_resume_on_diracx(diracx_server: Any, tmp_path: Path) -> None:
     n = 300
     credentials = diracx_server.write_credentials(tmp_path / "credentials.json")
-    config = SubmitConfig(campaign="cancel", rate=20, burst=2)
+    config = SubmitConfig(campaign="cancel")
+    config_limits = Limits(rate=20, burst=2)
     job = make_job("cancel", n)
     async with (
         DiracXBackend(diracx_server.url, credentials_path=credentials) as backend,
         await Journal.open(tmp_path / "journal.db") as journal,
     ):
         with anyio.move_on_after(0.6) as scope:
-            await Submitter(backend, config, journal=journal).submit(job)
+            await Submitter(
+                backend, config, gate=RequestGate(config_limits), journal=journal
+            ).submit(job)
         assert scope.cancelled_caught
         partial = await journal.summary()
         assert partial.jobs_confirmed < n
-        submitter = Submitter(backend, config, journal=journal)
+        submitter = Submitter(backend, config, gate=RequestGate(config_limits), journal=journal)
         ids = await submitter.submit(job)
         assert len(ids) == n
         campaign = await journal.campaign()

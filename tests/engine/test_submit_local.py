@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine._retry import retry_test_mode
 from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
 from aiodirac._exceptions import NetworkError
@@ -90,11 +91,14 @@ async def test_exactly_once_on_the_local_backend(tmp_path: Path) -> None:
     job.setParameterSequence("n", [str(i) for i in range(n)])
     local = LocalBackend(tmp_path / "home", max_parallel=1, idle_timeout=5)
     backend = LosesReplies(local, every=3)
-    config = SubmitConfig(campaign="local", rate=1000, burst=100)
+    config = SubmitConfig(campaign="local")
+    config_limits = Limits(rate=1000, burst=100)
     try:
         async with await Journal.open(tmp_path / "journal.db") as journal:
             with retry_test_mode():
-                ids = await Submitter(backend, config, journal=journal).submit(job)
+                ids = await Submitter(
+                    backend, config, gate=RequestGate(config_limits), journal=journal
+                ).submit(job)
             swept = await journal.swept_ids()
             campaign = await journal.campaign()
         assert campaign is not None

@@ -19,7 +19,7 @@ import anyio.lowlevel
 import pytest
 from _tracking import FAST, make_jobs, memory, run
 
-from aiodirac._engine._ratelimit import RateLimiter
+from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine._retry import RetryPolicy
 from aiodirac._engine.track._events import (
     JobEvent,
@@ -158,7 +158,7 @@ def test_pages_of_the_backend_limit_all_in_flight_together() -> None:
         backend = memory(page=100, latency=0.5)
         ids = await make_jobs(backend, 950)
         backend.set_faults(Faults(latency=0.5))
-        tracker = Tracker(backend, FAST)
+        tracker = Tracker(backend, FAST, gate=RequestGate(Limits(max_in_flight=10, burst=10)))
         calls_before = backend.calls["status"]
         async with tracker.track(ids) as stream:
             async for _ in stream:
@@ -680,16 +680,15 @@ def test_the_rate_limiter_and_capacity_limiter_pace_the_pages() -> None:
         backend = memory(page=10)
         ids = await make_jobs(backend, 40)
         backend.set_faults(Faults(latency=1.0))
-        limiter = RateLimiter(rate=2.0, burst=1)
-        capacity = anyio.CapacityLimiter(2)
-        tracker = Tracker(backend, FAST, limiter=limiter, capacity=capacity)
+        gate = RequestGate(Limits(rate=2.0, burst=1, max_in_flight=2))
+        tracker = Tracker(backend, FAST, gate=gate)
         start = anyio.current_time()
         async with tracker.track(ids) as stream:
             for _ in range(40):
                 await stream.__anext__()
             # 4 pages at 2 per second (burst 1): the last leaves at t=1.5, answers at t=2.5.
             assert anyio.current_time() - start == pytest.approx(2.5)
-            assert limiter.acquired >= 4
+            assert gate.requests >= 4
         assert backend.max_concurrency["status"] == 2
 
     run(main)

@@ -34,7 +34,6 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from aiodirac._engine._retry import RetryPolicy
 from aiodirac._engine.track._tracker import TrackConfig
 from aiodirac._exceptions import InvalidArgumentError
 from aiodirac._journal import Journal
@@ -123,7 +122,6 @@ class Campaign:
         stem = re.sub(r"[^A-Za-z0-9._-]", "-", self.journal_path.stem).lstrip("._-")
         self.name = name or stem[:64] or "aiodirac"
         self.track_config = track_config or dirac._track_config
-        self.retry_policy: RetryPolicy = dirac._submit_config.retry
         self.journal: Journal | None = None
         self._callbacks = tuple(callbacks)
         self._runner: Runner | None = None

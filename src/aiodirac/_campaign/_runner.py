@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from aiodirac._engine._retry import retry_call
 from aiodirac._engine.download._downloader import Downloader
 from aiodirac._engine.download._model import DownloadResult
 from aiodirac._engine.submit._model import SubmittedJob
@@ -76,7 +75,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aiodirac._client import AsyncDirac
-    from aiodirac._engine._retry import RetryPolicy
     from aiodirac._engine.track._tracker import TrackConfig
     from aiodirac._job._job import Job
     from aiodirac._journal import Journal
@@ -137,7 +135,6 @@ class CampaignParts(Protocol):
     dest: Path | None
     journal: Journal | None
     track_config: TrackConfig
-    retry_policy: RetryPolicy
 
     def _emit(self, event: CampaignEvent) -> None: ...
 
@@ -179,16 +176,9 @@ class Runner:
     # -- requests ------------------------------------------------------------------------------
 
     async def _request(self, fn: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
-        """One backend call under the client's rate limit and in-flight cap."""
-        dirac = self.c.dirac
-
-        async def once() -> T:
-            async with dirac._capacity, dirac._limiter:
-                return await fn()
-
-        if not retry:
-            return await once()
-        return await retry_call(once, self.c.retry_policy)
+        """One backend call through the client's request gate (retried unless ``retry=False``)."""
+        gate = self.c.dirac.gate
+        return await (gate.call(fn) if retry else gate.once(fn))
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -219,8 +209,7 @@ class Runner:
         tracker = Tracker(
             self.backend,
             c.track_config,
-            limiter=c.dirac._limiter,
-            capacity=c.dirac._capacity,
+            gate=c.dirac.gate,
         )
         await self._run(snap, tracker)
         with anyio.CancelScope(shield=True):
@@ -367,8 +356,7 @@ class Runner:
             self.backend,
             c.dirac._submit_config,
             journal=c.journal,
-            limiter=c.dirac._limiter,
-            capacity=c.dirac._capacity,
+            gate=c.dirac.gate,
         )
         refused: SubmissionError | None = None
         try:
@@ -602,8 +590,7 @@ class Runner:
             self.backend,
             c.dirac._submit_config,
             journal=c.journal,
-            limiter=c.dirac._limiter,
-            capacity=c.dirac._capacity,
+            gate=c.dirac.gate,
         )
         made: list[tuple[_Retry, int]] = []
         error = ""
@@ -658,7 +645,9 @@ class Runner:
     async def _download_loop(self) -> None:
         c = self.c
         assert c.dest is not None
-        async with Downloader(self.backend, c.dirac._download_config, journal=c.journal) as dl:
+        async with Downloader(
+            self.backend, c.dirac._download_config, journal=c.journal, gate=c.dirac.gate
+        ) as dl:
             await dl.download(self._receive_ids, c.dest, on_result=self._on_download)
 
     def _on_download(self, result: DownloadResult) -> None:

@@ -12,7 +12,16 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import BackendOpt, DebugOpt, JsonOpt, Options, QuietOpt, UrlOpt
+from ._common import (
+    BackendOpt,
+    DebugOpt,
+    JsonOpt,
+    MaxInFlightOpt,
+    Options,
+    QuietOpt,
+    RateOpt,
+    UrlOpt,
+)
 
 __all__ = ["app", "build_app"]
 
@@ -57,6 +66,8 @@ def root(
     json: JsonOpt = False,
     debug: DebugOpt = False,
     quiet: QuietOpt = False,
+    rate: RateOpt = None,
+    max_in_flight: MaxInFlightOpt = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -71,6 +82,8 @@ def root(
         json=json,
         debug=debug,
         quiet=quiet,
+        rate=rate,
+        max_in_flight=max_in_flight,
     )
 
 

@@ -84,6 +84,8 @@ class Options:
     json: bool = False
     debug: bool = False
     quiet: bool = False
+    rate: float | None = None
+    max_in_flight: int | None = None
 
 
 BackendOpt = Annotated[
@@ -131,14 +133,43 @@ QuietOpt = Annotated[
     ),
 ]
 
+RateOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--rate",
+        metavar="N",
+        min=0.001,
+        help="Requests per second to the service, at most (default: the settings file's "
+        "[limits] rate, else 20).",
+        show_default=False,
+        rich_help_panel="Global options",
+    ),
+]
+MaxInFlightOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-in-flight",
+        metavar="N",
+        min=1,
+        help="Requests in progress at once, at most (default: the settings file's [limits] "
+        "max_in_flight, else 8).",
+        show_default=False,
+        rich_help_panel="Global options",
+    ),
+]
+
 _COMMON: tuple[tuple[str, Any], ...] = (
     ("backend", BackendOpt),
     ("url", UrlOpt),
     ("json", JsonOpt),
     ("debug", DebugOpt),
     ("quiet", QuietOpt),
+    ("rate", RateOpt),
+    ("max_in_flight", MaxInFlightOpt),
 )
 _PREFIX = "global_"
+#: Global options that take a value (the others are flags).
+_VALUED = frozenset({"backend", "url", "rate", "max_in_flight"})
 
 
 def options_from(ctx: typer.Context, local: dict[str, Any]) -> Options:
@@ -180,7 +211,7 @@ def command(
             inspect.Parameter(
                 _PREFIX + opt_name,
                 inspect.Parameter.KEYWORD_ONLY,
-                default=None if opt_name in ("backend", "url") else False,
+                default=None if opt_name in _VALUED else False,
                 annotation=annotation,
             )
             for opt_name, annotation in _COMMON
@@ -319,7 +350,8 @@ def make_client(
 
     Usage: ``async with make_client(opts) as dirac: ...``
     """
-    from aiodirac import AsyncDirac, RetryPolicy, SubmitConfig, TrackConfig
+    from aiodirac import AsyncDirac, RetryPolicy, TrackConfig
+    from aiodirac._config import default_limits
 
     kind = choose(opts).kind
     if kind == "local":
@@ -328,8 +360,10 @@ def make_client(
     else:
         interval = 2.0 if poll_interval is None else poll_interval
         track = TrackConfig(min_interval=interval, max_interval=max(interval, 60.0))
-    submit = SubmitConfig(retry=RetryPolicy(deadline=QUICK_DEADLINE)) if quick else None
-    return AsyncDirac(kind, url=opts.url, journal=journal, track_config=track, submit_config=submit)
+    limits = default_limits(rate=opts.rate, max_in_flight=opts.max_in_flight)
+    if quick:
+        limits = replace(limits, retry=RetryPolicy(deadline=QUICK_DEADLINE))
+    return AsyncDirac(kind, url=opts.url, journal=journal, track_config=track, limits=limits)
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -60,6 +60,7 @@ import anyio.from_thread
 import anyio.to_thread
 import httpx
 
+from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine.download import _files
 from aiodirac._engine.download._model import (
     DownloadConfig,
@@ -83,7 +84,7 @@ from aiodirac.backends._http._tls import ssl_verify
 from aiodirac.backends._http._transport import http_client
 from aiodirac.backends._protocol import OutputSandbox
 
-from ._transfer import _ExtractSink, _FileSink, _retrying, _Transfer
+from ._transfer import _ExtractSink, _FileSink, _Transfer
 from ._transfer_pool import TransferPool
 from ._unpack import UnpackedFile, UnpackLimits, unpack
 
@@ -179,6 +180,9 @@ class Downloader(AsyncResource):
         journal: records finished downloads and lets a restarted campaign skip them.
         http: the client for sandbox URLs; by default one is created on first use and closed by
             :meth:`aclose`. It must not carry the backend's credentials.
+        gate: the request gate the sandbox look-ups pass (the client's, shared with its other
+            requests); default: a gate of its own allowing ``config.max_concurrency`` look-ups
+            in flight, retried under ``config.retry``.
 
     Raises:
         ConfigurationError: ``config.verify`` names CA certificates that cannot be read.
@@ -196,9 +200,17 @@ class Downloader(AsyncResource):
         *,
         journal: DownloadJournal | None = None,
         http: httpx.AsyncClient | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self._backend = backend
         self.config = config or DownloadConfig()
+        self._gate = (
+            gate
+            if gate is not None
+            else RequestGate(
+                Limits(max_in_flight=self.config.max_concurrency, retry=self.config.retry)
+            )
+        )
         # Read now: a bad CA path is a configuration error before any transfer starts.
         self._verify = ssl_verify(self.config.verify) if http is None else True
         self._journal = journal
@@ -487,10 +499,7 @@ class Downloader(AsyncResource):
         )
 
     async def _locate(self, job_id: int) -> OutputSandbox:
-        async def once() -> OutputSandbox:
-            return await self._backend.output_sandbox(job_id)
-
-        return await _retrying(once, self.config.retry)
+        return await self._gate.call(lambda: self._backend.output_sandbox(job_id), paced=False)
 
     async def _clean_leftovers(self, dest: Path, job_id: int) -> None:
         """Remove what a stopped transfer of ``job_id`` left in ``dest`` (hidden names only)."""

@@ -6,9 +6,8 @@ Pure values; the engine that uses them is :mod:`aiodirac._engine.submit._submitt
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from aiodirac._engine._retry import RetryPolicy
 from aiodirac._exceptions import (
     ConfigurationError,
 )
@@ -22,20 +21,13 @@ _CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 @dataclass(frozen=True, slots=True)
 class SubmitConfig:
-    """Submission limits and campaign identity. The defaults suit a shared production service.
+    """Campaign identity and how the two-phase protocol runs. The defaults suit a shared
+    production service.
 
-    A DiracX server takes 20 jobs per request; the defaults allow 8 requests in flight and 20
-    requests per second in the long run (bursts of 10), confirmations included: about 365 jobs/s
-    from one client (400 if every request were a 20-job submission; one confirmation per 213
-    jobs takes the rest), a load a production DiracX absorbs, while a single user cannot flood
-    it. Transient failures are retried for up to 120 s per request (:class:`RetryPolicy`'s
-    defaults).
+    How many requests are in flight, how fast they are sent and how they are retried is not set
+    here but in the client's :class:`~aiodirac.Limits`, shared by every request it sends.
 
     Attributes:
-        max_in_flight: requests in progress at once (a :class:`anyio.CapacityLimiter`).
-        rate: requests per second in the long run (token bucket).
-        burst: requests allowed back to back after a quiet period.
-        retry: the retry policy of every request.
         campaign: the campaign's name (letters, digits, ``.``, ``_``, ``-``); default: the
             journal's, else the journal file's stem, else ``aiodirac``.
         job_group: the JobGroup given to jobs that have none; default: ``<campaign>-<random>``,
@@ -59,13 +51,9 @@ class SubmitConfig:
             stall it for its lock timeout. Off by default: when on, each confirmation first
             waits for the submissions in flight, a pause of the pipeline of about one round trip.
 
-    Usage: ``SubmitConfig(max_in_flight=4, rate=5, campaign="scan")``
+    Usage: ``SubmitConfig(campaign="scan", confirm_linger=0.5)``
     """
 
-    max_in_flight: int = 8
-    rate: float = 20.0
-    burst: int = 10
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
     campaign: str | None = None
     job_group: str | None = None
     sweep_grace: float = 300.0
@@ -76,10 +64,6 @@ class SubmitConfig:
     exclusive_confirm: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_in_flight < 1:
-            raise ConfigurationError("SubmitConfig.max_in_flight must be at least 1")
-        if not self.rate > 0 or self.burst < 1:
-            raise ConfigurationError("SubmitConfig: rate must be > 0 and burst >= 1")
         if self.sweep_grace < 0 or self.clock_skew < 0 or (self.sweep_settle or 0) < 0:
             raise ConfigurationError(
                 "SubmitConfig: sweep_grace, clock_skew and sweep_settle must be >= 0"
@@ -99,23 +83,19 @@ class SubmitConfig:
         if self.confirm_linger < 0:
             raise ConfigurationError("SubmitConfig.confirm_linger must be >= 0")
 
-    @property
-    def window(self) -> int:
-        """Chunks alive at once (being sent or waiting for confirmation): bounds memory."""
-        return max(4, 4 * self.max_in_flight)
-
-    def confirm_batch_for(self, max_jobs: int, max_ids_per_update: int) -> int:
-        """Job IDs per confirmation on a backend with these limits (``confirm_batch`` if set).
+    def confirm_batch_for(self, max_jobs: int, max_ids_per_update: int, window: int) -> int:
+        """Job IDs per confirmation on a backend with these limits (``confirm_batch`` if set),
+        for a pipeline of ``window`` chunks (:attr:`Limits.window <aiodirac.Limits.window>`).
 
         By default a confirmation takes a third of the window: the other two thirds go on being
         sent meanwhile (a batch as big as the window would stop submissions while it is
         confirmed: measured on DiracX, 200 IDs per confirmation instead of 640 gave +10%).
 
-        Usage: ``config.confirm_batch_for(20, 1000)`` (213 with the defaults)
+        Usage: ``config.confirm_batch_for(20, 1000, Limits().window)`` (213 with the defaults)
         """
         if self.confirm_batch is not None:
             return self.confirm_batch
-        return min(max_ids_per_update, max(max_jobs, self.window * max_jobs // 3))
+        return min(max_ids_per_update, max(max_jobs, window * max_jobs // 3))
 
 
 @dataclass(frozen=True, slots=True)

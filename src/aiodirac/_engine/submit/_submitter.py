@@ -51,8 +51,8 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from aiodirac._engine._ratelimit import RateLimiter
-from aiodirac._engine._retry import RetryEvent, retry_call
+from aiodirac._engine._gate import RequestGate
+from aiodirac._engine._retry import RetryEvent
 from aiodirac._engine.submit._model import ChunkFailure, SubmitConfig, SubmitReport, SubmittedJob
 from aiodirac._exceptions import (
     BackendError,
@@ -94,8 +94,10 @@ _CHUNK_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class _Gate:
-    """Shared and exclusive access, exclusive first: an exclusive waiter stops new shared ones."""
+class _Turns:
+    """Shared and exclusive turns, exclusive first: an exclusive waiter stops new shared ones
+    (confirmations that must not overlap this run's submissions, see
+    ``SubmitConfig.exclusive_confirm``)."""
 
     def __init__(self) -> None:
         self._shared = 0
@@ -185,13 +187,14 @@ class _Run:
         # and the server may still be creating them: when the latest such request ended.
         self.unsettled: datetime | None = None
         max_jobs = self.backend.capabilities.max_jobs_per_submit
-        self.slots = anyio.CapacityLimiter(self.config.window)
+        self.limits = submitter.gate.limits
+        self.slots = anyio.CapacityLimiter(self.limits.window)
         self.confirm_batch = self.config.confirm_batch_for(
-            max_jobs, self.backend.capabilities.max_ids_per_update
+            max_jobs, self.backend.capabilities.max_ids_per_update, self.limits.window
         )
         self.max_jobs = max_jobs
         self.scope: anyio.CancelScope | None = None
-        self.gate = _Gate()
+        self.confirm_turns = _Turns()
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -208,14 +211,12 @@ class _Run:
         no other request of this run is in flight.
         """
 
-        async def attempt() -> T:
-            gate = self.gate.exclusive() if exclusive else self.gate.shared()
-            async with gate, self.s.capacity:
-                await self.s.limiter.acquire()
-                self.requests += 1
-                return await fn()
+        async def counted() -> T:
+            self.requests += 1
+            return await fn()
 
-        return await retry_call(attempt, self.config.retry, on_retry=on_retry)
+        turn = self.confirm_turns.exclusive if exclusive else self.confirm_turns.shared
+        return await self.s.gate.call(counted, on_retry=on_retry, hold=turn)
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -265,9 +266,7 @@ class _Run:
     async def run(self) -> None:
         try:
             await self.start()
-            send, receive = anyio.create_memory_object_stream[_Created](
-                max(4, 4 * self.config.max_in_flight)
-            )
+            send, receive = anyio.create_memory_object_stream[_Created](self.limits.window)
             async with anyio.create_task_group() as tg:
                 self.scope = tg.cancel_scope
                 tg.start_soon(self.produce, send)
@@ -610,7 +609,7 @@ class _Run:
             if isinstance(fatal, TransientError):
                 error = SubmissionError(
                     f"the service kept failing ({fatal}) past the retry deadline of "
-                    f"{self.config.retry.deadline:g} s; {len(self.confirmed_ids)} jobs were "
+                    f"{self.limits.retry.deadline:g} s; {len(self.confirmed_ids)} jobs were "
                     "submitted. Run again (with the same journal) to submit the rest.",
                     submitted=self.submitted_ids(),
                     failures=tuple(str(f) for f in self.failures),
@@ -671,9 +670,8 @@ class Submitter:
         config: limits and campaign identity (:class:`SubmitConfig`; safe defaults).
         journal: the campaign journal; without one a run is still exactly once, but a crash
             cannot be resumed (its leftovers stay unconfirmed, never run, and are not swept).
-        limiter: a rate limiter shared with other work (default: one from ``config``).
-        capacity: a limit on requests in flight shared with other work (default:
-            ``config.max_in_flight``).
+        gate: the request gate shared with the client's other work (in-flight cap, rate
+            limit, retries); default: a gate of its own with :class:`~aiodirac.Limits`' defaults.
 
     Usage::
 
@@ -688,21 +686,16 @@ class Submitter:
         config: SubmitConfig | None = None,
         *,
         journal: Journal | None = None,
-        limiter: RateLimiter | None = None,
-        capacity: anyio.CapacityLimiter | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self.backend = backend
         self.config = config or SubmitConfig()
         self.journal = journal
-        self.limiter = limiter or RateLimiter(self.config.rate, self.config.burst)
-        self.capacity = capacity or anyio.CapacityLimiter(self.config.max_in_flight)
+        self.gate = gate if gate is not None else RequestGate()
         self._report: SubmitReport | None = None
 
     def __repr__(self) -> str:
-        return (
-            f"<Submitter [{self.backend.description}, in flight <= "
-            f"{self.capacity.total_tokens}, {self.limiter!r}]>"
-        )
+        return f"<Submitter [{self.backend.description}, {self.gate!r}]>"
 
     @property
     def report(self) -> SubmitReport | None:
@@ -729,7 +722,10 @@ class Submitter:
                     print(s.job_id)
         """
         send, receive = anyio.create_memory_object_stream[SubmittedJob](
-            max(20, self.backend.capabilities.max_jobs_per_submit * self.config.max_in_flight)
+            max(
+                20,
+                self.backend.capabilities.max_jobs_per_submit * self.gate.limits.max_in_flight,
+            )
         )
         run = _Run(self, jobs, send)
         error: Exception | None = None

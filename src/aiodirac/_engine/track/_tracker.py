@@ -37,7 +37,7 @@ import math
 import random
 from collections import ChainMap, Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -46,6 +46,7 @@ from typing import Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from aiodirac._engine._gate import RequestGate
 from aiodirac._engine._retry import RetryPolicy
 from aiodirac._exceptions import ConfigurationError, TrackingTimeoutError, TransientError
 from aiodirac._job._status import JobState, JobStatus
@@ -606,9 +607,6 @@ async def _call(callback: TrackCallback, event: TrackEvent) -> None:
         logger.exception("tracking callback %r failed on %r; tracking goes on", callback, event)
 
 
-_NO_LIMIT: AbstractAsyncContextManager[object] = nullcontext()
-
-
 class Tracker:
     """Follows many jobs with batched status requests and tells what changed, as events.
 
@@ -620,16 +618,17 @@ class Tracker:
         config: polling settings (default :class:`TrackConfig`).
         journal: a campaign journal: sessions start from the states it recorded (no event is
             replayed for a job that did not change since) and record new ones once per cycle.
-        limiter: a rate limiter entered once per status request (e.g. the client's
-            :class:`aiodirac.RateLimiter`), shared with other requests.
-        capacity: bounds how many requests are in flight at once, shared with other requests.
+        gate: the request gate shared with the client's other work: each status page takes
+            an in-flight slot and a rate token (default: a gate of its own with
+            :class:`~aiodirac.Limits`' defaults). A failed page is not retried on its own: the
+            tracker retries the whole cycle under ``config.retry``.
 
     Raises:
         ConfigurationError: ``config.page_size`` larger than the backend accepts.
 
     Usage::
 
-        tracker = Tracker(backend, limiter=limiter, capacity=anyio.CapacityLimiter(8))
+        tracker = Tracker(backend, gate=RequestGate(Limits(max_in_flight=4)))
         finals = await tracker.wait(ids, timeout=3600)
     """
 
@@ -639,14 +638,12 @@ class Tracker:
         config: TrackConfig | None = None,
         *,
         journal: StateJournal | None = None,
-        limiter: AbstractAsyncContextManager[object] | None = None,
-        capacity: anyio.CapacityLimiter | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self.backend = backend
         self.config = config if config is not None else TrackConfig()
         self.journal = journal
-        self._limiter: AbstractAsyncContextManager[object] = limiter or _NO_LIMIT
-        self._capacity: AbstractAsyncContextManager[object] = capacity or _NO_LIMIT
+        self.gate = gate if gate is not None else RequestGate()
         largest = backend.capabilities.max_ids_per_status
         page_size = self.config.page_size or largest
         if page_size > largest:
@@ -780,7 +777,6 @@ class Tracker:
 
     async def _fetch(self, page: list[int]) -> dict[int, JobState] | Exception:
         try:
-            async with self._limiter, self._capacity:
-                return await self.backend.status(page)
+            return await self.gate.once(lambda: self.backend.status(page))
         except Exception as exc:  # noqa: BLE001 - a value here; _fetch_all raises non-transient
             return exc
