@@ -18,12 +18,13 @@ import shlex
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand
 
+from ._options import Options
 from ._output import error_text
 from ._terminal_text import inert
 
@@ -70,22 +71,6 @@ class UsageProblem(Exception):
 
     Usage: ``raise UsageProblem("--journal is required")``
     """
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """The global options, merged from before and after the command name.
-
-    Usage: ``Options(json=True).json``
-    """
-
-    backend: str | None = None
-    url: str | None = None
-    json: bool = False
-    debug: bool = False
-    quiet: bool = False
-    rate: float | None = None
-    max_in_flight: int | None = None
 
 
 BackendOpt = Annotated[

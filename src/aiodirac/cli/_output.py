@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from aiodirac._engine.track._events import JobEvent, TrackEvent
     from aiodirac._job._status import JobState, JobStatus
 
-    from ._common import Options
+    from ._options import Options
 
 from ._terminal_text import UNSAFE, inert, json_escape
 
