@@ -15,7 +15,14 @@ import pytest
 from _browser import Browser, Page, find_chromium
 from test_report_html import HOSTILE, _hostile_data
 
-from aiodirac import AsyncDirac, FailurePolicy, Job, read_report_data, write_report
+from aiodirac import (
+    AsyncDirac,
+    FailurePolicy,
+    Job,
+    read_report_data,
+    render_report,
+    write_report,
+)
 from aiodirac._report._page import CSP
 from aiodirac.backends.local import LocalBackend
 from aiodirac.testing import synthetic_report_data
@@ -146,9 +153,10 @@ async def test_report_of_a_real_local_campaign(chromium: str, tmp_path: Path) ->
         finally:
             assert isinstance(dirac.backend, LocalBackend)
             await dirac.backend.stop_agent()
+    report = await campaign.write_report(tmp_path / "report.html")
     data = await anyio.to_thread.run_sync(read_report_data, tmp_path / "real.db")
     assert (data.jobs, len(data.retries), len(data.downloads)) == (4, 1, 4)
-    report = write_report(data, tmp_path / "report.html")
+    assert report.read_text() == render_report(data)
 
     with Browser.start(tmp_path, chromium) as browser:
         page = _open(browser, report)

@@ -32,14 +32,17 @@ from typing import TYPE_CHECKING, Self
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from aiodirac._engine.track._tracker import TrackConfig
 from aiodirac._exceptions import InvalidArgumentError
 from aiodirac._journal import Journal
+from aiodirac._report import write_report
 
 from ._events import CampaignEnded, CampaignEvent, CampaignProgress
 from ._policy import FailurePolicy
+from ._report_data import read_report_data
 from ._runner import Runner
 from ._state import CampaignState
 
@@ -266,6 +269,28 @@ class Campaign:
         """
         async with self:
             return await self.wait()
+
+    async def write_report(self, path: str | os.PathLike[str]) -> Path:
+        """Write the campaign's HTML report with charts, from its journal, to ``path``.
+
+        Works while it runs (the report shows it so far) and after; the journal is read and the
+        page drawn in a worker thread. See :func:`aiodirac.write_report`.
+
+        Args:
+            path: the HTML file to write (replaced whole if it exists).
+
+        Returns:
+            The path written.
+
+        Raises:
+            JournalError: the journal holds no campaign yet (the campaign never started).
+            ConfigurationError: matplotlib is not installed (``pip install 'aiodirac[report]'``).
+            InvalidArgumentError: ``path``'s folder does not exist.
+
+        Usage: ``await campaign.write_report("report.html")``
+        """
+        data = await anyio.to_thread.run_sync(read_report_data, self.journal_path)
+        return await anyio.to_thread.run_sync(write_report, data, path)
 
 
 async def _call(callback: CampaignCallback, event: CampaignEvent) -> None:
