@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import time
 import weakref
@@ -33,12 +34,14 @@ import httpx
 import pytest
 
 from aiodirac import Backend, JobState
+from aiodirac.backends import parse_jdl
 from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing import read_env_file
-from aiodirac.testing._pilot import DiracXTestPilot
+from aiodirac.testing._pilot import DiracXTestPilot, _read_jdls
 
 __all__ = [
     "DiracXServer",
+    "assign_input_sandbox",
     "conformance_backend",
     "conformance_drive",
     "current_server",
@@ -207,3 +210,28 @@ async def conformance_drive(
                 if len(states) == len(set(ids)) and all(s.final for s in states.values()):
                     return states
                 await anyio.sleep(0.1)
+
+
+def assign_input_sandbox(server: DiracXServer, job_id: int) -> str:
+    """Do for one job what DIRAC's JobSanity optimizer does (none runs with this server): assign
+    the input sandbox its JDL names to it, in DiracX's SandboxMetadataDB. Returns the PFN."""
+    jdl = _read_jdls(server.jobdb_path, [job_id])[job_id]
+    entries = parse_jdl(jdl).get("InputSandbox", ())
+    pfn = next(
+        str(e)
+        for e in (entries if isinstance(entries, tuple) else (entries,))
+        if str(e).startswith("SB:")
+    )
+    se_name, _, se_pfn = pfn[len("SB:") :].partition("|")
+    database = server.env["DIRACX_DB_URL_SANDBOXMETADATADB"].split(":///", 1)[1]
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as connection, connection:
+        connection.execute(
+            "INSERT INTO sb_EntityMapping (SBId, EntityId, Type) SELECT SBId, ?, 'Input' "
+            "FROM sb_SandBoxes WHERE SEName = ? AND SEPFN = ?",
+            (f"Job:{job_id}", se_name, se_pfn),
+        )
+        connection.execute(
+            "UPDATE sb_SandBoxes SET Assigned = 1 WHERE SEName = ? AND SEPFN = ?",
+            (se_name, se_pfn),
+        )
+    return pfn
