@@ -303,8 +303,10 @@ class Dirac:
         except DiracError as exc:
             return S_ERROR(str(exc))
 
-    def getJobJDL(self, jobID: int | str, original: bool = False) -> DiracResult:
-        """The job's JDL as a dict of attributes (DIRAC's getJobJDL).
+    def getJobJDL(
+        self, jobID: int | str, original: bool = False, printOutput: bool = False
+    ) -> DiracResult:
+        """The job's JDL as a dict of attributes (DIRAC's getJobJDL); ``printOutput`` prints it.
 
         Usage: ``dirac.getJobJDL(196)['Value']['JobName']``
         """
@@ -312,10 +314,12 @@ class Dirac:
 
         try:
             (job_id,) = job_ids(jobID)
-            text = self._run(self._client.get_jdl, job_id)
-            return S_OK(parse_jdl(text))
+            value = parse_jdl(self._run(self._client.get_jdl, job_id))
         except DiracError as exc:
             return S_ERROR(str(exc))
+        if printOutput:
+            print(pprint.pformat(value))
+        return S_OK(value)
 
     # ------------------------------------------------------------------ job monitoring
     def selectJobs(
@@ -532,13 +536,17 @@ class Dirac:
             print(pprint.pformat(summary))
         return S_OK(summary)
 
-    def peekJob(self, jobID: int | str) -> DiracResult:
-        """The standard output of a job so far (``Not available yet.`` before it runs).
+    def peekJob(self, jobID: int | str, printOutput: bool = False) -> DiracResult:
+        """The standard output of a job so far (``Not available yet.`` before it runs);
+        ``printOutput`` prints it, as DIRAC's logger shows it.
 
         Usage: ``print(dirac.peekJob(196)['Value'])``
         """
         try:
             (job_id,) = job_ids(jobID)
-            return S_OK(self._run(self._client.peek, job_id))
+            stdout = self._run(self._client.peek, job_id)
         except DiracError as exc:
             return S_ERROR(str(exc))
+        if printOutput:
+            print(stdout)
+        return S_OK(stdout)

@@ -3,6 +3,7 @@ real local backend (and NotSupportedError -> S_ERROR through a MemoryBackend tha
 
 from __future__ import annotations
 
+import pprint
 import re
 from pathlib import Path
 
@@ -224,3 +225,15 @@ def test_what_a_backend_cannot_answer_is_an_s_error(tmp_path: Path) -> None:
     for name, result in results.items():
         assert result["OK"] is False, name
         assert result["Message"].startswith("memory (0 jobs) cannot tell"), (name, result)
+
+
+def test_jdl_and_peek_print_output(sync_dirac: Dirac, capsys: pytest.CaptureFixture[str]) -> None:
+    job_id = _done_job(sync_dirac)
+    capsys.readouterr()
+    jdl = sync_dirac.getJobJDL(job_id, printOutput=True)
+    assert jdl["OK"], jdl
+    assert capsys.readouterr().out == pprint.pformat(jdl["Value"]) + "\n"
+    peek = sync_dirac.peekJob(job_id, printOutput=True)
+    assert peek["OK"], peek
+    assert capsys.readouterr().out == f"{peek['Value']}\n"
+    assert "hello" in peek["Value"]
