@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_support import Invoke
+from cli_support import Invoke, flaky_script
 
 Submit = Callable[..., list[int]]
 Wait = Callable[[list[int]], None]
@@ -381,15 +381,7 @@ class TestCampaign:
 
     def test_failed_jobs_are_retried(self, aiodirac: Invoke, tmp_path: Path) -> None:
         # a real process that fails the first time it runs for each n in {2, 4}
-        script = tmp_path / "flaky.sh"
-        script.write_text(
-            "#!/bin/sh\n"
-            'case "$2" in 2|4) ;; *) echo "n=$2"; exit 0;; esac\n'
-            'if [ -e "$1/$2" ]; then echo "n=$2 again"; exit 0; fi\n'
-            'touch "$1/$2"; exit 1\n'
-        )
-        script.chmod(0o755)
-        (tmp_path / "marks").mkdir()
+        script, _ = flaky_script(tmp_path)
         args = (
             "-j",
             "r.db",

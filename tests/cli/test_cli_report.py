@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_support import Invoke
+from cli_support import Invoke, flaky_script
 
 
 def _flaky_campaign(aiodirac: Invoke, tmp_path: Path) -> None:
     """Five real jobs on the local backend; n=2 and n=4 fail once and are rescheduled."""
-    script = tmp_path / "flaky.sh"
-    script.write_text(
-        "#!/bin/sh\n"
-        'case "$2" in 2|4) ;; *) echo "n=$2"; exit 0;; esac\n'
-        'if [ -e "$1/$2" ]; then echo "n=$2 again"; exit 0; fi\n'
-        'touch "$1/$2"; exit 1\n'
-    )
-    script.chmod(0o755)
-    (tmp_path / "marks").mkdir()
+    script, marks = flaky_script(tmp_path)
     run = aiodirac(
         "campaign", "run", "-j", "r.db", "-d", "out", "-p", "n=1..5", "--retry-delay", "0",
-        "--max-failed", "1", "--", str(script), f"{tmp_path}/marks", "%(n)s",
+        "--max-failed", "1", "--", str(script), str(marks), "%(n)s",
     )  # fmt: skip
     assert run.code == 0, run.stderr
 

@@ -31,6 +31,7 @@ def test_transitions_round_trip_rows() -> None:
     assert list(table.site) == ["", "LCG.CERN.ch", "LCG.RAL.uk"]
     assert table.site.labels == ("", "LCG.CERN.ch", "LCG.RAL.uk")
     assert table.status[2] == "Failed"
+    assert table.status[-2:] == ["Running", "Failed"]
 
 
 def test_other_tables_round_trip_rows() -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
 from aiodirac._exceptions import InvalidArgumentError
 
@@ -152,8 +152,17 @@ class Labels(Sequence[str]):
     def __len__(self) -> int:
         return len(self.codes)
 
-    def __getitem__(self, index: int) -> str:  # type: ignore[override]
-        return self.labels[self.codes[index]]
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        labels = self.labels
+        if isinstance(index, slice):
+            return [labels[code] for code in self.codes[index]]
+        return labels[self.codes[index]]
 
     def __iter__(self) -> Iterator[str]:
         labels = self.labels
