@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -90,6 +91,11 @@ def point_per_change(data: ReportData) -> tuple[float, int]:
     return time.perf_counter() - start, len(buffer.getvalue().encode())
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=100_000)
@@ -104,7 +110,8 @@ def main() -> None:
     print(
         f"history: {args.jobs:,} jobs, {len(data.transitions):,} status changes, "
         f"{len(data.submissions):,} job IDs, {len(data.retries):,} retries, "
-        f"{len(data.downloads):,} downloads (built in {time.perf_counter() - made:.1f} s)"
+        f"{len(data.downloads):,} downloads (built in {time.perf_counter() - made:.1f} s); "
+        f"peak RSS {peak_rss_mib():.0f} MiB"
     )
     with tempfile.TemporaryDirectory() as folder:
         timings = [time_report(data, Path(folder)) for _ in range(args.rounds)]
@@ -117,6 +124,7 @@ def main() -> None:
         f"CPU {min(cpus):.2f}-{max(cpus):.2f} s, page {timings[-1].size / 1e3:,.0f} kB"
     )
     print("  phases: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in split.items()))
+    print(f"  peak RSS after the reports: {peak_rss_mib():.0f} MiB (history included)")
     print(f"  target: at most 10 s for 100,000 jobs -> {'met' if max(walls) <= 10 else 'MISSED'}")
     if not args.skip_naive:
         seconds, size = point_per_change(data)
