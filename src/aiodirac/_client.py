@@ -16,14 +16,13 @@ import os
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
     Callable,
     Iterable,
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self, TypeVar, Unpack
+from typing import TYPE_CHECKING, Literal, Self, Unpack
 
 import anyio
 
@@ -59,7 +58,6 @@ __all__ = ["AsyncDirac", "JobIDs", "job_ids"]
 
 logger = logging.getLogger("aiodirac")
 
-T = TypeVar("T")
 
 #: What the client accepts as job IDs: one ID, or many (ints or their decimal strings).
 JobIDs = int | str | Iterable[int | str]
@@ -522,10 +520,6 @@ class AsyncDirac(AsyncResource):
         return await self.backend.peek(one)
 
     # ------------------------------------------------------------------ job monitoring
-    async def _ask(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One monitoring request, through the client's request gate."""
-        return await self._gate.call(call)
-
     async def select(self, **conditions: Unpack[SelectConditions]) -> list[int]:
         """IDs of the jobs meeting every condition (DIRAC's ``selectJobs``), increasing.
 
@@ -543,7 +537,7 @@ class AsyncDirac(AsyncResource):
         """
         selection = JobSelection.build(**conditions)
         backend = self.backend
-        return await self._ask(lambda: backend.select_jobs(selection))
+        return await self._gate.call(lambda: backend.select_jobs(selection))
 
     async def attributes(self, ids: JobIDs) -> dict[int, JobAttributes]:
         """DIRAC's attributes of jobs (``getJobAttributes``, ``getJobSummary``); unknown IDs are
@@ -557,7 +551,7 @@ class AsyncDirac(AsyncResource):
         found: dict[int, JobAttributes] = {}
         for i in range(0, len(wanted), page):
             found.update(
-                await self._ask(functools.partial(backend.attributes, wanted[i : i + page]))
+                await self._gate.call(functools.partial(backend.attributes, wanted[i : i + page]))
             )
         return {job_id: found[job_id] for job_id in wanted if job_id in found}
 
@@ -571,7 +565,7 @@ class AsyncDirac(AsyncResource):
         """
         (one,) = job_ids(job_id)
         backend = self.backend
-        return await self._ask(lambda: backend.logging_info(one))
+        return await self._gate.call(lambda: backend.logging_info(one))
 
     async def parameters(self, job_id: int | str) -> dict[str, str]:
         """The parameters a job's wrapper reported (DIRAC's ``getJobParameters``).
@@ -584,7 +578,7 @@ class AsyncDirac(AsyncResource):
         """
         (one,) = job_ids(job_id)
         backend = self.backend
-        return await self._ask(lambda: backend.parameters(one))
+        return await self._gate.call(lambda: backend.parameters(one))
 
     async def input_data(self, job_id: int | str) -> list[str]:
         """A job's input data LFNs (DIRAC's ``getJobInputData``).
@@ -597,7 +591,7 @@ class AsyncDirac(AsyncResource):
         """
         (one,) = job_ids(job_id)
         backend = self.backend
-        return await self._ask(lambda: backend.input_data(one))
+        return await self._gate.call(lambda: backend.input_data(one))
 
     async def output_lfns(self, job_id: int | str) -> list[str]:
         """The LFNs a job uploaded as output data (its ``UploadedOutputData`` parameter); empty
@@ -623,7 +617,7 @@ class AsyncDirac(AsyncResource):
         """
         (one,) = job_ids(job_id)
         backend = self.backend
-        return await self._ask(lambda: backend.cpu_time(one))
+        return await self._gate.call(lambda: backend.cpu_time(one))
 
     async def download_input_sandbox(
         self, job_id: int | str, dest: str | os.PathLike[str] = "."

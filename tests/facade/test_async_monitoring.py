@@ -108,6 +108,20 @@ async def test_typed_results() -> None:
             await dirac.logging_info(999)
 
 
+async def test_monitoring_requests_pass_the_request_gate() -> None:
+    backend = MemoryBackend()
+    async with AsyncDirac(backend) as dirac:
+        (job_id,) = await _jobs(backend, 1)
+        before = dirac.gate.requests
+        await dirac.select(status="Received")
+        await dirac.attributes(job_id)
+        await dirac.logging_info(job_id)
+        await dirac.parameters(job_id)
+        await dirac.input_data(job_id)
+        await dirac.cpu_time(job_id)
+        assert dirac.gate.requests - before == 6
+
+
 async def test_download_input_sandbox(tmp_path: Path) -> None:
     backend = MemoryBackend()
     async with AsyncDirac(backend) as dirac:
