@@ -95,8 +95,15 @@ def _svg(fig: Figure, name: str) -> str:
         text,
         count=1,
     )
-    text = text.replace(' id="', f' id="{name}-').replace('href="#', f'href="#{name}-')
-    return text.replace("url(#", f"url(#{name}-")
+
+    def prefix_ids(tag: re.Match[str]) -> str:
+        # Inside tags only: a text node may hold any string a site or a job sent (escaped by
+        # matplotlib, so a "<" never starts a text node's content).
+        found = tag.group(0)
+        found = found.replace(' id="', f' id="{name}-').replace('href="#', f'href="#{name}-')
+        return found.replace("url(#", f"url(#{name}-")
+
+    return re.sub(r"<[^<>]*>", prefix_ids, text)
 
 
 def _short(label: str) -> str:
