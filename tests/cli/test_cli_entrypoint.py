@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -83,23 +82,3 @@ def test_ids_piped_between_commands() -> None:
     assert watched.returncode == 0, watched.stderr
     stopped = _run("--json", "local", "agent", "stop")
     assert stopped.returncode == 0, stopped.stderr
-
-
-@pytest.mark.slow
-def test_ctrl_c_is_one_line_and_exit_130() -> None:
-    job = _run("-q", "submit", "--", "/bin/sleep", "30").stdout.strip()
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "aiodirac.cli", "watch", job],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    assert watcher.stdout is not None
-    watcher.stdout.readline()  # the first event: tracking is under way
-    watcher.send_signal(signal.SIGINT)
-    _, err = watcher.communicate(timeout=30)
-    assert watcher.returncode == 130
-    assert err == "aiodirac: interrupted\n"
-    assert _run("kill", job).returncode == 0
-    assert _run("local", "agent", "stop").returncode == 0

@@ -8,6 +8,7 @@ Usage: ``aiodirac --help``; from Python, ``aiodirac.cli.main(["status", "12"])``
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from collections.abc import Sequence
@@ -30,15 +31,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             + ": pip install 'aiodirac[cli]'\n"
         )
         return 2
-    from ._app import build_app
+    from ._interrupt import INTERRUPTED_STATUS, CtrlC, handle_ctrl_c
 
-    command = build_app()
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        command.main(args=args, prog_name="aiodirac", standalone_mode=True)
-    except SystemExit as exc:
-        code = exc.code
-        if code is None:
-            return 0
-        return code if isinstance(code, int) else 1
+    # The process is ours (no argv given): Ctrl-C from here on is one line and status 130,
+    # whatever runs (see _interrupt); called from Python, only the commands' bodies are guarded.
+    process = argv is None
+    with handle_ctrl_c() if process else contextlib.nullcontext(CtrlC()) as ctrl_c:
+        from ._app import build_app
+
+        command = build_app()
+        args = list(sys.argv[1:] if argv is None else argv)
+        try:
+            command.main(args=args, prog_name="aiodirac", standalone_mode=True)
+        except SystemExit as exc:
+            code = exc.code
+            if process and code == INTERRUPTED_STATUS and ctrl_c.interrupted:
+                ctrl_c.exit_now()  # the process is ours: no slow teardown after Ctrl-C
+            if code is None:
+                return 0
+            return code if isinstance(code, int) else 1
     return 0

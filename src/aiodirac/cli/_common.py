@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperCommand
 
+from ._interrupt import INTERRUPTED_LINE
 from ._options import Options
 from ._output import error_text
 from ._terminal_text import inert
@@ -415,7 +416,7 @@ def error_line(exc: BaseException) -> str:
 
     exc = _leaf(exc)
     if isinstance(exc, KeyboardInterrupt):
-        return "aiodirac: interrupted"
+        return INTERRUPTED_LINE.strip()
     if isinstance(exc, DiracError | UsageProblem | typer.BadParameter | OSError):
         said = inert(one_line(error_text(exc)))
         return f"aiodirac: error: {said or 'failed (run again with --debug for details)'}"
@@ -440,11 +441,14 @@ def run(opts: Options, main: Callable[[], Awaitable[int | None]]) -> NoReturn:
     """Run a command's async body, then exit with its code; errors become one stderr line.
 
     ``main`` returns an :class:`ExitCode` (``None`` means OK). With ``--debug`` the traceback is
-    printed before the line, and the library's debug logs are shown.
+    printed before the line, and the library's debug logs are shown. Ctrl-C cancels the body
+    (its cleanup runs), prints ``aiodirac: interrupted`` and exits with 130 (see ``_interrupt``).
 
     Usage: ``run(opts, lambda: body(opts))``
     """
     import anyio
+
+    from ._interrupt import cancel_on_ctrl_c, handle_ctrl_c
 
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -452,19 +456,26 @@ def run(opts: Options, main: Callable[[], Awaitable[int | None]]) -> NoReturn:
     old_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if opts.debug else logging.WARNING)
-    try:
-        code = anyio.run(main)
-    except (typer.Exit, typer.Abort):
-        raise
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the CLI boundary: one line
-        # A bug shows its traceback when asked; anything else is one line.
-        if opts.debug:
-            sys.stderr.write(inert("".join(traceback.format_exception(exc)), lines=True))
-        sys.stderr.write(error_line(exc) + "\n")
-        raise typer.Exit(exit_code_for(exc)) from None
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
+    with handle_ctrl_c() as ctrl_c:
+        try:
+            code = anyio.run(cancel_on_ctrl_c, ctrl_c, main)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the CLI boundary: one line
+            if ctrl_c.interrupted:  # whatever the cancelled body raised on its way out
+                code = ExitCode.INTERRUPTED
+            else:
+                # A bug shows its traceback when asked; anything else is one line.
+                if opts.debug:
+                    sys.stderr.write(inert("".join(traceback.format_exception(exc)), lines=True))
+                sys.stderr.write(error_line(exc) + "\n")
+                raise typer.Exit(exit_code_for(exc)) from None
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+        if ctrl_c.interrupted:
+            ctrl_c.report()
+            raise typer.Exit(ExitCode.INTERRUPTED)
     raise typer.Exit(int(code or ExitCode.OK))
 
 

@@ -191,6 +191,10 @@ async def _serve(read_fd: int, write_fd: int) -> None:
 def main() -> None:
     """Entry point of ``python -m aiodirac._engine.download._transfer_worker <parent pid>``."""
     _die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())
+    # Ctrl-C in a terminal signals the whole foreground process group, this helper too: the
+    # parent alone decides (it closes our stdin, and each transfer removes what it wrote); a
+    # KeyboardInterrupt here would only print a traceback under the parent's one line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The frames get their own descriptor; a stray print() goes to stderr, never into them.
     write_fd = os.dup(1)
     os.dup2(2, 1)
