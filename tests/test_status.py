@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from aiodirac import FINAL_STATUSES, JobState, JobStatus
+from aiodirac._job._status import DIRAC_FINAL_STATUSES
 
 
 def test_sixteen_statuses_with_dirac_levels() -> None:
@@ -12,7 +13,13 @@ def test_sixteen_statuses_with_dirac_levels() -> None:
 
 
 def test_final_sets_match_dirac() -> None:
-    assert {str(s) for s in FINAL_STATUSES} == {"Done", "Completed", "Failed", "Killed"}
+    assert {str(s) for s in DIRAC_FINAL_STATUSES} == {"Done", "Completed", "Failed", "Killed"}
+    # One meaning of final: the exported set is what JobStatus.final says (Deleted included).
+    assert (
+        {s for s in JobStatus if s.final}
+        == FINAL_STATUSES
+        == DIRAC_FINAL_STATUSES | {JobStatus.DELETED}
+    )
     assert JobStatus.DELETED.really_final
     assert JobStatus.DELETED.final
     assert not JobStatus.RUNNING.final

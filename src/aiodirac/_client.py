@@ -21,6 +21,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Self, Unpack
 
@@ -46,7 +47,7 @@ from aiodirac._job._status import JobState, JobStatus
 from aiodirac.backends._protocol import ActionResult, Backend, OutputSandbox
 
 from ._config import choose_backend, default_limits
-from ._exceptions import InvalidArgumentError, InvalidTransitionError
+from ._exceptions import ConfigurationError, InvalidArgumentError, InvalidTransitionError
 from ._journal import Journal
 from ._resource import AsyncResource
 
@@ -88,6 +89,18 @@ def job_ids(ids: JobIDs) -> list[int]:
     return list(seen)
 
 
+def _with_verify(config: DownloadConfig, verify: bool | str) -> DownloadConfig:
+    """The download settings with the client's one TLS setting."""
+    if verify is True or config.verify == verify:
+        return config
+    if config.verify is not True:
+        raise ConfigurationError(
+            f"verify={verify!r} and DownloadConfig.verify={config.verify!r} disagree: give the "
+            "CA certificates once, with verify="
+        )
+    return replace(config, verify=verify)
+
+
 class _InputSandboxes:
     """A backend's input sandboxes, seen by the downloader as the sandboxes it fetches."""
 
@@ -117,7 +130,11 @@ class AsyncDirac(AsyncResource):
         submit_config: campaign identity and the two-phase protocol's settings.
         track_config: status polling intervals and buffer.
         download_config: download concurrency, retries and unpacking limits.
-        verify: TLS verification for DiracX (``True``, or a CA bundle path).
+        verify: TLS verification of every request and every sandbox transfer: ``True`` (the
+            system's CA store), or the CA certificates that sign the servers (a file or a
+            folder, e.g. ``/etc/grid-security/certificates``). It is the downloads'
+            ``DownloadConfig.verify`` too; giving both, different, is a
+            :class:`ConfigurationError`.
 
     Usage::
 
@@ -148,7 +165,7 @@ class AsyncDirac(AsyncResource):
         self._journal_path = journal
         self._submit_config = submit_config or SubmitConfig()
         self._track_config = track_config or TrackConfig()
-        self._download_config = download_config or DownloadConfig()
+        self._download_config = _with_verify(download_config or DownloadConfig(), verify)
         self._verify = verify
         self._stack: AsyncExitStack | None = None
         self._backend: Backend | None = None

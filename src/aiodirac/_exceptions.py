@@ -30,7 +30,7 @@ Lower-level errors (httpx, sqlite3, tarfile, OSError) are translated where they 
     │   ├── UnsafeArchiveError                  an archive that would write outside its folder
     │   └── IntegrityError                      size or checksum mismatch after retries
     ├── JournalError                            the campaign journal is unusable
-    ├── ConfigurationError                      a bad setting (backend, URL, credentials file)
+    ├── ConfigurationError (ValueError)         a bad setting (backend, URL, credentials, limits, CA)
     └── InvalidArgumentError (ValueError)       a bad argument to a client call (e.g. a job ID)
 
 Usage::
@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 if TYPE_CHECKING:
     from aiodirac._job._status import JobState
@@ -80,6 +80,17 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[DiracError], args: tuple[Any, ...], state: dict[str, Any]) -> DiracError:
+    """Unpickle a :class:`DiracError` (see ``DiracError.__reduce__``)."""
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    hints = state.pop("hints", None)
+    exc.__dict__.update(state)
+    if hints is not None:
+        exc.hints = MappingProxyType(hints)
+    return exc
+
+
 #: Who shows an error to a person: Python code calling the library, or the ``aiodirac`` command.
 Interface = Literal["python", "cli"]
 
@@ -112,6 +123,14 @@ class DiracError(Exception):
             {name: hint for name, hint in (("python", python), ("cli", cli)) if hint}
         )
         return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (download helper processes): keep the hints and the
+        # attributes, whatever the subclass's __init__ requires.
+        state = dict(self.__dict__)
+        if "hints" in state:
+            state["hints"] = dict(state["hints"])
+        return (_rebuild, (type(self), self.args, state))
 
     def explain(self, interface: Interface = "python") -> str:
         """The message followed by the hint for ``interface`` (none: the message alone).
@@ -386,8 +405,10 @@ class JournalError(DiracError):
     """
 
 
-class ConfigurationError(DiracError):
-    """A setting is wrong: unknown backend, bad URL, unreadable credentials.
+class ConfigurationError(DiracError, ValueError):
+    """A setting is wrong: unknown backend, bad URL, unreadable credentials, a value a settings
+    object (:class:`~aiodirac.Limits`, :class:`~aiodirac.DownloadConfig`, ...) cannot take, CA
+    certificates that do not trust the server.
 
     Usage: ``except ConfigurationError as exc: print(exc)``
     """

@@ -38,7 +38,6 @@ from aiodirac import (
     JobStatus,
     NotSupportedError,
     OutputSandbox,
-    SandboxError,
     SandboxNotAvailableError,
     SubmitChunk,
     UnconfirmedJob,
@@ -749,7 +748,7 @@ def test_https_sandboxes_are_verified_against_the_configured_ca(
     # TLS verification stays on by default: a CA the system does not know is refused, per job.
     assert [r.ok for r in untrusted] == [False] * 5
     assert all("certificate is not trusted" in str(r.error) for r in untrusted)
-    assert all(type(r.exception) is SandboxError for r in untrusted)
+    assert all(type(r.exception) is ConfigurationError for r in untrusted)
     assert attempts == 5  # one per job: a certificate that does not verify is not retried
     assert not (tmp_path / "no").exists() or not any((tmp_path / "no").iterdir())
 

@@ -19,6 +19,8 @@ from types import TracebackType
 
 import anyio
 
+from aiodirac._exceptions import ConfigurationError
+
 __all__ = ["RateLimiter"]
 
 # A token counts as available when this close to whole: floating-point refills must not leave a
@@ -55,9 +57,9 @@ class RateLimiter:
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         if not rate > 0:
-            raise ValueError(f"RateLimiter: rate must be > 0, got {rate!r}")
+            raise ConfigurationError(f"RateLimiter: rate must be > 0, got {rate!r}")
         if burst < 1:
-            raise ValueError(f"RateLimiter: burst must be >= 1, got {burst!r}")
+            raise ConfigurationError(f"RateLimiter: burst must be >= 1, got {burst!r}")
         self._rate = float(rate)
         self._burst = int(burst)
         self._clock = clock

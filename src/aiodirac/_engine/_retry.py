@@ -32,7 +32,7 @@ import anyio
 import anyio.lowlevel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from aiodirac._exceptions import TransientError
+from aiodirac._exceptions import ConfigurationError, TransientError
 
 __all__ = ["RetryEvent", "RetryPolicy", "retry_call", "retry_test_mode"]
 
@@ -68,11 +68,11 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.deadline < 0 or self.initial < 0 or self.max_backoff < 0:
-            raise ValueError("RetryPolicy: deadline, initial and max_backoff must be >= 0")
+            raise ConfigurationError("RetryPolicy: deadline, initial and max_backoff must be >= 0")
         if self.multiplier < 1:
-            raise ValueError("RetryPolicy: multiplier must be >= 1")
+            raise ConfigurationError("RetryPolicy: multiplier must be >= 1")
         if self.max_attempts is not None and self.max_attempts < 1:
-            raise ValueError("RetryPolicy: max_attempts must be >= 1 or None")
+            raise ConfigurationError("RetryPolicy: max_attempts must be >= 1 or None")
 
     def backoff(self, failures: int) -> float:
         """The upper bound of the jittered wait after ``failures`` failures (``failures >= 1``).

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 __all__ = [
+    "DIRAC_FINAL_STATUSES",
     "FINAL_STATUSES",
     "REALLY_FINAL_STATUSES",
     "JobState",
@@ -54,7 +55,7 @@ class JobStatus(enum.StrEnum):
         Completed and Failed may still move (Completed -> Done, Failed -> Rescheduled), but nothing
         more will run on their own; a tracker stops polling them.
         """
-        return self in FINAL_STATUSES or self in REALLY_FINAL_STATUSES
+        return self in FINAL_STATUSES
 
     @property
     def really_final(self) -> bool:
@@ -72,10 +73,14 @@ class JobStatus(enum.StrEnum):
         return target is self or target in _NEXT[self]
 
 
-FINAL_STATUSES: frozenset[JobStatus] = frozenset(
+#: DIRAC's ``JOB_FINAL_STATES``: the payload's work is over.
+DIRAC_FINAL_STATUSES: frozenset[JobStatus] = frozenset(
     {JobStatus.DONE, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.KILLED}
 )
+#: The statuses a job never leaves (Deleted).
 REALLY_FINAL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.DELETED})
+#: The statuses whose :attr:`JobStatus.final` is true: DIRAC's final states and Deleted.
+FINAL_STATUSES: frozenset[JobStatus] = DIRAC_FINAL_STATUSES | REALLY_FINAL_STATUSES
 
 _LEVELS: dict[JobStatus, int] = {
     JobStatus.SUBMITTING: 0,

@@ -76,6 +76,7 @@ from aiodirac._engine.download._model import (
 from aiodirac._exceptions import (
     DiracError,
     IntegrityError,
+    InvalidArgumentError,
     SandboxError,
     SandboxNotAvailableError,
 )
@@ -311,7 +312,7 @@ class Downloader(AsyncResource):
             ids = list(ids)
             bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int) or i <= 0]
             if bad:
-                raise ValueError(f"job IDs are positive integers, got {bad[0]!r}")
+                raise InvalidArgumentError(f"job IDs are positive integers, got {bad[0]!r}")
 
         run = _Run(progress, len(ids) if isinstance(ids, Sized) else None)
         # What an interrupted run left behind, found in one pass, removed job by job.
@@ -371,8 +372,8 @@ class Downloader(AsyncResource):
             self._pools.remove(pool)
             self._helper_done += pool.helper_transfers
         if bad:
-            # Raised outside the task group, so callers see a plain ValueError.
-            raise ValueError(f"job IDs are positive integers, got {bad[0]!r}")
+            # Raised outside the task group, so callers see the error itself, not a group.
+            raise InvalidArgumentError(f"job IDs are positive integers, got {bad[0]!r}")
         return [results[job_id] for job_id in order]
 
     # ------------------------------------------------------------------ one job

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aiodirac._engine._retry import RetryPolicy
+from aiodirac._exceptions import ConfigurationError
 from aiodirac.backends._protocol import OutputSandbox
 
 from ._unpack import UnpackedFile
@@ -86,17 +87,17 @@ class DownloadConfig:
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
-            raise ValueError("DownloadConfig.max_concurrency must be >= 1")
+            raise ConfigurationError("DownloadConfig.max_concurrency must be >= 1")
         if self.chunk_size < 4096:
-            raise ValueError("DownloadConfig.chunk_size must be >= 4096")
+            raise ConfigurationError("DownloadConfig.chunk_size must be >= 4096")
         if self.processes is not None and self.processes < 0:
-            raise ValueError("DownloadConfig.processes must be >= 0 (or None: automatic)")
+            raise ConfigurationError("DownloadConfig.processes must be >= 0 (or None: automatic)")
         if not isinstance(self.verify, bool | str) or self.verify == "":
-            raise ValueError(
+            raise ConfigurationError(
                 "DownloadConfig.verify must be True, False or the path of CA certificates"
             )
         if self.max_unpacked_bytes < 0 or self.max_members < 1:
-            raise ValueError("DownloadConfig: max_unpacked_bytes >= 0 and max_members >= 1")
+            raise ConfigurationError("DownloadConfig: max_unpacked_bytes >= 0 and max_members >= 1")
 
 
 class DownloadPhase(StrEnum):

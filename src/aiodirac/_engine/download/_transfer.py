@@ -36,6 +36,7 @@ from aiodirac._exceptions import (
     reason_of,
 )
 from aiodirac.backends._http._headers import parse_retry_after
+from aiodirac.backends._http._tls import untrusted_certificate
 from aiodirac.backends._protocol import OutputSandbox
 
 from . import _files
@@ -513,15 +514,7 @@ class _Transfer:
                 await flush()
         except httpx.TransportError as exc:
             if certificate_refused(exc):
-                raise SandboxError(
-                    f"job {job_id}: the sandbox storage's TLS certificate is not trusted: "
-                    f"{reason_of(exc)}",
-                    job_id=job_id,
-                ).with_hints(
-                    python="give its CA certificates with DownloadConfig.verify",
-                    cli="set SSL_CERT_FILE to the CA bundle that signs it, or SSL_CERT_DIR to a "
-                    "folder of CA certificates",
-                ) from exc
+                raise untrusted_certificate(exc, f"job {job_id}'s sandbox storage") from exc
             # Bytes received before the cut are good (TCP keeps order): keep them, resume after.
             with anyio.CancelScope(shield=True):
                 await flush()

@@ -7,8 +7,35 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping
+from types import MappingProxyType
 
-from aiodirac._exceptions import ConfigurationError
+from aiodirac._exceptions import ConfigurationError, reason_of
+
+__all__ = ["CA_HINTS", "ssl_verify", "untrusted_certificate"]
+
+#: What to do when a server's TLS certificate is not trusted, said for each interface.
+CA_HINTS: Mapping[str, str] = MappingProxyType(
+    {
+        "python": "give the CA certificates that sign it with verify= (a file or a folder)",
+        "cli": "set SSL_CERT_FILE to the CA bundle that signs it, or SSL_CERT_DIR to a folder of "
+        "CA certificates (e.g. /etc/grid-security/certificates)",
+    }
+)
+
+
+def untrusted_certificate(exc: BaseException, what: str) -> ConfigurationError:
+    """The one error for a TLS certificate that did not verify, on every path (API requests and
+    sandbox transfers alike): no retry can help, the CA certificates have to change.
+
+    ``what`` names the request (``"request to submit at https://..."``,
+    ``"job 12's sandbox storage"``).
+
+    Usage: ``raise untrusted_certificate(exc, "request to submit") from exc``
+    """
+    return ConfigurationError(
+        f"{what}: the server's TLS certificate is not trusted: {reason_of(exc)}"
+    ).with_hints(**CA_HINTS)
 
 
 def ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:

@@ -26,6 +26,7 @@ from aiodirac._exceptions import (
     reason_of,
 )
 from aiodirac.backends._http._headers import parse_retry_after
+from aiodirac.backends._http._tls import CA_HINTS, untrusted_certificate
 
 __all__ = [
     "CA_HINTS",
@@ -45,14 +46,6 @@ LOGIN_HINTS: Mapping[str, str] = MappingProxyType(
         "token (AsyncDirac(token=...))",
         "cli": "run `dirac login` (or point DIRACX_CREDENTIALS_PATH at a valid credentials "
         "file), or use --backend local to run the jobs on this machine",
-    }
-)
-#: What to do when the server's TLS certificate is not trusted, said for each interface.
-CA_HINTS: Mapping[str, str] = MappingProxyType(
-    {
-        "python": "give the CA certificates that sign it with verify= (a file or a folder)",
-        "cli": "set SSL_CERT_FILE to the CA bundle that signs it, or SSL_CERT_DIR to a folder of "
-        "CA certificates (e.g. /etc/grid-security/certificates)",
     }
 )
 _TRANSIENT = frozenset({429, 502, 503, 504})
@@ -190,9 +183,7 @@ def network_error(
     target = f" at {redact_url(url)}" if url else ""
     reason = reason_of(exc)
     if certificate_refused(exc):
-        return ConfigurationError(
-            f"request to {action}{target}: the server's TLS certificate is not trusted: {reason}"
-        ).with_hints(**CA_HINTS)
+        return untrusted_certificate(exc, f"request to {action}{target}")
     return NetworkError(
         f"request to {action}{where} {kind}{target}: {reason}; the outcome is unknown, "
         "retrying may help",
