@@ -48,6 +48,7 @@ p.note { color: var(--muted); margin: 4px 0 0; font-size: 13px; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 4px 10px 4px 0; border-bottom: 1px solid var(--line);
          vertical-align: top; overflow-wrap: anywhere; }
+th[scope=row] { white-space: nowrap; overflow-wrap: normal; }
 td.n, th.n { text-align: right; white-space: nowrap; }
 .summary { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 0 28px; }
 svg.chart { width: 100%; height: auto; display: block; }
@@ -178,7 +179,7 @@ def render_page(data: ReportData, digest: Digest, charts: Mapping[str, str | Non
         _chart(
             "Failures by site",
             charts.get("sites"),
-            f"{failed:,} attempts ended Failed or Stalled.",
+            f"{failed:,} {'attempt' if failed == 1 else 'attempts'} ended Failed or Stalled.",
             "No attempt failed.",
             _counts(digest.failures_by_site, "site", failed) if failed else "",
         ),
