@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from cli_support import Invoke
 
@@ -18,7 +19,7 @@ def test_jobs_selects_and_lists(aiodirac: Invoke, submitted: Callable[..., list[
     done = _done(aiodirac, submitted, "--name", "ok-%n", "-p", "n=1..2", "--", "/bin/echo", "%(n)s")
     (failed,) = _done(aiodirac, submitted, "--name", "bad", "--", "/bin/false")
 
-    listed = aiodirac("--json", "jobs")
+    listed = aiodirac("--json", "jobs", "--all")
     assert listed.code == 0, listed.stderr
     jobs = {j["job_id"]: j for j in listed.json()["jobs"]}
     assert set(jobs) == {*done, failed}
@@ -26,18 +27,24 @@ def test_jobs_selects_and_lists(aiodirac: Invoke, submitted: Callable[..., list[
     assert jobs[done[0]]["job_name"] == "ok-0"  # %n is the index, from 0
     assert jobs[done[0]]["end_exec_time"] is not None
 
-    only_done = aiodirac("--json", "jobs", "--status", "done")
+    only_done = aiodirac("--json", "jobs", "--status", "done", "--since", "2000-01-01")
     assert [j["job_id"] for j in only_done.json()["jobs"]] == done
-    both = aiodirac("--json", "jobs", "--status", "Done", "--status", "Failed", "--ids")
+    both = aiodirac("--json", "jobs", "--status", "Done", "--status", "Failed", "--ids", "--all")
     assert both.json() == {"job_ids": sorted([*done, failed])}
     assert aiodirac("jobs", "--all", "--ids", "--status", "Failed").stdout == f"{failed}\n"
 
-    table = aiodirac("jobs", "--status", "Failed")
+    table = aiodirac("jobs", "--status", "Failed", "--all")
     assert table.code == 0, table.stderr
     header, row = table.stdout.splitlines()
     assert header.split()[:3] == ["ID", "Status", "MinorStatus"]
     assert row.split()[:2] == [str(failed), "Failed"]
     assert table.stderr == "1 job\n"
+
+    # without --since or --all: the jobs updated today (UTC)
+    day = datetime.now(UTC).date()
+    today = aiodirac("jobs", "--ids")
+    if datetime.now(UTC).date() == day:
+        assert today.stdout.split() == [str(i) for i in sorted([*done, failed])]
 
     future = aiodirac("jobs", "--since", "2999-01-01")
     assert future.code == 0

@@ -44,8 +44,13 @@ def test_sync_monitoring_on_diracx(
         anyio.run(run)
         assert dirac.wait(job_id, timeout=60)["Value"][job_id]["Status"] == "Done"
 
-        assert dirac.selectJobs(jobGroup=group) == {"OK": True, "Value": [str(job_id)]}
-        assert dirac.selectJobs(jobGroup=group, status="Failed", printErrors=False)["Value"] == []
+        since = "2000-01-01"
+        assert dirac.selectJobs(jobGroup=group, date=since) == {"OK": True, "Value": [str(job_id)]}
+        assert dirac.selectJobs(jobGroup=group, status="Failed", date=since) == {
+            "OK": False,
+            "Message": "No jobs selected",
+            "Errno": 0,
+        }
 
         attributes = dirac.getJobAttributes(job_id)["Value"]
         assert tuple(attributes) == ATTRIBUTE_NAMES

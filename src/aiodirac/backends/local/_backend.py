@@ -10,6 +10,7 @@ import getpass
 import json
 import logging
 import os
+import pwd
 import secrets
 import shutil
 import threading
@@ -76,12 +77,15 @@ def _agent() -> ModuleType:
 _LOCAL = "local"
 
 
-def _owner() -> str:
-    """The login name running this process: the owner of every job in its state folder."""
+def _owner(store: Path) -> str:
+    """The login name owning the job store: the owner of every job in its state folder."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
+        return pwd.getpwuid(store.stat().st_uid).pw_name
+    except (OSError, KeyError):
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return str(os.getuid())
 
 
 def _timestamp(value: datetime | None) -> float | None:
@@ -456,14 +460,9 @@ class LocalBackend(Backend):
     async def select_jobs(self, selection: JobSelection) -> list[int]:
         """The jobs of this state folder meeting every condition, in increasing ID order.
 
-        Every job here belongs to the user running it (Owner: the login name; OwnerGroup and
-        VO: ``local``).
+        Every job here belongs to the owner of the state folder's store (Owner: that login
+        name; OwnerGroup and VO: ``local``).
         """
-        owner = _owner()
-        if (selection.owner and owner not in selection.owner) or (
-            selection.owner_group and _LOCAL not in selection.owner_group
-        ):
-            return []
         conditions = {
             "status": [str(s) for s in selection.status],
             "minor_status": selection.minor_status,
@@ -471,8 +470,16 @@ class LocalBackend(Backend):
             "site": selection.site,
             "job_group": selection.job_group,
         }
-        since = _timestamp(selection.since)
-        return await self._run(self._db().select, conditions, since)
+
+        def select() -> list[int]:
+            owner = _owner(self.paths.store)
+            if (selection.owner and owner not in selection.owner) or (
+                selection.owner_group and _LOCAL not in selection.owner_group
+            ):
+                return []
+            return self._db().select(conditions, _timestamp(selection.since))
+
+        return await self._run(select)
 
     async def attributes(self, job_ids: Sequence[int]) -> dict[int, JobAttributes]:
         """DIRAC's attributes of the known jobs among ``job_ids`` (one SQL query).
@@ -486,9 +493,9 @@ class LocalBackend(Backend):
         def when(value: float | None) -> datetime | None:
             return None if value is None else datetime.fromtimestamp(value, UTC)
 
-        owner = _owner()
-
         def build() -> dict[int, JobAttributes]:
+            rows = self._db().attribute_rows(list(job_ids))
+            owner = _owner(self.paths.store)
             return {
                 row.job_id: JobAttributes(
                     job_id=row.job_id,
@@ -510,7 +517,7 @@ class LocalBackend(Backend):
                     end_exec_time=when(row.ended),
                     reschedule_time=when(row.rescheduled),
                 )
-                for row in self._db().attribute_rows(list(job_ids))
+                for row in rows
             }
 
         return await self._run(build)
