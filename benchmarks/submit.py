@@ -1,46 +1,46 @@
-"""Bulk submission speed: aiodirac's Submitter vs DiracX's official client vs the server's capacity.
+"""Bulk submission through network latency: aiodirac vs DiracX's official client vs the server.
 
-Starts its own DiracX 0.7.0 (``scripts/diracx.sh``: free ports, a temporary state folder; or
-use ``--url``/``--credentials`` for a running one) and a :class:`FaultProxy` in a separate
-process that adds ``--latency`` seconds (default 0.1) to every request, then, for ``--jobs``
-jobs (default 2,000) per run:
+Starts DiracX as production runs it (``--server prod``, the default: MariaDB, ``--workers``
+uvicorn workers, moto, nginx TLS; ``--server test`` for the one-process test app; ``--dx-env``
+for a running one) and a TCP pipe that adds ``--latency`` seconds (default 0.1) to every round
+trip, then, for ``--jobs`` jobs (default 10,000) per run, in ``--rounds`` interleaved rounds
+(each starting with the next run):
 
-1. **capacity**: a bare httpx flood straight to the server (no proxy, no latency): requests of
-   20 JDLs, ``--flood`` requests in flight. The server's own limit for plain submissions.
-   **capacity2**: the same for the exactly-once protocol: parametric JDLs of 20 (created
-   unconfirmed), then their confirmations, 500 IDs per PATCH. The server's limit for the work
-   aiodirac asks of it (confirming costs server time that plain submissions do not pay).
-   **capacity3**: aiodirac's own jobs (the DIRAC ``Job``'s JDL, with its input sandbox, two-phase)
-   sent by aiodirac straight to the server, no proxy and no rate limit (1,000 req/s, burst 100):
-   the most this server does of the exact work aiodirac's runs ask of it, whatever the client.
-2. **official**: DiracX's official client as its users write it, in a subprocess of the DiracX
-   venv, through the proxy: ``create_sandbox`` once, then ``jobs.submit_jdl_jobs`` with 20 JDLs
-   per request, one request after another.
-3. **aiodirac**: ``Submitter(DiracXBackend(proxy), SubmitConfig())`` with its defaults on one
-   parametric ``Job``: chunks of 20, two-phase (created unconfirmed, journaled, confirmed),
-   through the proxy. The clock stops when ``submit`` returns, every job confirmed.
+* **ceiling**: the server's own limit for aiodirac's exactly-once work: the same campaign
+  (the same jobs, journal, two-phase protocol) sent straight to the server, no latency, no rate
+  limit, ``--ceiling-in-flight`` requests in flight. No client gets more out of this server.
+* **plain ceiling**: the server's limit for the official client's work: a bare httpx flood of
+  the same jobs' JDLs, 20 per request, ``--ceiling-in-flight`` in flight, no latency.
+* **official**: DiracX's official client as its users write it, through the latency: the same
+  jobs, one JDL each (the parametric chunks expanded), ``create_sandbox`` once, then
+  ``jobs.submit_jdl_jobs`` with 20 JDLs per request, one request after another. Plain
+  submission: a lost answer leaves jobs it cannot account for.
+* **aiodirac**: ``AsyncDirac(backend, journal=...).submit(job)`` with its defaults, through the
+  latency: chunks of 20 created unconfirmed, journaled, confirmed in bulk (exactly once).
+* **aiodirac, no rate limit** (``--unlimited``): the same with the rate limit lifted.
 
-It prints jobs/s for each and the ratios. Targets (issue 5): aiodirac >= 85% of the lesser of
-the server's capacity and the configured rate limit, and >= 2.5x the official client.
+Each run prints its jobs/s, the server's CPU per job (uvicorn workers + MariaDB, from /proc),
+its client's CPU per 1,000 jobs, and the ceiling of its work beside it. Then medians, ranges
+and the targets of issue 16:
 
-    .venv/bin/python benchmarks/submit.py [--jobs 2000] [--latency 0.1] [--rounds 1]
+* aiodirac >= 0.9 x the exactly-once ceiling, and >= 3x the official client;
+* server CPU per job of aiodirac's exactly-once submission <= 1.3x the official client's;
+* client CPU per 1,000 jobs <= 0.8x the official client's.
+
+    .venv/bin/python benchmarks/submit.py [--jobs 10000] [--rounds 3] [--latency 0.1]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,341 +49,327 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-
-from aiodirac._engine._gate import Limits, RequestGate
-from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
-from aiodirac._job._jdl import render_jdl
-from aiodirac._job._job import Job
-from aiodirac._journal import Journal
-from aiodirac.backends.diracx import DiracXBackend
-from aiodirac.testing import read_env_file
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import server_cpu
+
+from _latency import latency_pipe
+from _server import CpuSample, Server, add_server_arguments, running_server
+
+from aiodirac import AsyncDirac, Job, Limits
+from aiodirac._engine.submit._model import SubmitConfig
+from aiodirac._job._chunking import _chunks_of
+from aiodirac._job._jdl import render_jdl
+from aiodirac._job._spec import SubmitChunk
+from aiodirac.backends.diracx import DiracXBackend
+
+PFN = "@PFN@"
+OFFICIAL = Path(__file__).with_name("_official_submit.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass
+class Run:
+    """One measured run: wall and client CPU seconds, jobs, and the server's CPU meanwhile."""
+
+    wall: float
+    cpu: float
+    jobs: int
+    server: CpuSample = field(default_factory=lambda: CpuSample({}))
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.wall
 
 
-def plain_jdls(total: int, tag: str, sandbox: str | None) -> list[str]:
-    """One JDL per job, as a user of the official client writes them."""
+# ------------------------------------------------------------------------------- the jobs
+def campaign_job(tag: str, total: int, workdir: Path) -> Job:
+    """The campaign both clients submit: one parametric DIRAC ``Job`` of ``total`` jobs."""
+    script = workdir / "run.sh"
+    script.write_text('#!/bin/sh\necho "$@"\n')
+    job = Job()
+    job.setExecutable(str(script), arguments="value %(n)s")
+    job.setName(f"{tag}-%n")
+    job.setCPUTime(500)
+    job.setParameterSequence("n", [str(i) for i in range(total)])
+    return job
+
+
+def _expand(value: object, values: dict[str, str]) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_expand(v, values) for v in value)
+    if isinstance(value, str):
+        for name, sub in values.items():
+            value = value.replace(f"%({name})s", sub)
+    return value
+
+
+def expanded(chunk: SubmitChunk, group: str) -> list[str]:
+    """The chunk's jobs as the official client's users write them: one JDL each, its input
+    sandbox the PFN of ``create_sandbox`` (``@PFN@`` here), the campaign's JobGroup."""
+    lists = {
+        k.removeprefix("Parameters."): v
+        for k, v in chunk.attributes.items()
+        if k.startswith("Parameters.") and isinstance(v, tuple)
+    }
+    base = {k: v for k, v in chunk.attributes.items() if not k.startswith("Parameters")}
+    base.update(InputSandbox=(PFN,), JobGroup=group)
     jdls = []
-    for i in range(total):
-        attributes: dict[str, str | int | tuple[str, ...]] = {
-            "Executable": "/bin/echo",
-            "Arguments": f"value {i}",
-            "JobName": f"{tag}-{i}",
-            "CPUTime": 500,
-            "StdOutput": "std.out",
-            "StdError": "std.err",
-            "OutputSandbox": ("std.out", "std.err"),
-        }
-        if sandbox is not None:
-            attributes["InputSandbox"] = (sandbox,)
+    for row in range(len(chunk.jobs)):
+        values = {name: str(items[row]) for name, items in lists.items()}
+        attributes = {k: _expand(v, values) for k, v in base.items() if k not in lists}
         jdls.append(render_jdl(attributes))
     return jdls
 
 
-# -------------------------------------------------------------------------------- the proxy
-PROXY = textwrap.dedent(
-    """
-    import sys, anyio
-    from aiodirac.testing._proxy import FaultProxy, ProxyFaults
-
-    async def main(upstream, latency):
-        async with FaultProxy(upstream, ProxyFaults(latency=float(latency))) as proxy:
-            print(proxy.url, flush=True)
-            # Serve until the benchmark closes our stdin.
-            await anyio.to_thread.run_sync(sys.stdin.read)
-
-    anyio.run(main, sys.argv[1], sys.argv[2])
-    """
-)
+async def official_jdls(job: Job, group: str) -> tuple[list[str], list[str]]:
+    """Every job's own JDL, and the local files of the (shared) input sandbox."""
+    jdls: list[str] = []
+    files: list[str] = []
+    async for chunk in _chunks_of(job, DiracXBackend.capabilities.max_jobs_per_submit):
+        jdls += expanded(chunk, group)
+        files = list(chunk.local_sandbox)
+    return jdls, files
 
 
-# -------------------------------------------------------------------------------- 1. capacity
-def parametric_jdl(tag: str, start: int, size: int) -> str:
-    """One parametric JDL of ``size`` jobs (they land unconfirmed, in Submitting)."""
-    values = tuple(str(i) for i in range(start, start + size))
-    return render_jdl(
-        {
-            "Executable": "/bin/echo",
-            "Arguments": "value %(n)s",
-            "JobName": f"{tag}-%(n)s",
-            "CPUTime": 500,
-            "Parameters": size,
-            "Parameters.n": values,
-        }
-    )
+# ------------------------------------------------------------------------------- the runs
+async def run_aiodirac(
+    server: Server,
+    url: str,
+    job: Job,
+    total: int,
+    journal: Path,
+    limits: Limits,
+    config: SubmitConfig | None = None,
+) -> Run:
+    """``AsyncDirac(...).submit(job)``: what an aiodirac user writes for a campaign."""
+    backend = DiracXBackend(url, credentials_path=server.credentials, verify=server.verify)
+    async with (
+        backend,
+        AsyncDirac(backend, journal=journal, limits=limits, submit_config=config) as dirac,
+    ):
+        await backend.status([1])  # connection + token: not part of the campaign
+        before = server.cpu()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        ids = await dirac.submit(job)
+        run = Run(time.perf_counter() - wall0, time.process_time() - cpu0, len(ids))
+        run.server = server.cpu() - before
+        states = await backend.summary(ids)
+    assert len(set(ids)) == len(ids) == total, (len(ids), total)
+    assert {str(s) for s in states} == {"Received"}, states
+    return run
 
 
-async def run_flood(
-    url: str, credentials: str, total: int, in_flight: int, *, two_phase: bool = False
-) -> dict[str, float]:
-    """Bare httpx, no latency: 20 plain JDLs per request, or (``two_phase``) one parametric
-    JDL of 20 per request, then the PATCHes that confirm them all (500 per request)."""
-    token = json.loads(Path(credentials).read_text())["access_token"]
-    tag = f"flood{time.time_ns() % 10**9}"
-    if two_phase:
-        bodies = [[parametric_jdl(tag, i, min(20, total - i))] for i in range(0, total, 20)]
-    else:
-        jdls = plain_jdls(total, tag, None)
-        bodies = [jdls[i : i + 20] for i in range(0, total, 20)]
+async def run_plain_flood(server: Server, jdls: list[str], in_flight: int) -> Run:
+    """A bare httpx flood of the official client's requests (no sandbox: it exists already)."""
+    pfn = await _a_pfn(server)
+    bodies = [[j.replace(PFN, pfn) for j in jdls[i : i + 20]] for i in range(0, len(jdls), 20)]
+    token = json.loads(Path(server.credentials).read_text())["access_token"]
     created = 0
-    stats = {"hung": 0, "errors": 0}
     async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
+        verify=server.verify,
+        limits=httpx.Limits(max_connections=in_flight),
     ) as client:
         (await client.get("/api/auth/userinfo")).raise_for_status()  # connection warm
         limiter = anyio.CapacityLimiter(in_flight)
 
-        async def send(method: str, path: str, body: object) -> httpx.Response:
-            # This SQLite-backed server sometimes never answers a request under concurrent
-            # writes; a flood that waited for it would measure the hang, not the capacity.
-            while True:
-                try:
-                    response = await client.request(method, path, json=body, timeout=15)
-                except httpx.TimeoutException:
-                    stats["hung"] += 1
-                    continue
-                except httpx.TransportError:  # the server dropped the connection
-                    stats["errors"] += 1
-                    await anyio.sleep(0.1)
-                    continue
-                if response.status_code >= 500:  # "database is locked", under this flood
-                    stats["errors"] += 1
-                    continue
-                response.raise_for_status()
-                return response
-
         async def one(body: list[str]) -> None:
             nonlocal created
             async with limiter:
-                response = await send("POST", "/api/jobs/jdl", body)
-                ids = [job["JobID"] for job in response.json()]
-                created_ids.extend(ids)
-                created += len(ids)
+                response = await client.post("/api/jobs/jdl", json=body)
+                response.raise_for_status()
+                created += len(response.json())
 
-        created_ids: list[int] = []
-        start = time.perf_counter()
+        before = server.cpu()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         async with anyio.create_task_group() as tg:
             for body in bodies:
                 tg.start_soon(one, body)
-        if two_phase:
-            # Then every confirmation, 500 IDs per request: the cheapest way to pay for them.
-            now = datetime.now(UTC).isoformat()
-            change = {"Status": "Received", "MinorStatus": "Job accepted", "Source": "b"}
-            for k in range(0, len(created_ids), 500):
-                batch = created_ids[k : k + 500]
-                await send("PATCH", "/api/jobs/status", {str(i): {now: change} for i in batch})
-        wall = time.perf_counter() - start
-    assert created >= total, created
-    return {"wall": wall, "jobs": created, **stats}
+        run = Run(time.perf_counter() - wall0, time.process_time() - cpu0, created)
+        run.server = server.cpu() - before
+    assert created == len(jdls), created
+    return run
 
 
-# Settings under which the rate limiter never waits: capacity3 measures the server, not the limit.
-UNLIMITED = {"rate": 1000.0, "burst": 100}
+async def _a_pfn(server: Server) -> str:
+    """The PFN of a small sandbox (the flood's JDLs need one, as the official's have)."""
+    from aiodirac.backends.diracx._sandbox import build_input_sandbox
+
+    async with DiracXBackend(
+        server.url, credentials_path=server.credentials, verify=server.verify
+    ) as backend:
+        archive = build_input_sandbox((), "<Workflow/>")
+        return await backend.upload_sandbox(archive)
 
 
-# -------------------------------------------------------------------------------- 2. official
-OFFICIAL = Path(__file__).with_name("_official_submit.py")
-
-
-def run_official(
-    python: str, url: str, credentials: str, total: int, tmp: Path, tag: str
-) -> dict[str, float]:
-    jdl_file = tmp / f"{tag}.json"
-    jdl_file.write_text(json.dumps(plain_jdls(total, tag, "@PFN@")))
-    workflow = tmp / tag / "input.txt"
-    workflow.parent.mkdir()
-    workflow.write_text(f"input of {tag}\n")
-    env = dict(os.environ, DIRACX_URL=url, DIRACX_CREDENTIALS_PATH=credentials)
+def run_official(server: Server, url: str, jdls: list[str], files: list[str], tmp: Path) -> Run:
+    jdl_file = tmp / f"official-{time.time_ns()}.json"
+    jdl_file.write_text(json.dumps(jdls))
+    env = server.client_env()
+    env["DIRACX_URL"] = url
+    before = server.cpu()
     out = subprocess.run(
-        [python, str(OFFICIAL), str(jdl_file), str(workflow), "@PFN@"],
+        [server.python, str(OFFICIAL), str(jdl_file), PFN, *files],
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+    used = server.cpu() - before
+    jdl_file.unlink()
     if out.returncode != 0:
         raise RuntimeError(f"official client failed:\n{out.stderr[-3000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["jobs"] == len(jdls), figures
+    return Run(figures["wall"], figures["cpu"], figures["jobs"], used)
 
 
-# -------------------------------------------------------------------------------- 3. aiodirac
-async def run_aiodirac(
-    url: str, credentials: str, total: int, tmp: Path, tag: str, **settings: Any
-) -> dict[str, float]:
-    job = Job()
-    job.setExecutable("/bin/echo", arguments="value %(n)s")
-    job.setName(f"{tag}-%n")
-    job.setParameterSequence("n", [str(i) for i in range(total)])
-    config = SubmitConfig(campaign=tag)
-    gate = RequestGate(Limits(**settings))
-    async with (
-        DiracXBackend(url, credentials_path=credentials) as backend,
-        await Journal.open(tmp / f"{tag}.db") as journal,
-    ):
-        await backend.status([1])  # connection + token: not part of the campaign
-        submitter = Submitter(backend, config, journal=journal, gate=gate)
-        start = time.perf_counter()
-        ids = await submitter.submit(job)
-        wall = time.perf_counter() - start
-        states = await backend.summary(ids)
-    assert len(set(ids)) == total, len(ids)
-    assert {str(s) for s in states} == {"Received"}, states
-    report = submitter.report
-    return {"wall": wall, "jobs": len(ids), "requests": report.requests if report else 0}
+# ------------------------------------------------------------------------------- report
+def _median(runs: list[Run], key: Callable[[Run], float]) -> tuple[float, float, float]:
+    values = [key(r) for r in runs]
+    return statistics.median(values), min(values), max(values)
+
+
+def _fmt(triple: tuple[float, float, float], spec: str) -> str:
+    med, low, high = triple
+    return f"{med:{spec}} ({low:{spec}}-{high:{spec}})"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--flood", type=int, default=16, help="requests in flight of the flood")
-    parser.add_argument("--url", help="a running DiracX (else one is started)")
-    parser.add_argument("--credentials", help="its credentials file (with --url)")
-    parser.add_argument("--dx-python", help="python of the DiracX venv (official client)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--ceiling-in-flight", type=int, default=16, help="requests in flight of the ceilings"
+    )
+    parser.add_argument(
+        "--unlimited", action="store_true", help="also run aiodirac with no rate limit"
+    )
+    parser.add_argument("--skip-official", action="store_true")
+    add_server_arguments(parser)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="aiodirac-bench-submit-"))
-    script = ROOT / "scripts" / "diracx.sh"
-    env = dict(os.environ)
-    started_here = args.url is None
-    if started_here:
-        env.update(DX_STATE=str(tmp / "state"), DX_PORT=str(_free_port()))
-        env["DX_S3_PORT"] = str(_free_port())
-        if subprocess.run(["bash", str(script), "start"], env=env, check=False).returncode:
-            print("could not start DiracX", file=sys.stderr)
-            return 1
-        values = read_env_file(tmp / "state" / "env.sh")
-        url, credentials = values["DIRACX_URL"], values["DIRACX_CREDENTIALS_PATH"]
-        python = args.dx_python or str(Path(values.get("DX_VENV", "")) / "bin" / "python")
-        server_pid: int | None = int((tmp / "state" / "uvicorn.pid").read_text())
-    else:
-        server_pid = None
-        url, credentials = args.url, args.credentials
-        python = args.dx_python or "/tmp/diracx-local/venv/bin/python"
-    proxy = subprocess.Popen(
-        [sys.executable, "-c", PROXY, url, str(args.latency)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(env, PYTHONPATH=str(ROOT / "src")),
-    )
-    try:
-        assert proxy.stdout is not None
-        proxy_url = proxy.stdout.readline().strip()
-        results: dict[str, list[dict[str, float]]] = {
-            "capacity": [],
-            "capacity2": [],
-            "capacity3": [],
-            "official": [],
-            "aiodirac": [],
-        }
-        runners: dict[str, Callable[[str], dict[str, float]]] = {
-            "capacity": lambda tag: anyio.run(run_flood, url, credentials, args.jobs, args.flood),
-            "capacity2": lambda tag: anyio.run(
-                functools.partial(
-                    run_flood, url, credentials, args.jobs, args.flood, two_phase=True
+    defaults = Limits()
+    unlimited = {"rate": 10_000.0, "burst": 10_000}
+    ceiling_limits = Limits(max_in_flight=args.ceiling_in_flight, **unlimited)
+    results: dict[str, list[Run]] = {}
+    with running_server(args, tmp) as server, latency_pipe(server.url, args.latency) as slow:
+        print(f"DiracX: {server.description}; latency {1000 * args.latency:.0f} ms via {slow}")
+
+        def aiodirac(url: str, limits: Limits) -> Callable[[str], Run]:
+            def go(tag: str) -> Run:
+                workdir = tmp / tag
+                workdir.mkdir()
+                job = campaign_job(tag, args.jobs, workdir)
+                return anyio.run(
+                    run_aiodirac, server, url, job, args.jobs, workdir / "journal.db", limits
                 )
-            ),
-            "capacity3": lambda tag: anyio.run(
-                functools.partial(
-                    run_aiodirac, url, credentials, args.jobs, tmp, f"cap{tag}", **UNLIMITED
-                )
-            ),
-            "official": lambda tag: run_official(
-                python, proxy_url, credentials, args.jobs, tmp, f"off{tag}"
-            ),
-            "aiodirac": lambda tag: anyio.run(
-                run_aiodirac, proxy_url, credentials, args.jobs, tmp, f"aio{tag}"
-            ),
+
+            return go
+
+        def official(tag: str) -> Run:
+            workdir = tmp / tag
+            workdir.mkdir()
+            job = campaign_job(tag, args.jobs, workdir)
+            jdls, files = anyio.run(official_jdls, job, f"{tag}-official"[:32])
+            return run_official(server, slow, jdls, files, tmp)
+
+        def plain(tag: str) -> Run:
+            workdir = tmp / tag
+            workdir.mkdir()
+            job = campaign_job(tag, args.jobs, workdir)
+            jdls, _ = anyio.run(official_jdls, job, f"{tag}-plain"[:32])
+            return anyio.run(run_plain_flood, server, jdls, args.ceiling_in_flight)
+
+        runners: dict[str, Callable[[str], Run]] = {
+            "ceiling": aiodirac(server.url, ceiling_limits),
+            "plain ceiling": plain,
+            "aiodirac": aiodirac(slow, defaults),
         }
-        for round_no in range(1, args.rounds + 1):
-            tag = f"r{round_no}x{time.time_ns() % 10**6}"
-            for name, runner in runners.items():
-                before = server_cpu(server_pid) if server_pid else 0.0
-                r = runner(tag)
-                results[name].append(r)
-                busy = ""
-                if server_pid:  # how busy the one-process server was: near 100%, it is the limit
-                    used = server_cpu(server_pid) - before
-                    busy = f", server CPU {used:5.2f} s ({100 * used / r['wall']:3.0f}% busy)"
+        if not args.skip_official:
+            runners["official"] = official
+        if args.unlimited:
+            runners["aiodirac, no rate limit"] = aiodirac(
+                slow, Limits(max_in_flight=defaults.max_in_flight, **unlimited)
+            )
+        results = {name: [] for name in runners}
+        names = list(runners)
+        for round_no in range(args.rounds):
+            shift = round_no % len(names)
+            for name in names[shift:] + names[:shift]:
+                tag = f"b{round_no}{names.index(name)}x{time.time_ns() % 10**6}"
+                run = runners[name](tag)
+                results[name].append(run)
                 print(
-                    f"  round {round_no} {name:9s} {r['jobs'] / r['wall']:7.1f} jobs/s "
-                    f"({int(r['jobs'])} jobs in {r['wall']:.2f} s{busy})",
+                    f"  round {round_no + 1} {name:24s} {run.rate:7.1f} jobs/s "
+                    f"({run.jobs} in {run.wall:6.2f} s)  client CPU "
+                    f"{1000 * run.cpu / run.jobs:5.3f} s/1000 jobs  server CPU "
+                    f"{run.server.per_job(run.jobs)}",
                     flush=True,
                 )
-    finally:
-        if proxy.stdin is not None:
-            proxy.stdin.close()
-        proxy.wait(timeout=30)
-        if started_here:
-            subprocess.run(["bash", str(script), "stop"], env=env, check=False)
-
-    rate = {
-        name: statistics.median(r["jobs"] / r["wall"] for r in runs)
-        for name, runs in results.items()
-    }
-    defaults = Limits()
-    limit_rate = defaults.rate * 20  # jobs/s if every request were a 20-job submission
-    # the same limit with the protocol's confirmations, which take rate tokens too
-    batch = SubmitConfig().confirm_batch_for(
-        20, DiracXBackend.capabilities.max_ids_per_update, defaults.window
-    )
-    protocol_rate = defaults.rate / (1 / 20 + 1 / batch)
-    physical = min(rate["capacity"], limit_rate)
-    print(
-        f"\n{args.jobs} jobs per run, {args.rounds} round(s), medians; proxy latency "
-        f"{args.latency * 1000:.0f} ms for official and aiodirac:"
-    )
-    print(
-        f"  server capacity (bare httpx flood, {args.flood} in flight, no latency): "
-        f"{rate['capacity']:7.1f} jobs/s"
-    )
-    print(
-        f"  official DiracX client (20-job requests, sequential):            "
-        f"{rate['official']:7.1f} jobs/s"
-    )
-    print(
-        f"  aiodirac defaults (in flight {defaults.max_in_flight}, {defaults.rate:g} req/s, "
-        f"burst {defaults.burst}):           {rate['aiodirac']:7.1f} jobs/s"
-    )
-    print(
-        f"  configured rate limit: {limit_rate:.0f} jobs/s; physical limit "
-        f"min(capacity, rate limit) = {physical:.1f} jobs/s"
-    )
-    print(
-        f"  exactly-once capacity (flood of parametric chunks, then bulk confirmations): "
-        f"{rate['capacity2']:7.1f} jobs/s"
-    )
-    print(f"  aiodirac / physical limit = {rate['aiodirac'] / physical:.2f}  (target >= 0.85)")
-    print(
-        f"  (the rate limit counts confirmations too, one per {batch} jobs: with them it allows "
-        f"{protocol_rate:.0f} jobs/s; aiodirac / that = {rate['aiodirac'] / protocol_rate:.2f})"
-    )
-    print(
-        f"  aiodirac / exactly-once capacity = {rate['aiodirac'] / rate['capacity2']:.2f}  "
-        "(the protocol the issue requires costs the server a confirmation per job)"
-    )
-    print(
-        f"  aiodirac's own jobs, straight to the server, no rate limit:   "
-        f"{rate['capacity3']:7.1f} jobs/s"
-    )
-    print(
-        f"  aiodirac / official       = {rate['aiodirac'] / rate['official']:.2f}  (target >= 2.5)"
-    )
-    print(
-        f"  (the most any client gets here for these jobs, exactly once, is capacity3 / official "
-        f"= {rate['capacity3'] / rate['official']:.2f}x the official client; "
-        f"aiodirac / capacity3 = {rate['aiodirac'] / rate['capacity3']:.2f})"
-    )
+    print_summary(args, results, defaults)
     return 0
+
+
+def print_summary(
+    args: argparse.Namespace, results: dict[str, list[Run]], defaults: Limits
+) -> None:
+    print(
+        f"\n{args.jobs} jobs per run, {args.rounds} round(s); median (min-max); "
+        f"latency {1000 * args.latency:.0f} ms except for the ceilings"
+    )
+    rate = {n: _median(r, lambda x: x.rate) for n, r in results.items()}
+    server = {n: _median(r, lambda x: 1000 * x.server.total / x.jobs) for n, r in results.items()}
+    client = {n: _median(r, lambda x: 1000 * x.cpu / x.jobs) for n, r in results.items()}
+    ceilings = {"official": "plain ceiling"}
+    for name in results:
+        beside = ceilings.get(name, "ceiling")
+        note = (
+            f"   [its ceiling, {beside}: {rate[beside][0]:.0f} jobs/s]"
+            if beside in rate and beside != name and name not in ("plain ceiling",)
+            else ""
+        )
+        print(
+            f"  {name:24s} {_fmt(rate[name], '7.1f')} jobs/s   server CPU "
+            f"{_fmt(server[name], '4.2f')} ms/job   client CPU {_fmt(client[name], '5.3f')} "
+            f"s/1000 jobs{note}"
+        )
+    ours = rate["aiodirac"][0]
+    verdicts = [
+        (
+            f"aiodirac / exactly-once ceiling = {ours / rate['ceiling'][0]:.2f} (>= 0.9)",
+            ours >= 0.9 * rate["ceiling"][0],
+        )
+    ]
+    if "official" in results:
+        off = rate["official"][0]
+        verdicts += [
+            (f"aiodirac / official = {ours / off:.2f}x (>= 3x)", ours >= 3 * off),
+            (
+                (
+                    f"server CPU per job, aiodirac / official = "
+                    f"{server['aiodirac'][0] / server['official'][0]:.2f}x (<= 1.3x)"
+                ),
+                server["aiodirac"][0] <= 1.3 * server["official"][0],
+            ),
+            (
+                (
+                    f"client CPU per 1,000 jobs, aiodirac / official = "
+                    f"{client['aiodirac'][0] / client['official'][0]:.2f}x (<= 0.8x)"
+                ),
+                client["aiodirac"][0] <= 0.8 * client["official"][0],
+            ),
+        ]
+    limit = defaults.rate * 20
+    print(
+        f"  (aiodirac's defaults: {defaults.max_in_flight} in flight, {defaults.rate:g} requests/s "
+        f"(burst {defaults.burst}): at most {limit:.0f} jobs/s if every request were a submission)"
+    )
+    print()
+    for text, ok in verdicts:
+        print(f"  [{'MET' if ok else 'MISSED'}] {text}")
 
 
 if __name__ == "__main__":

@@ -376,8 +376,11 @@ async def test_async_generator_is_read_lazily() -> None:
 
     ids = await Submitter(backend, config, gate=RequestGate(config_limits)).submit(chunks())
     assert len(ids) == 10_000
-    # Never more than a few chunks ahead of the confirmed ones: bounded buffering.
-    assert high_water <= 4 * config_limits.max_in_flight + 2
+    # Never more chunks ahead of the confirmed ones than the window: bounded buffering.
+    caps = backend.capabilities
+    window = config.window_for(caps.max_jobs_per_submit, caps.max_ids_per_update, config_limits)
+    assert window < 500 // 4
+    assert high_water <= window + 2
 
 
 def sync_chunks(total: int) -> Iterator[SubmitChunk]:
@@ -418,14 +421,18 @@ def test_config_validation() -> None:
         Limits(burst=0)
 
 
-def test_confirm_batch_is_a_third_of_the_window_within_the_backend_limits() -> None:
-    assert Limits().window == 32
-    assert SubmitConfig().confirm_batch_for(20, 1000, 32) == 213  # 32 chunks of 20, a third
-    window_64, window_1 = Limits(max_in_flight=64).window, Limits(max_in_flight=1).window
-    assert SubmitConfig().confirm_batch_for(20, 1000, window_64) == 1000  # the cap
-    assert SubmitConfig().confirm_batch_for(1000, 10_000, window_1) == 1333
-    assert SubmitConfig().confirm_batch_for(20, 5, window_1) == 5
-    assert SubmitConfig(confirm_batch=7).confirm_batch_for(20, 1000, 32) == 7
+def test_confirm_batch_and_window_follow_the_cost_model() -> None:
+    # as many IDs as the backend takes, up to 1,000 (benchmarks/confirm_cost.py)
+    assert SubmitConfig().confirm_batch_for(20, 1000) == 1000
+    assert SubmitConfig().confirm_batch_for(20, 300) == 300  # the backend's cap
+    assert SubmitConfig().confirm_batch_for(1000, 10_000) == 1000  # one chunk at least
+    assert SubmitConfig().confirm_batch_for(2000, 10_000) == 2000
+    assert SubmitConfig(confirm_batch=7).confirm_batch_for(20, 1000) == 7
+    # in flight + two batches of chunks (8 + 2 x 50), at least Limits.window
+    assert SubmitConfig().window_for(20, 1000, Limits()) == 108
+    assert SubmitConfig(confirm_batch=30).window_for(20, 1000, Limits(max_in_flight=2)) == 8
+    assert SubmitConfig(confirm_batch=200).window_for(20, 1000, Limits(max_in_flight=2)) == 22
+    assert SubmitConfig().window_for(1000, 10_000, Limits()) == 32
 
 
 def test_runs_on_trio() -> None:
@@ -519,23 +526,17 @@ async def test_confirmations_linger_to_carry_many_chunks() -> None:
     async def confirms(linger: float) -> int:
         backend = MemoryBackend(faults=Faults(latency=0.005))
         config = SubmitConfig(confirm_linger=linger)
-        config_limits = Limits(max_in_flight=4, rate=10_000, burst=100)
-        assert (
-            len(
-                await Submitter(backend, config, gate=RequestGate(config_limits)).submit(
-                    list(make_chunks(1000))
-                )
-            )
-            == 1000
-        )
+        gate = RequestGate(Limits(max_in_flight=4, rate=10_000, burst=100))
+        ids = await Submitter(backend, config, gate=gate).submit(list(make_chunks(3000)))
+        assert len(ids) == 3000
         return backend.calls["confirm"]
 
     eager, patient = await confirms(0), await confirms(5)
     assert patient < eager
-    # With a long linger, a batch closes only when it is full: by default a third of the
-    # 4 x max_in_flight = 16 chunks alive at once (16 x 20 // 3 = 106 IDs: 5 chunks of 20),
-    # so that the others go on being sent meanwhile; 50 chunks need 10 confirmations.
-    assert patient == 10
+    # With a long linger, a batch closes only when it is full: 1,000 IDs by default (50 chunks
+    # of 20; the window holds 4 in flight + two batches, so the others go on being sent
+    # meanwhile); 150 chunks need 3 confirmations.
+    assert patient == 3
 
 
 async def test_leaving_the_stream_early_cancels_and_a_rerun_completes(tmp_path: Path) -> None:

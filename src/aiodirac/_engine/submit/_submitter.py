@@ -188,10 +188,10 @@ class _Run:
         self.unsettled: datetime | None = None
         max_jobs = self.backend.capabilities.max_jobs_per_submit
         self.limits = submitter.gate.limits
-        self.slots = anyio.CapacityLimiter(self.limits.window)
-        self.confirm_batch = self.config.confirm_batch_for(
-            max_jobs, self.backend.capabilities.max_ids_per_update, self.limits.window
-        )
+        max_ids = self.backend.capabilities.max_ids_per_update
+        self.window = self.config.window_for(max_jobs, max_ids, self.limits)
+        self.slots = anyio.CapacityLimiter(self.window)
+        self.confirm_batch = self.config.confirm_batch_for(max_jobs, max_ids)
         self.max_jobs = max_jobs
         self.scope: anyio.CancelScope | None = None
         self.confirm_turns = _Turns()
@@ -266,7 +266,7 @@ class _Run:
     async def run(self) -> None:
         try:
             await self.start()
-            send, receive = anyio.create_memory_object_stream[_Created](self.limits.window)
+            send, receive = anyio.create_memory_object_stream[_Created](self.window)
             async with anyio.create_task_group() as tg:
                 self.scope = tg.cancel_scope
                 tg.start_soon(self.produce, send)
