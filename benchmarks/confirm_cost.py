@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import Server, add_server_arguments, running_server
 
 from aiodirac import Job
-from aiodirac._chunking import _chunks_of, _with_group
-from aiodirac._diracx import DiracXBackend
+from aiodirac._job._chunking import _chunks_of, _with_group
+from aiodirac.backends.diracx import DiracXBackend
 
 
 def db_status(server: Server) -> dict[str, int]:
