@@ -88,8 +88,8 @@ def children_cpu(pid: int) -> float:
 class CpuSample:
     """CPU seconds of the server's parts, per pid (a difference of two samples: used between).
 
-    Attributes: ``workers`` (uvicorn's processes), ``db`` (MariaDB), ``tls`` (nginx);
-    ``total`` is workers + db, the server's cost of the work.
+    Attributes: ``workers`` (uvicorn's processes), ``db`` (MariaDB), ``tls`` (nginx), ``s3``
+    (moto); ``total`` is workers + db, the DiracX server's cost of the work.
     """
 
     by_pid: dict[str, dict[int, float]]
@@ -108,6 +108,10 @@ class CpuSample:
     @property
     def tls(self) -> float:
         return self._part("tls")
+
+    @property
+    def s3(self) -> float:
+        return self._part("s3")
 
     @property
     def total(self) -> float:
@@ -133,6 +137,8 @@ class CpuSample:
         )
         if self.by_pid.get("tls"):
             text += f"; nginx TLS {1000 * self.tls / jobs:4.2f}"
+        if self.s3 > 0.005:
+            text += f"; moto S3 {1000 * self.s3 / jobs:4.2f}"
         return text + ")"
 
 
@@ -182,7 +188,8 @@ class Server:
         """The environment of an official-client subprocess talking to this server."""
         env = dict(os.environ, DIRACX_URL=self.url, DIRACX_CREDENTIALS_PATH=self.credentials)
         if self.ca:
-            env["SSL_CERT_FILE"] = self.ca  # httpx (the official client's) trusts it
+            env["DIRACX_CA_PATH"] = self.ca  # the official client's setting
+            env["SSL_CERT_FILE"] = self.ca  # its S3 transfers
         return env
 
     def _pid(self, name: str) -> int | None:
@@ -198,11 +205,11 @@ class Server:
         """CPU seconds used so far by the workers, MariaDB and nginx (0 when not found)."""
         table = _processes()
         parts: dict[str, dict[int, float]] = {}
-        for part, names in (("workers", ("uvicorn",)), ("db", ("mariadb",)), ("tls", ("nginx",))):
-            for name in names:
-                pid = self._pid(name)
-                if pid is not None and pid in table:
-                    parts.setdefault(part, {}).update(_tree(pid, table))
+        parts_pids = (("workers", "uvicorn"), ("db", "mariadb"), ("tls", "nginx"), ("s3", "moto"))
+        for part, name in parts_pids:
+            pid = self._pid(name)
+            if pid is not None and pid in table:
+                parts.setdefault(part, {}).update(_tree(pid, table))
         return CpuSample(parts)
 
     @property
