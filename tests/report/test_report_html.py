@@ -22,6 +22,7 @@ HOSTILE = (
     '"><img src=x onerror=alert(1)>',
     "$\\frac{1}{$ ]]> &amp; <!-- --> <svg onload=alert(2)>",
     ' id="x" href="#y" url(#z)',
+    "esc\x1b[31mred \u202eevil\x00 two\nlines 🚀 漢字",
 )
 
 
@@ -47,12 +48,12 @@ def _tags(page: str) -> _Tags:
 
 def _hostile_data() -> ReportData:
     """A small campaign whose every server- or job-supplied string is an injection attempt."""
-    a, b, c, d = HOSTILE
+    a, b, c, d, e = HOSTILE
     return ReportData(
         campaign=a,
         backend=b,
         created=T0,
-        jobs=3,
+        jobs=4,
         transitions=Transitions.from_rows(
             [
                 (1, 1, "Running", "Application", c, a, T0 + 10),
@@ -60,6 +61,7 @@ def _hostile_data() -> ReportData:
                 (2, 1, "Running", "Application", "", b, T0 + 10),
                 (2, 1, a, c, "", b, T0 + 30),
                 (3, 1, "Failed", d, "", d, T0 + 30),
+                (4, 1, "Failed", e, e, e, T0 + 35),
             ]
         ),
         submissions=Submissions.from_rows([(1, 1, T0 + 1), (2, 1, T0 + 1)]),
@@ -105,6 +107,13 @@ def test_every_campaign_string_is_escaped() -> None:
     # The charts' own ids are made unique per chart, but never inside a job's text.
     chart = page.split('aria-label="sites"')[1].split("</svg>")[0]
     assert html.unescape(HOSTILE[3]) in html.unescape(chart)
+    # Controls and bidi marks are shown, not obeyed, in the charts and the tables alike; other
+    # scripts are kept (and matplotlib's warning about glyphs its font lacks is not raised).
+    shown = "esc\\x1b[31mred \\u202eevil\\x00 two\\nlines 🚀 漢字"
+    assert shown in chart
+    table = page.split('aria-label="sites"')[1].split("</svg>")[1]  # the sites' table
+    assert f"<td>{html.escape(shown, quote=True)}</td>" in table
+    assert not {"\x00", "\x1b", "\u202e"} & set(page)
 
 
 def test_same_data_gives_the_same_page_in_any_process() -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aiodirac._job._status import JobStatus
+from aiodirac._text import inert
 
 from ._data import Labels, ReportData
 
@@ -316,12 +317,15 @@ def _failures(
 
 
 def _top(codes: Ints, labels: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-    """``(label, count)`` for the most frequent codes, the others summed as one entry."""
+    """``(label, count)`` for the most frequent codes, the others summed as one entry.
+
+    Labels come from the server or from jobs: each is made :func:`~aiodirac._text.inert`.
+    """
     if not len(codes):
         return ()
     counts = np.bincount(codes, minlength=len(labels))
     ranked = sorted(((int(c), labels[i]) for i, c in enumerate(counts) if c), key=lambda x: -x[0])
-    shown = [(label or "(none)", c) for c, label in ranked[:TOP]]
+    shown = [(inert(label) or "(none)", c) for c, label in ranked[:TOP]]
     rest = sum(c for c, _ in ranked[TOP:])
     if rest:
         shown.append((f"{len(ranked) - TOP} others", rest))

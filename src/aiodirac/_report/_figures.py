@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +27,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from aiodirac._text import inert
 
 from ._digest import Digest, TimeUnit
 
@@ -74,7 +77,10 @@ _METADATA: dict[str, str | None] = {"Date": None, "Creator": None, "Format": Non
 @contextmanager
 def _figure(name: str, height: float = 3.4) -> Iterator[Figure]:
     """A figure drawn with the report's settings; its SVG salt is the chart's name."""
-    with matplotlib.rc_context({**_RC, "svg.hashsalt": name}):
+    with matplotlib.rc_context({**_RC, "svg.hashsalt": name}), warnings.catch_warnings():
+        # A site or a status in a script DejaVu Sans lacks (an emoji, CJK): matplotlib lays it
+        # out with a stand-in glyph and warns; the browser draws it with a font that has it.
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
         yield Figure(figsize=(9.0, height), layout="constrained")
 
 
@@ -127,7 +133,7 @@ def status_chart(digest: Digest) -> str | None:
         ax.stackplot(
             digest.edges,
             digest.counts[shown],
-            labels=[digest.statuses[i] for i in shown],
+            labels=[inert(digest.statuses[i]) for i in shown],
             colors=colours,
             linewidth=0,
         )

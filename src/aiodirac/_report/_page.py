@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from aiodirac._text import inert
+
 from ._data import ReportData
 from ._digest import Digest
 
@@ -58,7 +60,8 @@ footer { color: var(--muted); font-size: 12px; text-align: center; }
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """``text`` for the page: control and bidi characters shown, then HTML-escaped."""
+    return html.escape(inert(text), quote=True)
 
 
 def _when(seconds: float) -> str:
