@@ -13,7 +13,7 @@ import anyio
 import pytest
 from _dxjobs import make_chunk
 
-from aiodirac import JobStatus
+from aiodirac import InvalidTransitionError, JobStatus
 from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing._pilot import DiracXTestPilot
 from diracx_server import DiracXServer
@@ -128,6 +128,6 @@ async def test_pilot_drives_many_jobs_along_legal_sequences(
     counts = await backend.summary(ids)
     assert counts == {JobStatus.DONE: 20, JobStatus.FAILED: 20, JobStatus.KILLED: 20}
     # an illegal move is refused by DiracX with a 200: the pilot reports it
-    with pytest.raises(Exception, match="did not move") as info:
+    with pytest.raises(InvalidTransitionError, match="did not move") as info:
         await pilot.set_status({ids[0]: ["Running"]})
-    assert info.value.job_ids == (ids[0],)  # type: ignore[attr-defined]
+    assert info.value.job_ids == (ids[0],)

@@ -8,7 +8,6 @@ and a seeded random cut of the connection after some bytes of a response.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import socket
 import ssl
@@ -333,15 +332,15 @@ def helpers_of(pid: int) -> list[int]:
     return found
 
 
-async def helper_first(ids: list[int], first: int = 2) -> AsyncIterator[int]:
-    """Yield ``first`` IDs, then the rest once a helper process has had time to start (it is
-    started by the second transfer at once, and imports aiodirac before taking any)."""
+async def helper_first(dl: Downloader, ids: list[int], first: int = 2) -> AsyncIterator[int]:
+    """Yield ``first`` IDs, then the rest once a transfer helper process said it is ready (the
+    second transfer starts one at once; it imports aiodirac before taking any)."""
     for job_id in ids[:first]:
         yield job_id
-    with anyio.fail_after(30):
-        while not helpers_of(os.getpid()):
+    with anyio.fail_after(60):
+        # the helper's readiness is a flag its reader task sets: checked between transfers
+        while not any(h.ready for pool in dl._pools for h in pool.helpers):
             await anyio.sleep(0.01)
-    await anyio.sleep(1.5)
     for job_id in ids[first:]:
         yield job_id
 
@@ -417,7 +416,7 @@ async def test_connection_cut_at_random_points(
     with server:
         backend = UrlBackend(f"http://127.0.0.1:{server.port}", archives, fmt="tar")
         async with Downloader(backend, replace(FAST, processes=processes)) as dl:
-            ids = helper_first(list(archives)) if processes else list(archives)
+            ids = helper_first(dl, list(archives)) if processes else list(archives)
             results = await dl.download(ids, out, unpack=unpack, progress=watch)
             # With a helper, it did its share (in one process, nothing else ran).
             assert (dl.helper_transfers > 0) is bool(processes)
@@ -683,6 +682,8 @@ def test_own_client_sees_idle_connections_the_server_closed(backend_name: str) -
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     accepted: list[int] = []
+    got_first = threading.Event()  # the client read the answer: the connection is idle
+    closed = threading.Event()  # the server closed it
 
     def serve() -> None:
         for _ in range(2):
@@ -691,7 +692,8 @@ def test_own_client_sees_idle_connections_the_server_closed(backend_name: str) -
             with conn:
                 conn.recv(65536)
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                threading.Event().wait(0.1)  # then close, while the client holds it as idle
+                got_first.wait(30)
+            closed.set()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -700,7 +702,8 @@ def test_own_client_sees_idle_connections_the_server_closed(backend_name: str) -
         async with Downloader(UrlBackend("http://unused.invalid", {}), FAST) as dl:
             http = dl._client()
             first = (await http.get(f"http://127.0.0.1:{port}/a")).content
-            await anyio.sleep(0.4)
+            got_first.set()
+            await anyio.to_thread.run_sync(closed.wait, 30)
             second = (await http.get(f"http://127.0.0.1:{port}/b")).content
             return [first, second]
 
@@ -729,8 +732,8 @@ def test_https_sandboxes_are_verified_against_the_configured_ca(
     async def main(config: DownloadConfig, out: Path) -> tuple[list[DownloadResult], int]:
         backend = UrlBackend(f"https://127.0.0.1:{server.port}", archives, fmt="tar")
         # With a helper process, most jobs go to it: the CA path must reach it too.
-        ids = helper_first(list(archives)) if processes else list(archives)
         async with Downloader(backend, replace(config, processes=processes)) as dl:
+            ids = helper_first(dl, list(archives)) if processes else list(archives)
             return await dl.download(ids, out), dl.helper_transfers
 
     with server, retry_test_mode():

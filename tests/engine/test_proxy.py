@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -174,12 +174,18 @@ async def test_refuse_connections_then_come_back() -> None:
             assert (await client.get("/")).status_code == 200
         async with anyio.create_task_group() as tg:
             tg.start_soon(proxy.outage, 0.2)
-            await anyio.sleep(0.05)
+            await until(lambda: proxy.refusing)
             async with httpx.AsyncClient(base_url=proxy.url) as client:
                 with pytest.raises(httpx.ConnectError):
                     await client.get("/")
-                await anyio.sleep(0.3)
+                await until(lambda: not proxy.refusing)  # the outage is over by itself
                 assert (await client.get("/")).status_code == 200
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(30):
+        while not condition():
+            await anyio.sleep(0.005)
 
 
 async def test_latency_is_added() -> None:

@@ -17,6 +17,7 @@ from aiodirac._engine.submit._submitter import SubmitConfig, SubmittedJob, Submi
 from aiodirac._exceptions import (
     AuthenticationError,
     ConfigurationError,
+    JobDescriptionError,
     JournalError,
     SubmissionError,
 )
@@ -402,10 +403,11 @@ async def test_sync_generator_and_single_chunk() -> None:
 
 async def test_duplicate_indices_are_refused_before_sending() -> None:
     backend = MemoryBackend()
-    with pytest.raises(Exception, match="two chunks start at global index 0"):
+    with pytest.raises(JobDescriptionError, match="two chunks start at global index 0"):
         await Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS)).submit(
             [make_chunk(range(3)), make_chunk(range(3))]
         )
+    assert backend.calls["submit"] == 0
 
 
 def test_config_validation() -> None:
@@ -469,7 +471,9 @@ async def test_one_submission_at_a_time_per_journal(tmp_path: Path) -> None:
         async with anyio.create_task_group() as tg:
             first = Submitter(backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal)
             tg.start_soon(first.submit, list(make_chunks(200)))
-            await anyio.sleep(0.001)
+            with anyio.fail_after(30):
+                while not backend.calls["submit"]:  # the first one holds the journal now
+                    await anyio.sleep(0)
             try:
                 await Submitter(
                     backend, FAST, gate=RequestGate(FAST_LIMITS), journal=journal

@@ -53,7 +53,7 @@ async def test_a_helper_shares_the_transfers(tmp_path: Path) -> None:
     seen: list[DownloadProgress] = []
     with server:
         async with Downloader(backend, replace(ONE_HELPER, max_concurrency=8)) as dl:
-            results = await dl.download(helper_first(list(archives)), out, progress=seen.append)
+            results = await dl.download(helper_first(dl, list(archives)), out, progress=seen.append)
             assert dl.helper_transfers > 0, "no transfer ran in the helper process"
             assert dl.helper_transfers < len(archives), "this process must do its share"
     assert [r.error for r in results if not r.ok] == []
@@ -147,7 +147,7 @@ async def test_a_helper_that_dies_hands_its_transfers_back(
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(kill_helper_mid_transfer)
-                results = await dl.download(helper_first(list(archives)), out)
+                results = await dl.download(helper_first(dl, list(archives)), out)
     assert killed
     assert "ended during job" in caplog.text
     assert [r.error for r in results if not r.ok] == []
@@ -164,7 +164,7 @@ async def test_cancellation_with_helpers_leaves_nothing_partial(tmp_path: Path) 
     with server:
         async with Downloader(backend, replace(ONE_HELPER, max_concurrency=8)) as dl:
             with anyio.move_on_after(2.4) as scope:
-                await dl.download(helper_first(list(archives)), out)
+                await dl.download(helper_first(dl, list(archives)), out)
             assert scope.cancelled_caught
             assert dl.helper_transfers > 0
             assert "0 active" in repr(dl)
@@ -229,7 +229,7 @@ def test_helpers_on_trio(tmp_path: Path) -> None:
 
     async def main() -> int:
         async with Downloader(backend, replace(ONE_HELPER, max_concurrency=6)) as dl:
-            results = await dl.download(helper_first(list(archives)), out)
+            results = await dl.download(helper_first(dl, list(archives)), out)
             assert [r.error for r in results if not r.ok] == []
             return dl.helper_transfers
 

@@ -124,9 +124,23 @@ async def test_backend_choice_is_logged_once(caplog: pytest.LogCaptureFixture) -
     assert "no DiracX server configured" in lines[0]
 
 
-def test_secrets_stay_out_of_reprs() -> None:
-    client = AsyncDirac(url="https://diracx.invalid", token="very-secret-token")
-    assert "very-secret-token" not in repr(client)
+async def test_secrets_stay_out_of_reprs() -> None:
+    # Every object on the way from AsyncDirac(token=...) to the request holds or hands out the
+    # token; none shows it.
+    import httpx
+
+    from aiodirac.backends.diracx._auth import _Credentials
+
+    secret = "very-secret-token"
+    async with AsyncDirac(url="https://diracx.invalid", token=secret) as client:
+        backend = client.backend
+        tokens = backend._tokens  # type: ignore[attr-defined]
+        async with httpx.AsyncClient() as http:
+            assert await tokens.get(http) == secret  # the token is there, to be hidden
+        shown = [repr(client), str(client), repr(backend), repr(tokens)]
+    shown.append(repr(_Credentials(secret, "refresh-" + secret, 0.0)))
+    for text in shown:
+        assert secret not in text, text
 
 
 async def test_track_unsealed_waits_for_jobs_still_to_come() -> None:
@@ -138,7 +152,9 @@ async def test_track_unsealed_waits_for_jobs_still_to_come() -> None:
         j.setName(name)
         return j
 
-    fast = TrackConfig(min_interval=0.01, max_interval=0.05)
+    # No pause between polls: the poller is either polling or waiting for jobs, never in a timed
+    # sleep, so "every task blocked" means it waits with nothing to poll.
+    fast = TrackConfig(min_interval=0, max_interval=0)
     async with MemoryBackend() as backend, AsyncDirac(backend, track_config=fast) as dirac:
         first = await dirac.submit(job("first"))
         backend.advance(first, to=JobStatus.DONE)
@@ -148,9 +164,10 @@ async def test_track_unsealed_waits_for_jobs_still_to_come() -> None:
                 if isinstance(event, JobEvent) and event.final:
                     finals.append(event.job_id)
                     if event.job_id in first:
-                        # The first job is final, and the poller has time to notice that it
-                        # has nothing left to poll: the stream must wait for the second one.
-                        await anyio.sleep(0.3)
+                        # The first job is final and the poller, with nothing left to poll,
+                        # waits: the stream must wait for the second one.
+                        await anyio.wait_all_tasks_blocked()
+                        assert not events._active
                         second = await dirac.submit(job("second"))
                         assert events.add(second) == 1
                         events.seal()

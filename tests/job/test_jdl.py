@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from _jobref import CASES, case_names
+from _jobref import case_names
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiodirac._exceptions import JDLSyntaxError, JobDescriptionError, UnsafeValueError
 from aiodirac._job._jdl import check_item, check_name, check_value, parse_jdl, render_jdl
 from aiodirac._job._spec import JDLValue
+
+DESCRIPTION = "jobDescription.xml"
 
 
 def cfg_form(value: JDLValue) -> str:
@@ -23,11 +25,22 @@ def cfg_form(value: JDLValue) -> str:
 @pytest.mark.parametrize("name", case_names())
 def test_parses_dirac_jdl_as_loadjdlascfg_does(reference: Path, name: str) -> None:
     parsed = json.loads((reference / f"{name}.parsed.json").read_text())
-    for suffix in (".jdl", ".submit.jdl", ".wire.jdl"):
-        values = parse_jdl((reference / f"{name}{suffix}").read_text())
-        if suffix == ".jdl":
-            expected = parsed["loadJDLAsCFG"]["value"]
-            assert {k: cfg_form(v) for k, v in values.items()} == expected
+    values = parse_jdl((reference / f"{name}.jdl").read_text())
+    assert {k: cfg_form(v) for k, v in values.items()} == parsed["loadJDLAsCFG"]["value"]
+    # What submitJob sends: the same JDL without jobDescription.xml in its InputSandbox
+    # (the sandbox upload adds it); on the wire, the same again wrapped in [...].
+    sent = parse_jdl((reference / f"{name}.submit.jdl").read_text())
+    inputs = values.get("InputSandbox", ())
+    kept = tuple(
+        f for f in (inputs if isinstance(inputs, tuple) else (inputs,)) if f != DESCRIPTION
+    )
+    expected: dict[str, JDLValue] = {k: v for k, v in values.items() if k != "InputSandbox"}
+    if kept:
+        expected["InputSandbox"] = kept if len(kept) > 1 else kept[0]
+    assert sent == expected
+    wire = (reference / f"{name}.wire.jdl").read_text().strip()
+    assert (wire[0], wire[-1]) == ("[", "]")
+    assert parse_jdl(wire) == sent
     roundtrip = parse_jdl(parsed["ClassAdLight"]["asJDL_roundtrip"])
     assert roundtrip == parse_jdl((reference / f"{name}.jdl").read_text())
     for text in parsed.get("generateParametricJobs", {}).get("Value", []):
@@ -201,11 +214,6 @@ def test_any_mapping_round_trips_or_is_refused(attrs: dict[str, JDLValue]) -> No
     except UnsafeValueError:
         return
     assert parse_jdl(text) == attrs
-
-
-def test_reference_folder_layout() -> None:
-    """The helper finds the shared reference beside the repository (or the tests skip)."""
-    assert CASES.name == "cases"
 
 
 @settings(max_examples=300, deadline=None)

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -363,14 +362,18 @@ async def test_jobs_outlive_the_submitting_process(home: Path, backend: LocalBac
     assert json.loads(answer.stdout)[str(job_id)]["Status"] == "Done"
 
 
-async def test_status_of_a_thousand_jobs_is_one_quick_query(backend: LocalBackend) -> None:
+async def test_status_of_a_thousand_jobs_is_one_query(backend: LocalBackend) -> None:
+    # How fast that query is, is measured by benchmarks/local_backend.py, not here.
     jobs = [concrete(("/bin/true", ""), index=i) for i in range(1000)]
     ids = await backend.submit(chunk_of(*jobs))
-    started = time.perf_counter()
+    statements: list[str] = []
+    backend._db()._db.set_trace_callback(statements.append)
     states = await backend.status(ids)
-    elapsed = time.perf_counter() - started
+    backend._db()._db.set_trace_callback(None)
     assert len(states) == 1000
-    assert elapsed < 0.5, f"status of 1000 jobs took {elapsed:.3f} s"
+    assert [s for s in statements if s.lstrip().upper().startswith("SELECT")] == [statements[-1]], (
+        statements
+    )
     assert await backend.summary(ids) == {JobStatus.SUBMITTING: 1000}
 
 
@@ -395,7 +398,7 @@ async def test_damaged_store_is_reported_and_left_alone(home: Path) -> None:
 
 
 def test_agent_runs_in_the_foreground_as_a_module(home: Path) -> None:
-    started = time.monotonic()
+    # it exits after its 0.3 s idle timeout: well before the 30 s timeout of the run
     done = subprocess.run(
         [
             sys.executable,
@@ -413,6 +416,5 @@ def test_agent_runs_in_the_foreground_as_a_module(home: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "exits" in done.stderr
-    assert time.monotonic() - started < 20
     assert (home / "jobs.sqlite").exists()
     assert not (home / "agent.pid").exists()
