@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -157,7 +158,8 @@ class Browser:
                 self._write({"id": -1, "method": "Browser.close"})
                 self.process.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: its helpers too
+            with contextlib.suppress(ProcessLookupError):  # it may have just exited
+                os.killpg(self.process.pid, signal.SIGKILL)  # its own session: its helpers too
             self.process.wait()
         finally:
             os.close(self._send)

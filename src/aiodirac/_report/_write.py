@@ -41,7 +41,9 @@ def render_report(data: ReportData) -> str:
     """The campaign's report as one self-contained HTML document.
 
     The page has no script and loads nothing: its charts are inline SVG, its style inline CSS.
-    The same data always gives the same text.
+    The same data always gives the same text. The charts are drawn under matplotlib settings
+    changed for the duration (``matplotlib.rc_context``, which is process-wide): do not draw
+    other matplotlib figures in another thread meanwhile.
 
     Args:
         data: the campaign's history.
