@@ -49,7 +49,7 @@ from aiodirac.backends._protocol import ActionResult, Backend, OutputSandbox
 from ._config import choose_backend, default_limits
 from ._exceptions import ConfigurationError, InvalidArgumentError, InvalidTransitionError
 from ._journal import Journal
-from ._resource import AsyncResource
+from ._resource import AsyncResource, ungrouped
 
 if TYPE_CHECKING:
     from aiodirac._campaign import Campaign, CampaignCallback, FailurePolicy
@@ -322,9 +322,10 @@ class AsyncDirac(AsyncResource):
         async def one(chunk: Sequence[int]) -> None:
             found.update(await self._gate.call(lambda: backend.status(chunk)))
 
-        async with anyio.create_task_group() as tg:
-            for chunk in pages:
-                tg.start_soon(one, chunk)
+        with ungrouped():
+            async with anyio.create_task_group() as tg:
+                for chunk in pages:
+                    tg.start_soon(one, chunk)
         return {job_id: found[job_id] for job_id in wanted if job_id in found}
 
     async def summary(self, ids: JobIDs) -> dict[JobStatus, int]:

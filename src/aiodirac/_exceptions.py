@@ -28,6 +28,8 @@ Lower-level errors (httpx, sqlite3, tarfile, OSError) are translated where they 
     ├── SandboxError                            an output sandbox could not be fetched or unpacked
     │   ├── SandboxNotAvailableError            job not final yet, no sandbox, or oversized (LFN)
     │   ├── UnsafeArchiveError                  an archive that would write outside its folder
+    │   │   └── SandboxTooLargeError            more bytes than the cap (received or unpacked)
+    │   ├── TemporarySpaceError                 the downloads in flight reached the disk cap
     │   └── IntegrityError                      size or checksum mismatch after retries
     ├── JournalError                            the campaign journal is unusable
     ├── ConfigurationError (ValueError)         a bad setting (backend, URL, credentials, limits, CA)
@@ -70,9 +72,11 @@ __all__ = [
     "PermissionDeniedError",
     "SandboxError",
     "SandboxNotAvailableError",
+    "SandboxTooLargeError",
     "ServiceUnavailableError",
     "StoreLockedError",
     "SubmissionError",
+    "TemporarySpaceError",
     "TrackingTimeoutError",
     "TransientError",
     "UnsafeArchiveError",
@@ -388,6 +392,24 @@ class UnsafeArchiveError(SandboxError):
     """An archive member would land outside its job folder, or the archive is a bomb.
 
     Usage: ``except UnsafeArchiveError as exc: print(exc)``
+    """
+
+
+class SandboxTooLargeError(UnsafeArchiveError):
+    """An output sandbox is larger than the cap (``DownloadConfig.max_unpacked_bytes``): the
+    server sent, or the archive unpacks to, more bytes. Never retried: the transfer is stopped
+    there, and what it wrote is removed.
+
+    Usage: ``except SandboxTooLargeError as exc: print(exc.job_id)``
+    """
+
+
+class TemporarySpaceError(SandboxError):
+    """The downloads in flight hold as much temporary disk space as they may
+    (``DownloadConfig.max_temporary_bytes``): this job's transfer stopped, and what it wrote was
+    removed. Download fewer jobs at once, or raise the cap.
+
+    Usage: ``except TemporarySpaceError as exc: print(exc.job_id)``
     """
 
 

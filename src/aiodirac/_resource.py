@@ -1,5 +1,6 @@
-"""``AsyncResource``: the one way aiodirac objects are closed with ``async with``; and
-``TaskGroupResource``: an object whose background tasks live exactly as long as its ``async with``.
+"""``AsyncResource``: the one way aiodirac objects are closed with ``async with``;
+``TaskGroupResource``: an object whose background tasks live exactly as long as its ``async with``;
+and ``ungrouped``: what escapes a task group is one exception, never an ``ExceptionGroup``.
 
 Usage::
 
@@ -12,13 +13,15 @@ Usage::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     import anyio.abc
 
-__all__ = ["AsyncResource", "TaskGroupResource"]
+__all__ = ["AsyncResource", "TaskGroupResource", "ungrouped"]
 
 
 class AsyncResource:
@@ -97,4 +100,55 @@ class TaskGroupResource:
         tg.cancel_scope.cancel()
         with anyio.CancelScope(shield=True):
             await self._closing()
-        return await tg.__aexit__(exc_type, exc, tb)
+        with ungrouped():
+            return await tg.__aexit__(exc_type, exc, tb)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
+def _cancellation(exc: BaseException) -> bool:
+    import anyio  # here: `import aiodirac` loads no async library
+
+    return isinstance(exc, anyio.get_cancelled_exc_class())
+
+
+def _ours(exc: BaseException) -> bool:
+    # aiodirac's own error tree (this layer cannot import it): any class defined in aiodirac.
+    return type(exc).__module__.split(".")[0] == "aiodirac"
+
+
+@contextmanager
+def ungrouped() -> Iterator[None]:
+    """Around a task group: what escapes it is one exception, never an ``ExceptionGroup``.
+
+    anyio's task groups wrap every error, even a single one, in an ``ExceptionGroup``, which an
+    ``except AuthenticationError`` does not catch. This raises the one that matters instead: an
+    interrupt (``KeyboardInterrupt``, ``SystemExit``) first, then aiodirac's own errors, then any
+    other error (a bug), in the order they happened; the others become notes on it. A group of
+    cancellations only is left as it is (the task group's own cancel scope owns it).
+
+    Usage::
+
+        with ungrouped():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(poll)
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = [e for e in _leaves(group) if not _cancellation(e)]
+        if not leaves:
+            raise
+        ranked = sorted(
+            leaves,
+            key=lambda e: 0 if not isinstance(e, Exception) else 1 if _ours(e) else 2,
+        )
+        chosen = ranked[0]
+        for other in ranked[1:]:
+            chosen.add_note(f"also: {type(other).__name__}: {other}")
+        raise chosen from chosen.__cause__

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zstandard
-from _archives import compress
+from _archives import HOSTILE, compress
+from _archives import member as _file
+from _archives import special as _special
+from _archives import tar_of as _tar
+from _archives import zstd_bomb as _zstd_bomb
 
 from aiodirac import IntegrityError, UnsafeArchiveError
 from aiodirac._engine.download._unpack import (
@@ -25,31 +28,6 @@ from aiodirac._engine.download._unpack import (
 
 GiB = 1 << 30
 MiB = 1 << 20
-
-
-def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-            else:
-                tf.addfile(info)
-    return buf.getvalue()
-
-
-def _file(name: str, data: bytes = b"x", mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.mode = mode
-    return info, data
-
-
-def _special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    return info, None
 
 
 @pytest.fixture
@@ -74,34 +52,6 @@ def _assert_untouched(area: Path) -> None:
     assert not Path("/tmp/aiodirac-evil").exists()
 
 
-HOSTILE: dict[str, list[tuple[tarfile.TarInfo, bytes | None]]] = {
-    "absolute": [_file("/tmp/aiodirac-evil")],
-    "dotdot": [_file("../outside/evil")],
-    "dotdot-inner": [_file("a/b/../../../outside/evil")],
-    "backslash": [_file("..\\outside\\evil")],
-    "drive": [_file("C:evil")],
-    "symlink-absolute": [_special("link", tarfile.SYMTYPE, "/etc")],
-    "symlink-up": [_special("link", tarfile.SYMTYPE, "../outside")],
-    "symlink-up-inner": [_special("a/link", tarfile.SYMTYPE, "b/../../..")],
-    "through-symlink": [
-        _special("link", tarfile.SYMTYPE, "sub"),
-        _file("link/evil"),
-    ],
-    "through-file": [_file("f"), _file("f/evil")],
-    "hardlink-absolute": [_special("h", tarfile.LNKTYPE, "/etc/passwd")],
-    "hardlink-up": [_special("h", tarfile.LNKTYPE, "../outside/x")],
-    "hardlink-unknown": [_special("h", tarfile.LNKTYPE, "not-in-archive")],
-    "chardev": [_special("tty", tarfile.CHRTYPE)],
-    "blockdev": [_special("sda", tarfile.BLKTYPE)],
-    "fifo": [_special("pipe", tarfile.FIFOTYPE)],
-    "case-collision": [_file("Std.out", b"a"), _file("std.out", b"b")],
-    "nfc-collision": [_file("caf\u00e9.txt", b"a"), _file("cafe\u0301.txt", b"b")],
-    "duplicate": [_file("std.out", b"a"), _file("./std.out", b"b")],
-    "file-then-dir": [_file("x", b"a"), _special("X", tarfile.DIRTYPE)],
-    "root-replaced": [_file("./", b"a")],
-}
-
-
 @pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.bz2", "tar.zst"])
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_archive_refused(area: Path, case: str, fmt: str) -> None:
@@ -111,23 +61,6 @@ def test_hostile_archive_refused(area: Path, case: str, fmt: str) -> None:
     with pytest.raises(UnsafeArchiveError):
         extract(archive, area / "dest" / "12")
     _assert_untouched(area)
-
-
-def _zstd_bomb(member_size: int, members: int = 1, frame: int = 8 * MiB) -> bytes:
-    """Concatenated zstd frames: a few KiB that expand to ``members * member_size`` bytes."""
-    cctx = zstandard.ZstdCompressor(level=1)
-    zero_frame = cctx.compress(b"\0" * frame)
-    out = bytearray()
-    for i in range(members):
-        info = tarfile.TarInfo(f"zeros{i}")
-        info.size = member_size
-        out += cctx.compress(info.tobuf(format=tarfile.PAX_FORMAT))
-        full, rest = divmod(member_size, frame)
-        out += zero_frame * full
-        if rest:
-            out += cctx.compress(b"\0" * rest)
-    out += cctx.compress(b"\0" * 1024)
-    return bytes(out)
 
 
 def test_10_gib_bomb_refused_by_default(area: Path) -> None:

@@ -80,11 +80,12 @@ from aiodirac._exceptions import (
     SandboxError,
     SandboxNotAvailableError,
 )
-from aiodirac._resource import AsyncResource
+from aiodirac._resource import AsyncResource, ungrouped
 from aiodirac.backends._http._tls import ssl_verify
 from aiodirac.backends._http._transport import http_client
 from aiodirac.backends._protocol import OutputSandbox
 
+from ._space import TemporarySpace
 from ._transfer import _ExtractSink, _FileSink, _Transfer
 from ._transfer_pool import TransferPool
 from ._unpack import UnpackedFile, UnpackLimits, unpack
@@ -215,6 +216,7 @@ class Downloader(AsyncResource):
         # Read now: a bad CA path is a configuration error before any transfer starts.
         self._verify = ssl_verify(self.config.verify) if http is None else True
         self._journal = journal
+        self._space = TemporarySpace(self.config.max_temporary_bytes)
         self._http = http
         self._own_http = http is None
         self._active = 0
@@ -351,23 +353,24 @@ class Downloader(AsyncResource):
 
         self._pools.append(pool)
         try:
-            async with pool, anyio.create_task_group() as tg:
-                async with receive:
-                    for _ in range(self.config.max_concurrency):
-                        tg.start_soon(worker, receive.clone())
-                async with send:
-                    seen: set[int] = set()
-                    async for raw in _aiter_ids(ids):
-                        if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-                            bad.append(raw)
-                            break
-                        if raw in seen:
-                            continue
-                        seen.add(raw)
-                        order.append(raw)
-                        await send.send(raw)
-                if run.total is None:
-                    run.total = len(order)
+            with ungrouped():
+                async with pool, anyio.create_task_group() as tg:
+                    async with receive:
+                        for _ in range(self.config.max_concurrency):
+                            tg.start_soon(worker, receive.clone())
+                    async with send:
+                        seen: set[int] = set()
+                        async for raw in _aiter_ids(ids):
+                            if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+                                bad.append(raw)
+                                break
+                            if raw in seen:
+                                continue
+                            seen.add(raw)
+                            order.append(raw)
+                            await send.send(raw)
+                    if run.total is None:
+                        run.total = len(order)
         finally:
             self._pools.remove(pool)
             self._helper_done += pool.helper_transfers
@@ -496,6 +499,7 @@ class Downloader(AsyncResource):
             fetch=self._fetch,
             locate=self._locate,
             clean_leftovers=self._clean_leftovers,
+            space=self._space,
             enabled=enabled,
         )
 
@@ -529,14 +533,19 @@ class Downloader(AsyncResource):
         self, source: Path, final: Path, no_job_dir: bool, job_id: int
     ) -> list[UnpackedFile]:
         c = self.config
-        return await unpack(
-            source,
-            final,
-            limits=UnpackLimits(max_bytes=c.max_unpacked_bytes, max_members=c.max_members),
-            merge=no_job_dir,
-            job_id=job_id,
-            fsync=c.fsync,
-        )
+        lease = self._space.lease(job_id)
+        try:
+            return await unpack(
+                source,
+                final,
+                limits=UnpackLimits(max_bytes=c.max_unpacked_bytes, max_members=c.max_members),
+                merge=no_job_dir,
+                job_id=job_id,
+                fsync=c.fsync,
+                on_bytes=lease.take,
+            )
+        finally:
+            lease.release()
 
     def _check(self, info: OutputSandbox, size: int, sha: str) -> None:
         if info.size is not None and size != info.size:
@@ -595,8 +604,9 @@ class Downloader(AsyncResource):
         restarts = 0
         while True:
             sink: _FileSink | _ExtractSink
+            lease = self._space.lease(job_id)
             if extraction is None:
-                sink = _FileSink(part, self.config.fsync)
+                sink = _FileSink(part, self.config.fsync, lease)
             else:
                 c = self.config
                 sink = _ExtractSink(
@@ -606,6 +616,7 @@ class Downloader(AsyncResource):
                     fsync=c.fsync,
                     job_id=job_id,
                     chunk_size=c.chunk_size,
+                    lease=lease,
                     before_install=before_install,
                 )
             transfer = _Transfer(self._client, self._locate, self.config, info, sink, run)

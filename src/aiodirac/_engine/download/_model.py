@@ -49,7 +49,12 @@ class DownloadConfig:
             memory used by transfers.
         retry: backoff and deadline for failures that make no progress (see
             :class:`aiodirac._engine._retry.RetryPolicy`); a resumed transfer that gains bytes retries at once.
-        max_unpacked_bytes: cap on one archive's unpacked size (archive bomb guard).
+        max_unpacked_bytes: cap on one sandbox's size, as received and once unpacked (archive
+            bomb and endless-body guard); a server that sends more is cut off there, whether or
+            not it announced a size.
+        max_temporary_bytes: cap on the temporary disk space of all the downloads in flight
+            together (``.part`` files and folders being unpacked); a transfer that would pass
+            it fails with :class:`aiodirac.TemporarySpaceError`.
         max_members: cap on one archive's number of members.
         verify_checksums: check the SHA-256 when the backend gives one.
         fsync: flush archives and unpacked files to stable storage before they are renamed into
@@ -76,6 +81,7 @@ class DownloadConfig:
         default_factory=lambda: RetryPolicy(deadline=300.0, initial=0.5, max_backoff=20.0)
     )
     max_unpacked_bytes: int = 4 * GiB
+    max_temporary_bytes: int = 16 * GiB
     max_members: int = 100_000
     verify_checksums: bool = True
     fsync: bool = False
@@ -98,6 +104,8 @@ class DownloadConfig:
             )
         if self.max_unpacked_bytes < 0 or self.max_members < 1:
             raise ConfigurationError("DownloadConfig: max_unpacked_bytes >= 0 and max_members >= 1")
+        if self.max_temporary_bytes < 0:
+            raise ConfigurationError("DownloadConfig.max_temporary_bytes must be >= 0")
 
 
 class DownloadPhase(StrEnum):

@@ -29,18 +29,21 @@ from aiodirac._exceptions import (
     NetworkError,
     SandboxError,
     SandboxNotAvailableError,
+    SandboxTooLargeError,
     ServiceUnavailableError,
     TransientError,
     UnsafeArchiveError,
     certificate_refused,
     reason_of,
 )
+from aiodirac._resource import ungrouped
 from aiodirac.backends._http._headers import parse_retry_after
 from aiodirac.backends._http._tls import untrusted_certificate
 from aiodirac.backends._protocol import OutputSandbox
 
 from . import _files
 from ._model import DownloadConfig, DownloadPhase, JobProgress, Locate, _Run
+from ._space import SpaceLease
 from ._unpack import Extraction, UnpackedFile, UnpackLimits
 
 logger = logging.getLogger("aiodirac.download")
@@ -62,13 +65,19 @@ _JOIN = 1 << 20
 
 
 class _FileSink:
-    """Archive bytes to a ``.part`` file (kept archives)."""
+    """Archive bytes to a ``.part`` file (kept archives), counted against the temporary space."""
 
-    def __init__(self, part: Path, fsync: bool) -> None:
+    def __init__(self, part: Path, fsync: bool, lease: SpaceLease) -> None:
         self.part = part
         self.fsync = fsync
+        self.lease = lease
         self.out: _files.AsyncWriter | None = None
         self.hasher = hashlib.sha256()
+
+    def _update(self, chunk: bytes) -> None:
+        # In the worker thread, before the chunk is written.
+        self.lease.take(len(chunk))
+        self.hasher.update(chunk)
 
     async def open(self, tg: anyio.abc.TaskGroup) -> None:
         self.hasher = hashlib.sha256()
@@ -77,7 +86,7 @@ class _FileSink:
     async def write(self, chunks: list[bytes], size: int) -> None:
         assert self.out is not None
         # One worker-thread call hashes and writes the batch (hashlib releases the GIL).
-        await self.out.write_hashed(chunks, self.hasher.update)
+        await self.out.write_hashed(chunks, self._update)
 
     async def restart(self, tg: anyio.abc.TaskGroup) -> None:
         await self.abort()
@@ -90,12 +99,15 @@ class _FileSink:
             await self.out.sync()
         await self.out.aclose()
         verify()
+        # The caller renames it into place at once.
+        self.lease.release()
         return []
 
     async def abort(self) -> None:
         if self.out is not None:
             await self.out.aclose()
         await _files.remove(self.part)
+        self.lease.release()
 
 
 class _ChunkPipe:
@@ -214,9 +226,11 @@ class _ExtractSink:
         fsync: bool,
         job_id: int,
         chunk_size: int,
+        lease: SpaceLease,
         before_install: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.target = target
+        self.lease = lease
         self.before_install = before_install
         self.limits = limits
         self.queue_bytes = _PIPE_CHUNKS * chunk_size
@@ -240,14 +254,19 @@ class _ExtractSink:
     async def _run(self, pipe: _ChunkPipe) -> None:
         name = f"the output sandbox of job {self.job_id}"
         target, limits, merge, fsync = self.target, self.limits, self.merge, self.fsync
-        before_install = self.before_install
+        before_install, lease = self.before_install, self.lease
 
         def run() -> list[UnpackedFile]:
             extraction: Extraction | None = None
             installed = False
             try:
                 extraction = Extraction(
-                    target, limits=limits, merge=merge, fsync=fsync, tag=str(self.job_id)
+                    target,
+                    limits=limits,
+                    merge=merge,
+                    fsync=fsync,
+                    tag=str(self.job_id),
+                    on_bytes=lease.take,
                 )
                 files = extraction.run(pipe.read_chunk, name)
                 # Set by finish(), never by abort(): only a complete, verified archive goes in.
@@ -264,6 +283,8 @@ class _ExtractSink:
                 pipe.stop()
                 if extraction is not None and not installed:
                     extraction.discard()
+                # Installed under final names, or removed: no longer temporary either way.
+                lease.release()
 
         try:
             self.files = await anyio.to_thread.run_sync(run)
@@ -336,29 +357,42 @@ class _Transfer:
         self.relocations = 0
         self.restarts = 0
         self.high_water = 0
+        self.cap = config.max_unpacked_bytes
         self.tg: anyio.abc.TaskGroup | None = None
+
+    def _too_large(self, size: int, announced: bool = False) -> SandboxTooLargeError:
+        job_id = self.info.job_id
+        what = "announces" if announced else "sent more than"
+        return SandboxTooLargeError(
+            f"job {job_id}: the sandbox storage {what} {size} bytes, beyond the cap of "
+            f"{self.cap} bytes per sandbox (DownloadConfig.max_unpacked_bytes); raise the cap "
+            "if this sandbox is genuine",
+            job_id=job_id,
+        )
 
     async def run(self) -> list[UnpackedFile]:
         """Transfer, verify, install; the unpacked files (empty for a kept archive)."""
         error: Exception | None = None
         files: list[UnpackedFile] = []
-        async with anyio.create_task_group() as tg:
-            self.tg = tg
-            try:
-                await self.sink.open(tg)
-                await _retrying(self._attempt, self.config.retry)
-                if isinstance(self.sink, _ExtractSink):
-                    self.run_state.emit(
-                        JobProgress(self.info.job_id, DownloadPhase.UNPACKING, self.size, self.size)
-                    )
-                files = await self.sink.finish(self._verify)
-            except Exception as exc:  # noqa: BLE001 - re-raised below, unchanged
-                # Kept out of the task group so that callers see the error itself.
-                error = exc
-            finally:
-                with anyio.CancelScope(shield=True):
-                    if error is not None or not isinstance(self.sink, _FileSink):
-                        await self.sink.abort()
+        with ungrouped():
+            async with anyio.create_task_group() as tg:
+                self.tg = tg
+                try:
+                    await self.sink.open(tg)
+                    await _retrying(self._attempt, self.config.retry)
+                    if isinstance(self.sink, _ExtractSink):
+                        self.run_state.emit(
+                            JobProgress(
+                                self.info.job_id, DownloadPhase.UNPACKING, self.size, self.size
+                            )
+                        )
+                    files = await self.sink.finish(self._verify)
+                except Exception as exc:  # noqa: BLE001 - re-raised below, unchanged
+                    error = exc
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        if error is not None or not isinstance(self.sink, _FileSink):
+                            await self.sink.abort()
         if error is not None:
             raise error
         return files
@@ -509,6 +543,9 @@ class _Transfer:
                 async for chunk in resp.aiter_raw():
                     buf.append(chunk)
                     buffered += len(chunk)
+                    if self.size + buffered > self.cap:
+                        # Whether or not a size was announced: nothing past the cap is read.
+                        raise self._too_large(self.cap)
                     if buffered >= chunk_size:
                         await flush()
                 await flush()
@@ -528,6 +565,8 @@ class _Transfer:
         return None
 
     def _expect(self, total: int) -> None:
+        if total > self.cap:
+            raise self._too_large(total, announced=True)
         if self.expected_total is not None and self.expected_total != total:
             raise IntegrityError(
                 f"output sandbox of job {self.info.job_id}: the server announces {total} bytes, "

@@ -39,11 +39,12 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from aiodirac._exceptions import SandboxError
+from aiodirac._exceptions import SandboxError, TemporarySpaceError
 from aiodirac._resource import TaskGroupResource
 from aiodirac.backends._protocol import OutputSandbox
 
 from ._model import CleanLeftovers, DownloadConfig, Fetch, Locate, _Run
+from ._space import TemporarySpace
 from ._unpack import UnpackedFile
 
 __all__ = ["TransferPool", "default_processes", "encode_frame", "read_frame"]
@@ -138,6 +139,7 @@ class _Helper:
         self.gone = False
         self.pending: dict[int, _Pending] = {}
         self.send_lock = anyio.Lock()
+        self.granted = 0  # temporary space the helper holds of the downloader's (see _space)
 
     async def send(self, message: object) -> None:
         assert self.process is not None
@@ -186,6 +188,8 @@ class _Helper:
             self.gone = True
             with anyio.CancelScope(shield=True):
                 await self._stop()
+            self.pool.space.give(self.granted)
+            self.granted = 0
             for pending in self.pending.values():
                 pending.answer = ("lost",)
                 pending.finished.set()
@@ -196,6 +200,10 @@ class _Helper:
             _, _, level, name, text = message
             logging.getLogger(name).log(level, "%s", text)
             return
+        if kind == "space-back":
+            self.pool.space.give(message[2])
+            self.granted -= message[2]
+            return
         pending = self.pending.get(job_id)
         if pending is None:
             return
@@ -205,6 +213,14 @@ class _Helper:
             pending.run.emit(job)
         elif kind == "locate":
             self.pool.tg.start_soon(self._locate, job_id)
+        elif kind == "space":
+            error: BaseException | None = None
+            try:
+                self.pool.space.take(message[2], job_id)
+                self.granted += message[2]
+            except TemporarySpaceError as exc:
+                error = exc
+            self.pool.tg.start_soon(self._answer, ("space", job_id, error))
         elif kind == "installing":
             # Every earlier event of this job has been shown: its files may become visible.
             self.pool.tg.start_soon(self._answer, ("install", job_id))
@@ -306,9 +322,12 @@ class TransferPool(TaskGroupResource):
         fetch: Fetch,
         locate: Locate,
         clean_leftovers: CleanLeftovers,
+        space: TemporarySpace | None = None,
         enabled: bool = True,
     ) -> None:
         self.config = config
+        # The temporary disk space helpers take their grants of (see ``_space``).
+        self.space = space or TemporarySpace(config.max_temporary_bytes)
         self.locate = locate
         self._fetch = fetch
         self._clean_leftovers = clean_leftovers

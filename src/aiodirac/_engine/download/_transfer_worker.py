@@ -2,8 +2,8 @@
 
 Started by :class:`aiodirac._engine.download._transfer_pool.TransferPool`, never by hand. It reads pickled frames
 on stdin (``config``, then ``fetch``, ``cancel`` and ``located``) and answers on stdout
-(``ready``, ``progress``, ``locate``, ``log``, then ``done``, ``failed`` or ``cancelled`` per
-transfer). Each transfer runs :meth:`Downloader._fetch` exactly as the parent would; a fresh URL
+(``ready``, ``progress``, ``locate``, ``space``, ``space-back``, ``log``, then ``done``,
+``failed`` or ``cancelled`` per transfer). Each transfer runs :meth:`Downloader._fetch` exactly as the parent would; a fresh URL
 is asked of the parent, which alone talks to the backend. The helper exits at the end of stdin,
 cancelling what is in flight (each transfer removes what it wrote), and is killed with its parent
 on Linux.
@@ -19,19 +19,24 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 
 from aiodirac._engine.download._downloader import Downloader
 from aiodirac._engine.download._model import DownloadConfig, DownloadProgress, _Run
 from aiodirac.backends._protocol import OutputSandbox
 
+from ._space import TemporarySpace
 from ._transfer_pool import _safe_error, encode_frame, read_frame
 
 _PR_SET_PDEATHSIG = 1
+# Temporary space is asked of the parent in pieces of this size (one message each).
+_GRANT = 8 << 20
 
 
 def _die_with_parent(parent: int) -> None:
@@ -108,6 +113,60 @@ class _ParentLocator:
             event.set()
 
 
+class _ParentSpace(TemporarySpace):
+    """The parent's temporary space, taken in grants of ``_GRANT`` bytes: the cap holds for the
+    downloads of every process together, at one message per grant."""
+
+    def __init__(self, channel: _Channel) -> None:
+        super().__init__(cap=0)
+        self.channel = channel
+        self.allowance = 0
+        self.answers: dict[int, anyio.Event] = {}
+        self.refused: dict[int, BaseException | None] = {}
+        self.loop_thread = threading.get_ident()
+
+    def take(self, n: int, job_id: int | None = None) -> None:
+        # Called in worker threads only (the writes and the extraction run there).
+        with self._lock:
+            if self.allowance >= n:
+                self.allowance -= n
+                return
+        want = max(n, _GRANT)
+        error = anyio.from_thread.run(self._ask, job_id or 0, want)
+        if error is not None:
+            raise error
+        with self._lock:
+            self.allowance += want - n
+
+    async def _ask(self, job_id: int, want: int) -> BaseException | None:
+        event = self.answers[job_id] = anyio.Event()
+        try:
+            await self.channel.send(("space", job_id, want))
+            await event.wait()
+        finally:
+            del self.answers[job_id]
+        return self.refused.pop(job_id, None)
+
+    def answer(self, job_id: int, error: BaseException | None) -> None:
+        event = self.answers.get(job_id)
+        if event is not None:
+            self.refused[job_id] = error
+            event.set()
+
+    def give(self, n: int) -> None:
+        with self._lock:
+            self.allowance += n
+            surplus = self.allowance - 2 * _GRANT
+            if surplus <= 0:
+                return
+            self.allowance -= surplus
+        message = ("space-back", 0, surplus)
+        if threading.get_ident() == self.loop_thread:
+            self.channel.send_nowait(message)
+        else:
+            anyio.from_thread.run_sync(self.channel.send_nowait, message)
+
+
 class _LogForwarder(logging.Handler):
     def __init__(self, channel: _Channel) -> None:
         super().__init__()
@@ -169,7 +228,9 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         installs.pop(job_id, None)
         await channel.send(answer)
 
+    space = _ParentSpace(channel)
     async with Downloader(backend, config) as dl, anyio.create_task_group() as tg:
+        dl._space = space
         await channel.send(("ready",))
         while (message := await channel.receive()) is not None:
             kind, job_id = message[0], message[1]
@@ -182,6 +243,8 @@ async def _serve(read_fd: int, write_fd: int) -> None:
                     scopes[job_id].cancel()
             elif kind == "located":
                 backend.answer(job_id, message[2])
+            elif kind == "space":
+                space.answer(job_id, message[2])
             elif kind == "install" and job_id in installs:
                 installs[job_id].set()
         # The parent is gone or done: stop what runs (each transfer cleans up after itself).

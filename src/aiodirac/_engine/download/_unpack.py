@@ -59,7 +59,7 @@ from typing import IO, Any, cast
 import anyio
 import zstandard
 
-from aiodirac._exceptions import IntegrityError, UnsafeArchiveError
+from aiodirac._exceptions import IntegrityError, SandboxTooLargeError, UnsafeArchiveError
 
 __all__ = [
     "ChunkSource",
@@ -204,9 +204,15 @@ class _Extractor:
     """One extraction into a fresh folder; keeps what was created to refuse collisions."""
 
     def __init__(
-        self, root: Path, limits: UnpackLimits, fsync: bool, reader: _ForwardReader
+        self,
+        root: Path,
+        limits: UnpackLimits,
+        fsync: bool,
+        reader: _ForwardReader,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         self.root = root
+        self.on_bytes = on_bytes
         self.reader = reader
         self.fsync = fsync
         self.limits = limits
@@ -245,10 +251,12 @@ class _Extractor:
     def _count(self, n: int) -> None:
         self.total += n
         if self.total > self.limits.max_bytes:
-            raise UnsafeArchiveError(
+            raise SandboxTooLargeError(
                 f"archive expands beyond the cap of {self.limits.max_bytes} bytes "
                 "(DownloadConfig.max_unpacked_bytes): refused as a possible archive bomb"
             )
+        if self.on_bytes is not None:
+            self.on_bytes(n)
 
     def add(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         self.members += 1
@@ -494,6 +502,8 @@ class Extraction:
     Members are written into a fresh hidden folder beside ``target`` (inside it with ``merge``),
     which :meth:`install` moves into place; until then ``target`` is untouched. This split lets the
     caller check the archive's checksum after reading it and before anything becomes visible.
+    ``on_bytes`` is called with the size of each piece before it is written (it may raise, e.g.
+    to cap the disk space of several extractions together).
 
     Usage::
 
@@ -513,8 +523,10 @@ class Extraction:
         merge: bool = False,
         fsync: bool = False,
         tag: str | None = None,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         self.target = Path(target)
+        self.on_bytes = on_bytes
         self.limits = limits or UnpackLimits()
         self.merge = merge
         self.fsync = fsync
@@ -553,7 +565,7 @@ class Extraction:
         try:
             with _decompressed(archive) as pieces:
                 reader = _ForwardReader(pieces)
-                extractor = _Extractor(self.work, self.limits, self.fsync, reader)
+                extractor = _Extractor(self.work, self.limits, self.fsync, reader, self.on_bytes)
                 # Mode "r" over a forward-only reader: tarfile reads the headers, _Extractor copies
                 # the data (no stream-layer copies); a backward seek fails as a corrupt archive.
                 with tarfile.TarFile(fileobj=cast("IO[bytes]", reader), mode="r") as tf:
@@ -594,6 +606,7 @@ def extract(
     merge: bool = False,
     fsync: bool = False,
     tag: str | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> list[UnpackedFile]:
     """Extract ``archive`` into ``target`` safely and atomically (blocking; see :func:`unpack`).
 
@@ -604,6 +617,7 @@ def extract(
         merge: move the content into ``target`` entry by entry instead of replacing the folder.
         fsync: flush every file to stable storage before the folder is renamed into place.
         tag: names the hidden work folder (``.<tag>.unpack-<random>``), e.g. the job ID.
+        on_bytes: called with each piece's size before it is written (see :class:`Extraction`).
 
     Returns:
         The regular files written, with their sizes, in archive order.
@@ -614,7 +628,7 @@ def extract(
 
     Usage: ``files = extract("12.tar.zst", "out/12")``
     """
-    job = Extraction(target, limits=limits, merge=merge, fsync=fsync, tag=tag)
+    job = Extraction(target, limits=limits, merge=merge, fsync=fsync, tag=tag, on_bytes=on_bytes)
     try:
         with open(archive, "rb") as raw:
             files = job.run(raw, f"archive {os.fspath(archive)!r}")
@@ -653,6 +667,7 @@ async def unpack(
     merge: bool = False,
     job_id: int | None = None,
     fsync: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> list[UnpackedFile]:
     """Extract ``archive`` into ``target`` in a worker thread (see :func:`extract` and the module doc).
 
@@ -673,6 +688,7 @@ async def unpack(
                 merge=merge,
                 fsync=fsync,
                 tag=str(job_id) if job_id is not None else None,
+                on_bytes=on_bytes,
             )
         )
     except (UnsafeArchiveError, IntegrityError) as exc:

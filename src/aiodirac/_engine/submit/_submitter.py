@@ -69,6 +69,7 @@ from aiodirac._exceptions import (
 from aiodirac._job._chunking import Submittable, _chunks_of, _with_group, chunk_digest
 from aiodirac._job._spec import SubmitChunk
 from aiodirac._journal import CampaignInfo, ChunkState, Journal
+from aiodirac._resource import ungrouped
 from aiodirac.backends._protocol import Backend
 
 __all__ = [
@@ -267,10 +268,11 @@ class _Run:
         try:
             await self.start()
             send, receive = anyio.create_memory_object_stream[_Created](self.window)
-            async with anyio.create_task_group() as tg:
-                self.scope = tg.cancel_scope
-                tg.start_soon(self.produce, send)
-                tg.start_soon(self.confirm_loop, receive)
+            with ungrouped():
+                async with anyio.create_task_group() as tg:
+                    self.scope = tg.cancel_scope
+                    tg.start_soon(self.produce, send)
+                    tg.start_soon(self.confirm_loop, receive)
             # Leftovers exist only after a submit request whose reply was lost (here, or in
             # the earlier runs a resumed campaign follows): otherwise a sweep has nothing to do.
             if self.fatal is None and (self.unsettled is not None or self.resuming):
@@ -728,18 +730,13 @@ class Submitter:
             )
         )
         run = _Run(self, jobs, send)
-        error: Exception | None = None
-        async with anyio.create_task_group() as tg, receive:
-            tg.start_soon(run.run)
-            try:
-                yield SubmissionStream(receive, run)
-            except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
-                # Raised outside the task group, so that callers get it as is, not in a group.
-                error = exc
-            finally:
-                tg.cancel_scope.cancel()
-        if error is not None:
-            raise error
+        with ungrouped():
+            async with anyio.create_task_group() as tg, receive:
+                tg.start_soon(run.run)
+                try:
+                    yield SubmissionStream(receive, run)
+                finally:
+                    tg.cancel_scope.cancel()
 
     async def submit(self, jobs: Submittable) -> list[int]:
         """Submit ``jobs`` and return their IDs in job (global index) order.

@@ -48,8 +48,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from aiodirac._engine._gate import RequestGate
 from aiodirac._engine._retry import RetryPolicy
-from aiodirac._exceptions import ConfigurationError, TrackingTimeoutError, TransientError
+from aiodirac._exceptions import (
+    ConfigurationError,
+    TrackingTimeoutError,
+    TransientError,
+)
 from aiodirac._job._status import JobState, JobStatus
+from aiodirac._resource import ungrouped
 from aiodirac.backends._protocol import Backend
 
 from ._events import JobEvent, JobVanished, PollFailed, PollRecovered, TrackEvent, TrackSummary
@@ -731,19 +736,15 @@ class Tracker:
         stream._add(job_ids, known)
         del known
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(stream._run)
-                try:
-                    yield stream
-                finally:
-                    tg.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
             # The poller never raises (it hands its error to the stream), so a group holds the
-            # block's own exception: give it back as raised, not wrapped by our task group.
-            if len(group.exceptions) != 1:
-                raise
-            inner = group.exceptions[0]
-            raise inner from inner.__cause__
+            # block's own exception: given back as raised, not wrapped by our task group.
+            with ungrouped():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(stream._run)
+                    try:
+                        yield stream
+                    finally:
+                        tg.cancel_scope.cancel()
         finally:
             stream._receive.close()
         stream._raise_error()
@@ -767,9 +768,10 @@ class Tracker:
             async def fetch_into(index: int) -> None:
                 results[index] = await self._fetch(pages[index])
 
-            async with anyio.create_task_group() as tg:
-                for index in range(len(pages)):
-                    tg.start_soon(fetch_into, index)
+            with ungrouped():
+                async with anyio.create_task_group() as tg:
+                    for index in range(len(pages)):
+                        tg.start_soon(fetch_into, index)
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, TransientError):
                 raise result
