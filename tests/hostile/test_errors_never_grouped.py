@@ -19,10 +19,10 @@ from aiodirac import (
     DiracError,
     DownloadConfig,
     Job,
+    Limits,
     NetworkError,
     RetryPolicy,
     SubmissionError,
-    SubmitConfig,
     TrackConfig,
 )
 
@@ -40,7 +40,7 @@ def _client(url: str) -> AsyncDirac:
         "diracx",
         url=url,
         token=TOKEN,
-        submit_config=SubmitConfig(retry=QUICK_RETRY),
+        limits=Limits(retry=QUICK_RETRY),
         track_config=TrackConfig(min_interval=0.05, max_interval=0.1, retry=QUICK_RETRY),
         download_config=DownloadConfig(retry=QUICK_RETRY, processes=0),
     )
@@ -150,7 +150,7 @@ def test_blocking_facade_returns_s_error(
         backend="diracx",
         url=url,
         token=TOKEN,
-        submit_config=SubmitConfig(retry=QUICK_RETRY),
+        limits=Limits(retry=QUICK_RETRY),
         track_config=TrackConfig(min_interval=0.05, max_interval=0.1, retry=QUICK_RETRY),
         download_config=DownloadConfig(retry=QUICK_RETRY, processes=0),
     ) as dirac:
