@@ -134,12 +134,24 @@ class Browser:
 
         profile = workdir / "chromium-profile"
         profile.mkdir()
+        # Chromium writes beside its profile too (crash-report settings in ~/.config/chromium,
+        # dconf's cache in ~/.cache): a home of its own keeps all of it in workdir.
+        home = workdir / "chromium-home"
+        home.mkdir()
+        env = {
+            **os.environ,
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_DATA_HOME": str(home / ".local/share"),
+        }
         with (workdir / "chromium.log").open("wb") as log:
             process = subprocess.Popen(
                 [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
+                env=env,
                 close_fds=False,  # it would close 3 and 4 after wire_pipes ran
                 preexec_fn=wire_pipes,  # noqa: PLW1509 - started from the test thread alone
                 start_new_session=True,
