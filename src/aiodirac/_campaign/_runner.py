@@ -302,13 +302,14 @@ class Runner:
             status = seen.status
             state.set_status(index, status)
             if status in _DONE:
-                if job_id in snap.downloads:
+                if not self.downloads:
+                    state.set_phase(index, Phase.DONE)
+                elif job_id in snap.downloads and self._in_place(job_id):
                     state.set_phase(index, Phase.FETCHED)
-                elif self.downloads:
+                else:
+                    # Fetched again when its folder is gone (the downloader checks the rest).
                     state.set_phase(index, Phase.FETCHING)
                     self._send_ids.send_nowait(job_id)
-                else:
-                    state.set_phase(index, Phase.DONE)
             elif self.policy.is_failure(status):
                 state.set_phase(index, Phase.RETRYING)
                 self._resumed_failures.append((index, seen))
@@ -318,6 +319,10 @@ class Runner:
                 state.set_phase(index, Phase.ACTIVE)
                 initial[job_id] = seen
         return initial
+
+    def _in_place(self, job_id: int) -> bool:
+        dest = self.c.dest
+        return dest is not None and (dest / str(job_id)).is_dir()
 
     def _resume_retries(self, snap: Snapshot) -> None:
         """Act on the failures the journal left: redo journaled retries, decide the others."""
