@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install everything aiodirac's tests need on a fresh machine, then run the whole suite:
 # lint (ruff), formatting, types (mypy --strict on src/), the docs build, and every test,
-# including the integration tests against a real DiracX server (installed in its own venv by
-# scripts/diracx.sh and started by the test session itself).
+# including the integration tests against a real DiracX server shaped like production (MariaDB,
+# several workers, nginx terminating TLS: scripts/diracx_prod.sh installs it, with apt-get for
+# mariadb-server and nginx-light when they are missing, and the test session starts it once).
+# AIODIRAC_DIRACX_SERVER=testapp runs them against DiracX's one-process test app instead.
 #
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh -k local   # extra arguments go to pytest
@@ -41,8 +43,12 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 command -v chromium >/dev/null 2>&1 && chromium --version 2>/dev/null || true
 
-step "installing DiracX (own venv, once)"
-bash scripts/diracx.sh install
+step "installing DiracX (own venv, once) and the server's MariaDB and nginx"
+if [ "${AIODIRAC_DIRACX_SERVER:-prod}" = testapp ]; then
+  bash scripts/diracx.sh install
+else
+  bash scripts/diracx_prod.sh install
+fi
 
 step "ruff"
 .venv/bin/ruff check .

@@ -18,5 +18,11 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("AIODIRAC_HOME", str(tmp_path / "aiodirac-home"))
     # matplotlib (the HTML report) keeps its font cache here, not in ~/.cache/matplotlib
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "matplotlib"))
-    for name in ("DIRACX_URL", "DIRACX_CREDENTIALS_PATH", "AIODIRAC_BACKEND", "AIODIRAC_CONFIG"):
+    for name in (
+        "DIRACX_URL",
+        "DIRACX_CREDENTIALS_PATH",
+        "DIRACX_CA_PATH",
+        "AIODIRAC_BACKEND",
+        "AIODIRAC_CONFIG",
+    ):
         monkeypatch.delenv(name, raising=False)

@@ -1,9 +1,17 @@
-"""pytest plugin: a real DiracX 0.7.0 server for the test session, started by scripts/diracx.sh.
+"""pytest plugin: a real DiracX 0.7.0 server for the test session, started once per session.
+
+By default the server is shaped like a production installation (``scripts/diracx_prod.sh``):
+MariaDB, several uvicorn workers of the stock application, nginx in front terminating TLS, so
+every test talks HTTPS with certificate verification on (the test CA is ``server.verify``).
+``AIODIRAC_DIRACX_SERVER=testapp`` chooses DiracX's one-process test app instead
+(``scripts/diracx.sh``: SQLite, plain HTTP, starts faster) for quick local runs; tests that need
+several workers are skipped there.
 
 The server runs on free loopback ports with its own state folder under pytest's temporary
 directory, and is stopped at the end of the session. ``AIODIRAC_SKIP_DIRACX=1`` skips every test
-that needs it. ``DX_VENV`` / ``DX_HOME`` choose the DiracX venv (default: the script's own,
-installed on first use).
+that needs it. ``DX_VENV`` / ``DX_HOME`` choose the DiracX venv (default: the scripts' own,
+installed on first use). ``AIODIRAC_DIRACX_STATE=<DX_STATE>`` uses a server already started with
+the script (``DX_STATE=... scripts/diracx_prod.sh start``) instead of starting one.
 
 Register with ``pytest_plugins = ["tests.diracx_server"]``.
 
@@ -11,7 +19,11 @@ Usage::
 
     @pytest.mark.diracx
     async def test_x(diracx_server):
-        backend = DiracXBackend(diracx_server.url, credentials_path=diracx_server.credentials_path)
+        backend = DiracXBackend(
+            diracx_server.url,
+            credentials_path=diracx_server.credentials_path,
+            verify=diracx_server.verify,
+        )
 """
 
 from __future__ import annotations
@@ -22,12 +34,14 @@ import json
 import os
 import socket
 import sqlite3
+import ssl
 import subprocess
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -35,9 +49,10 @@ import pytest
 
 from aiodirac import Backend, JobState
 from aiodirac.backends import parse_jdl
+from aiodirac.backends._http._tls import ssl_verify
 from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing import read_env_file
-from aiodirac.testing._pilot import DiracXTestPilot, _read_jdls
+from aiodirac.testing._pilot import DiracXTestPilot, _read_jdls, mysql_connect
 
 __all__ = [
     "DiracXServer",
@@ -46,9 +61,12 @@ __all__ = [
     "conformance_drive",
     "current_server",
     "diracx_server",
+    "server_kind",
 ]
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "diracx.sh"
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+#: AIODIRAC_DIRACX_SERVER -> the script that runs that server
+KINDS = {"prod": SCRIPTS / "diracx_prod.sh", "testapp": SCRIPTS / "diracx.sh"}
 VO = "diracAdmin"
 #: user -> default group of the generated configuration
 USERS = {"localuser": "admin", "otheruser": "admin", "adminuser": "jobadmin"}
@@ -65,21 +83,28 @@ class DiracXServer:
     """Connection details of the session's DiracX server.
 
     Attributes:
-        url: DiracX base URL (``http://127.0.0.1:<port>``).
+        kind: ``"prod"`` (MariaDB, several workers, HTTPS) or ``"testapp"``.
+        url: DiracX base URL (``https://127.0.0.1:<port>``, or ``http://`` for the test app).
+        verify: what clients verify the server with: the test CA's file, or ``True``.
         credentials_path: localuser's credentials file, as ``dirac login`` writes it.
         legacy_secret: the shared secret of ``/api/auth/legacy-exchange``.
         state: the server's state folder (databases, logs, env.sh).
         env: every variable of ``env.sh``.
-        jobdb_path: the SQLite file of DiracX's JobDB.
+        jobdb: DiracX's JobDB: its ``mysql`` URL, or its SQLite file on the test app.
+        env_file: the server's ``env.sh``.
+        script: the script that started it (``stop``, ``status``, ``db-stop``, ``db-start``).
     """
 
+    kind: str
     url: str
+    verify: bool | str
     credentials_path: Path
     legacy_secret: str
     state: Path
     env: dict[str, str] = field(repr=False)
-    jobdb_path: Path
+    jobdb: str
     env_file: Path
+    script: Path
 
     def token_response(self, user: str = "localuser", group: str | None = None) -> dict[str, str]:
         """A fresh ``{access_token, refresh_token, expires_in, ...}`` for ``user``."""
@@ -89,6 +114,7 @@ class DiracXServer:
             params={"preferred_username": user, "scope": f"vo:{VO} group:{group or USERS[user]}"},
             headers={"Authorization": f"Bearer diracx:legacy:{secret}"},
             timeout=30,
+            verify=self.ssl,
         )
         response.raise_for_status()
         return dict(response.json())
@@ -120,12 +146,77 @@ class DiracXServer:
         path.chmod(0o600)
         return path
 
+    @property
+    def ssl(self) -> bool | ssl.SSLContext:
+        """``verify=`` for a plain httpx client talking to the server or its S3 URLs."""
+        return ssl_verify(self.verify)
+
+    def backend(
+        self, credentials_path: Path | None = None, *, url: str | None = None, **options: Any
+    ) -> DiracXBackend:
+        """A :class:`DiracXBackend` on this server (or on ``url``, a proxy in front of it).
+
+        It verifies with the server's CA: the presigned S3 URLs are HTTPS, proxy or not.
+        """
+        return DiracXBackend(
+            url or self.url, credentials_path=credentials_path, verify=self.verify, **options
+        )
+
+    def pilot(self, workdir: Path, credentials_path: Path) -> DiracXTestPilot:
+        """A test pilot playing the grid for the owner of ``credentials_path``."""
+        return DiracXTestPilot(
+            self.url,
+            jobdb=self.jobdb,
+            workdir=workdir,
+            credentials_path=credentials_path,
+            verify=self.verify,
+        )
+
+    def client_environment(self, credentials_path: Path) -> dict[str, str]:
+        """What a DiracX user's shell holds: DIRACX_URL, DIRACX_CREDENTIALS_PATH, DIRACX_CA_PATH."""
+        env = {"DIRACX_URL": self.url, "DIRACX_CREDENTIALS_PATH": str(credentials_path)}
+        if isinstance(self.verify, str):
+            env["DIRACX_CA_PATH"] = self.verify
+        return env
+
+    def run_script(self, verb: str) -> str:
+        """Run the server's script with a verb (``status``, ``db-stop``, ``db-start``...); its
+        output. Raises RuntimeError when it fails."""
+        done = subprocess.run(
+            ["bash", str(self.script), verb],
+            env={**os.environ, "DX_STATE": str(self.state)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.script.name} {verb} failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+
+def server_kind() -> str:
+    """The session's server: ``AIODIRAC_DIRACX_SERVER`` (``prod``, the default, or ``testapp``)."""
+    kind = os.environ.get("AIODIRAC_DIRACX_SERVER") or "prod"
+    if kind not in KINDS:
+        raise pytest.UsageError(
+            f"AIODIRAC_DIRACX_SERVER={kind!r}: use one of {', '.join(sorted(KINDS))}"
+        )
+    return kind
+
 
 @pytest.fixture(scope="session")
 def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXServer]:
-    """Start DiracX + moto on free ports for the session; stop them at the end."""
+    """Start the session's DiracX on free ports; stop every process of it at the end."""
     if os.environ.get("AIODIRAC_SKIP_DIRACX") == "1":
         pytest.skip("AIODIRAC_SKIP_DIRACX=1: the tests that need a real DiracX server are skipped")
+    kind = server_kind()
+    script = KINDS[kind]
+    running = os.environ.get("AIODIRAC_DIRACX_STATE")
+    if running:
+        # a server the developer started (and stops) with the script: the tests only use it
+        yield _use(kind, script, Path(running))
+        return
     state = tmp_path_factory.mktemp("diracx") / "state"
     env = dict(os.environ)
     env.update(
@@ -135,7 +226,7 @@ def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXSe
     )
     env.pop("DX_LEGACY_SECRET", None)
     started = subprocess.run(
-        ["bash", str(SCRIPT), "start"],
+        ["bash", str(script), "start"],
         env=env,
         capture_output=True,
         text=True,
@@ -143,30 +234,38 @@ def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXSe
         check=False,
     )
     if started.returncode != 0:
-        subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, check=False)
+        subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, check=False)
         pytest.fail(
-            f"scripts/diracx.sh start failed ({started.returncode}):\n{started.stderr[-4000:]}",
+            f"scripts/{script.name} start failed ({started.returncode}):\n{started.stderr[-4000:]}",
             pytrace=False,
         )
-    global _current
     try:
-        values = read_env_file(state / "env.sh")
-        jobdb = values["DIRACX_DB_URL_JOBDB"].split(":///", 1)[1]
-        _current = DiracXServer(
-            url=values["DIRACX_URL"],
-            credentials_path=Path(values["DIRACX_CREDENTIALS_PATH"]),
-            legacy_secret=values["DX_LEGACY_SECRET"],
-            state=state,
-            env=values,
-            jobdb_path=Path(jobdb),
-            env_file=state / "env.sh",
-        )
-        yield _current
+        yield _use(kind, script, state)
     finally:
+        global _current
         _current = None
         subprocess.run(
-            ["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120, check=False
+            ["bash", str(script), "stop"], env=env, capture_output=True, timeout=120, check=False
         )
+
+
+def _use(kind: str, script: Path, state: Path) -> DiracXServer:
+    global _current
+    values = read_env_file(state / "env.sh")
+    jobdb = values["DIRACX_DB_URL_JOBDB"]
+    _current = DiracXServer(
+        kind=kind,
+        url=values["DIRACX_URL"],
+        verify=values.get("DIRACX_CA_PATH") or True,
+        credentials_path=Path(values["DIRACX_CREDENTIALS_PATH"]),
+        legacy_secret=values["DX_LEGACY_SECRET"],
+        state=state,
+        env=values,
+        jobdb=jobdb if jobdb.startswith("mysql") else jobdb.split(":///", 1)[1],
+        env_file=state / "env.sh",
+        script=script,
+    )
+    return _current
 
 
 _current: DiracXServer | None = None
@@ -186,7 +285,7 @@ async def conformance_backend(tmp_path: Path) -> AsyncIterator[Backend]:
     """The conformance suite's DiracX kind: localuser's backend with a private credentials file."""
     server = current_server()
     credentials = server.write_credentials(tmp_path / "diracx-credentials.json")
-    async with DiracXBackend(server.url, credentials_path=credentials) as backend:
+    async with server.backend(credentials) as backend:
         _folders[backend] = tmp_path
         yield backend
 
@@ -198,12 +297,7 @@ async def conformance_drive(
     server = current_server()
     folder = _folders[backend]
     with anyio.fail_after(timeout):
-        async with DiracXTestPilot(
-            server.url,
-            jobdb_path=server.jobdb_path,
-            workdir=folder / "grid",
-            credentials_path=folder / "diracx-credentials.json",
-        ) as pilot:
+        async with server.pilot(folder / "grid", folder / "diracx-credentials.json") as pilot:
             while True:
                 await pilot.run_jobs(ids)
                 states = await backend.status(ids)
@@ -215,7 +309,7 @@ async def conformance_drive(
 def assign_input_sandbox(server: DiracXServer, job_id: int) -> str:
     """Do for one job what DIRAC's JobSanity optimizer does (none runs with this server): assign
     the input sandbox its JDL names to it, in DiracX's SandboxMetadataDB. Returns the PFN."""
-    jdl = _read_jdls(server.jobdb_path, [job_id])[job_id]
+    jdl = _read_jdls(server.jobdb, [job_id])[job_id]
     entries = parse_jdl(jdl).get("InputSandbox", ())
     pfn = next(
         str(e)
@@ -223,15 +317,35 @@ def assign_input_sandbox(server: DiracXServer, job_id: int) -> str:
         if str(e).startswith("SB:")
     )
     se_name, _, se_pfn = pfn[len("SB:") :].partition("|")
-    database = server.env["DIRACX_DB_URL_SANDBOXMETADATADB"].split(":///", 1)[1]
-    with contextlib.closing(sqlite3.connect(database, timeout=30)) as connection, connection:
-        connection.execute(
-            "INSERT INTO sb_EntityMapping (SBId, EntityId, Type) SELECT SBId, ?, 'Input' "
-            "FROM sb_SandBoxes WHERE SEName = ? AND SEPFN = ?",
-            (f"Job:{job_id}", se_name, se_pfn),
-        )
-        connection.execute(
-            "UPDATE sb_SandBoxes SET Assigned = 1 WHERE SEName = ? AND SEPFN = ?",
-            (se_name, se_pfn),
-        )
+    _execute(
+        server.env["DIRACX_DB_URL_SANDBOXMETADATADB"],
+        [
+            (
+                (
+                    "INSERT INTO sb_EntityMapping (SBId, EntityId, Type) SELECT SBId, ?, 'Input' "
+                    "FROM sb_SandBoxes WHERE SEName = ? AND SEPFN = ?"
+                ),
+                (f"Job:{job_id}", se_name, se_pfn),
+            ),
+            (
+                "UPDATE sb_SandBoxes SET Assigned = 1 WHERE SEName = ? AND SEPFN = ?",
+                (se_name, se_pfn),
+            ),
+        ],
+    )
     return pfn
+
+
+def _execute(url: str, statements: Sequence[tuple[str, tuple[object, ...]]]) -> None:
+    """Run SQL statements (``?`` placeholders) in one transaction on a DiracX database URL:
+    MariaDB (``mysql+...``) or SQLite."""
+    if url.startswith("mysql"):
+        with contextlib.closing(mysql_connect(url)) as connection:
+            with contextlib.closing(connection.cursor()) as cursor:
+                for sql, params in statements:
+                    cursor.execute(sql.replace("?", "%s"), params)
+            connection.commit()
+        return
+    with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1], timeout=30)) as db, db:
+        for sql, params in statements:
+            db.execute(sql, params)

@@ -48,6 +48,19 @@ def test_settings_file_names_a_server(tmp_path: Path) -> None:
     assert (choice.kind, choice.url) == ("diracx", "https://from-file")
 
 
+def test_ca_path_from_the_environment_or_the_settings_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[diracx]\nurl = "https://from-file"\nca_path = "/etc/grid-security/certificates"\n'
+    )
+    env = {"AIODIRAC_CONFIG": str(cfg)}
+    assert choose_backend(environ=env).ca_path == "/etc/grid-security/certificates"
+    # DIRACX_CA_PATH, as DiracX's own client reads it, wins
+    env["DIRACX_CA_PATH"] = "/tmp/ca.pem"
+    assert choose_backend(environ=env).ca_path == "/tmp/ca.pem"
+    assert choose_backend(environ={"DIRACX_URL": "https://x"}).ca_path is None
+
+
 def test_settings_file_backend_key_wins_over_its_url(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('backend = "local"\n[diracx]\nurl = "https://from-file"\n')

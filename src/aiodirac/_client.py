@@ -10,6 +10,7 @@ by the engine: :class:`~aiodirac._engine.submit._submitter.Submitter`, :class:`~
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -132,7 +133,9 @@ class AsyncDirac(AsyncResource):
         download_config: download concurrency, retries and unpacking limits.
         verify: TLS verification of every request and every sandbox transfer: ``True`` (the
             system's CA store), or the CA certificates that sign the servers (a file or a
-            folder, e.g. ``/etc/grid-security/certificates``). It is the downloads'
+            folder, e.g. ``/etc/grid-security/certificates``). By default the
+            ``DIRACX_CA_PATH`` environment variable (or ``[diracx] ca_path`` in the settings
+            file) when set, as for DiracX's own client. It is the downloads'
             ``DownloadConfig.verify`` too; giving both, different, is a
             :class:`ConfigurationError`.
 
@@ -156,7 +159,7 @@ class AsyncDirac(AsyncResource):
         submit_config: SubmitConfig | None = None,
         track_config: TrackConfig | None = None,
         download_config: DownloadConfig | None = None,
-        verify: bool | str = True,
+        verify: bool | str | None = None,
     ) -> None:
         self._backend_arg = backend
         self._url = url
@@ -165,8 +168,11 @@ class AsyncDirac(AsyncResource):
         self._journal_path = journal
         self._submit_config = submit_config or SubmitConfig()
         self._track_config = track_config or TrackConfig()
-        self._download_config = _with_verify(download_config or DownloadConfig(), verify)
+        self._download_config = _with_verify(
+            download_config or DownloadConfig(), True if verify is None else verify
+        )
         self._verify = verify
+        self._tls_verify: bool | str | None = None  # what verified DiracX, once connected
         self._stack: AsyncExitStack | None = None
         self._backend: Backend | None = None
         self._journal: Journal | None = None
@@ -197,6 +203,11 @@ class AsyncDirac(AsyncResource):
             if self._journal_path is not None:
                 self._journal = await Journal.open(self._journal_path)
                 stack.push_async_callback(self._journal.aclose)
+            if isinstance(self._tls_verify, str) and self._download_config.verify is True:
+                # the installation's CA signs its sandbox store too (every download uses it)
+                self._download_config = dataclasses.replace(
+                    self._download_config, verify=self._tls_verify
+                )
             self._downloader = await stack.enter_async_context(
                 Downloader(
                     self._backend, self._download_config, journal=self._journal, gate=self._gate
@@ -231,11 +242,13 @@ class AsyncDirac(AsyncResource):
             else:
                 from aiodirac.backends.diracx import DiracXBackend
 
+                verify = self._verify if self._verify is not None else choice.ca_path or True
+                self._tls_verify = verify
                 backend = DiracXBackend(
                     choice.url,
                     token=self._token,
                     credentials_path=choice.credentials_path,
-                    verify=self._verify,
+                    verify=verify,
                 )
             reason = choice.reason
         if not isinstance(self._backend_arg, Backend):

@@ -15,6 +15,7 @@ The settings file is TOML, at ``$AIODIRAC_CONFIG`` or ``$XDG_CONFIG_HOME/aiodira
     [diracx]
     url = "https://diracx.example.org"
     credentials_path = "~/.cache/diracx/credentials.json"
+    ca_path = "/etc/grid-security/certificates"   # CA certificates (file or folder); DIRACX_CA_PATH
     [local]
     home = "~/aiodirac-state"
     [limits]                      # every request a client sends (see aiodirac.Limits)
@@ -54,6 +55,7 @@ class Settings:
     backend: BackendKind | None = None
     diracx_url: str | None = None
     credentials_path: str | None = None
+    ca_path: str | None = None
     local_home: str | None = None
     rate: float | None = None
     burst: int | None = None
@@ -73,6 +75,9 @@ class BackendChoice:
     url: str | None = None
     credentials_path: str | None = None
     local_home: str | None = None
+    #: the CA certificates (file or folder) that sign the DiracX server's and its sandbox
+    #: store's certificates, as DiracX's own client takes them (``DIRACX_CA_PATH``)
+    ca_path: str | None = None
 
 
 def _settings_path(environ: Mapping[str, str]) -> Path:
@@ -121,6 +126,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         backend=None if backend is None else _kind(backend, str(path)),
         diracx_url=_opt_str(diracx.get("url"), path, "diracx.url"),
         credentials_path=_opt_str(diracx.get("credentials_path"), path, "diracx.credentials_path"),
+        ca_path=_opt_str(diracx.get("ca_path"), path, "diracx.ca_path"),
         local_home=_opt_str(local.get("home"), path, "local.home"),
         rate=_opt_number(limits.get("rate"), path, "limits.rate", integer=False),
         burst=_opt_number(limits.get("burst"), path, "limits.burst", integer=True),
@@ -221,4 +227,5 @@ def choose_backend(
             "file",
             cli="give --url URL, set DIRACX_URL, or put [diracx] url in the aiodirac settings file",
         )
-    return BackendChoice("diracx", reason, url=server, credentials_path=creds)
+    ca_path = env.get("DIRACX_CA_PATH") or conf.ca_path
+    return BackendChoice("diracx", reason, url=server, credentials_path=creds, ca_path=ca_path)

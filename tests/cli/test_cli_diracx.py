@@ -10,8 +10,6 @@ import anyio
 import pytest
 from cli_support import Invoke
 
-from aiodirac.testing._pilot import DiracXTestPilot
-
 pytestmark = pytest.mark.diracx
 
 
@@ -21,19 +19,14 @@ def dx(
 ) -> Invoke:
     """``aiodirac`` pointed at the session's DiracX with localuser's credentials, as users do."""
     credentials = diracx_server.write_credentials(tmp_path / "credentials.json")
-    monkeypatch.setenv("DIRACX_URL", diracx_server.url)
-    monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(credentials))
+    for name, value in diracx_server.client_environment(credentials).items():
+        monkeypatch.setenv(name, value)
     return aiodirac
 
 
 def _run_on_grid(server: Any, tmp_path: Path, ids: Sequence[int]) -> None:
     async def run() -> None:
-        async with DiracXTestPilot(
-            server.url,
-            jobdb_path=server.jobdb_path,
-            workdir=tmp_path / "grid",
-            credentials_path=tmp_path / "credentials.json",
-        ) as pilot:
+        async with server.pilot(tmp_path / "grid", tmp_path / "credentials.json") as pilot:
             runs = await pilot.run_jobs(ids)
         assert {r.job_id for r in runs} == set(ids)
 
@@ -124,12 +117,7 @@ def test_jobs_and_history_on_diracx_show_server_strings_inert(
     hostile = "\x1b]0;owned\x07\x1b[2J\u202egnp.exe"
 
     async def move() -> None:
-        async with DiracXTestPilot(
-            diracx_server.url,
-            jobdb_path=diracx_server.jobdb_path,
-            workdir=tmp_path / "grid",
-            credentials_path=tmp_path / "credentials.json",
-        ) as pilot:
+        async with diracx_server.pilot(tmp_path / "grid", tmp_path / "credentials.json") as pilot:
             await pilot.set_status(
                 {job_id: [("Checking", "JobSanity"), ("Waiting", "Pilot", hostile)]}
             )

@@ -21,7 +21,7 @@ def credentials(diracx_server: DiracXServer, tmp_path: Path) -> Path:
 @pytest.fixture
 async def backend(diracx_server: DiracXServer, credentials: Path) -> AsyncIterator[DiracXBackend]:
     """localuser's DiracX backend."""
-    async with DiracXBackend(diracx_server.url, credentials_path=credentials) as b:
+    async with diracx_server.backend(credentials) as b:
         yield b
 
 
@@ -30,10 +30,5 @@ async def pilot(
     diracx_server: DiracXServer, credentials: Path, tmp_path: Path
 ) -> AsyncIterator[DiracXTestPilot]:
     """A test pilot playing the grid for localuser's jobs."""
-    async with DiracXTestPilot(
-        diracx_server.url,
-        jobdb_path=diracx_server.jobdb_path,
-        workdir=tmp_path / "grid",
-        credentials_path=credentials,
-    ) as p:
+    async with diracx_server.pilot(tmp_path / "grid", credentials) as p:
         yield p

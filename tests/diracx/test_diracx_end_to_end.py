@@ -54,13 +54,8 @@ async def test_seed_job_end_to_end(
         caplog.set_level(logging.DEBUG, logger=name)  # restored after the test
     secrets = json.loads(credentials.read_text())
     async with (
-        DiracXBackend(diracx_server.url, credentials_path=credentials) as backend,
-        DiracXTestPilot(
-            diracx_server.url,
-            jobdb_path=diracx_server.jobdb_path,
-            workdir=tmp_path / "grid",
-            credentials_path=credentials,
-        ) as pilot,
+        diracx_server.backend(credentials) as backend,
+        diracx_server.pilot(tmp_path / "grid", credentials) as pilot,
     ):
         ids = await backend.submit(make_chunk([0], name="API"))
         assert (await backend.status(ids))[ids[0]].status is JobStatus.SUBMITTING

@@ -104,9 +104,19 @@ async def test_other_errors_are_typed(backend: DiracXBackend) -> None:
         with pytest.raises(InvalidRequestError, match=r"query\.per_page: too big"):
             await backend.status([1])
         route.respond(500, text="Internal Server Error")
-        with pytest.raises(BackendError) as info:
+        # a search is safe to repeat: a 500 (a deadlock, a race between workers) is transient
+        with pytest.raises(ServiceUnavailableError, match="HTTP 500") as info:
             await backend.status([1])
-        assert not isinstance(info.value, TransientError)
+        assert info.value.status_code == 500
+        # rescheduling twice is not the same as once: its 500 is not retried
+        mock.post("/api/jobs/reschedule").respond(500, text="Internal Server Error")
+        mock.patch("/api/jobs/status").respond(
+            200, json={"success": {"1": {"Status": "Rescheduled"}}, "failed": {}}
+        )
+        route.respond(200, json=[{"JobID": 1, "Status": "Failed", "MinorStatus": "x"}])
+        with pytest.raises(BackendError, match="HTTP 500") as refused:
+            await backend.reschedule([1])
+        assert not isinstance(refused.value, TransientError)
         route.respond(401, json={"detail": "Invalid JWT"})
         with pytest.raises(AuthenticationError, match="dirac login") as auth:
             await backend.status([1])

@@ -80,7 +80,7 @@ async def test_hostile_arguments(
     except JobDescriptionError:
         assert requests.count == 0
         return
-    stored = parse_jdl(_read_jdls(diracx_server.jobdb_path, ids)[ids[0]])
+    stored = parse_jdl(_read_jdls(diracx_server.jobdb, ids)[ids[0]])
     assert stored["Arguments"] == value
 
 
@@ -93,7 +93,7 @@ async def test_hostile_sandbox_entries(
     ids = await backend.submit(
         make_chunk([0], name="hostile-sb", local_sandbox=[str(tmp_path / n) for n in names])
     )
-    stored = parse_jdl(_read_jdls(diracx_server.jobdb_path, ids)[ids[0]])
+    stored = parse_jdl(_read_jdls(diracx_server.jobdb, ids)[ids[0]])
     entries = stored["InputSandbox"]
     entries = (entries,) if isinstance(entries, str) else entries
     assert len(entries) == 1

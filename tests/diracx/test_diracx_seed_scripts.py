@@ -43,8 +43,8 @@ async def test_seed_scripts_on_diracx(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DIRACX_URL", diracx_server.url)
-    monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(credentials))
+    for name, value in diracx_server.client_environment(credentials).items():
+        monkeypatch.setenv(name, value)
 
     submitted = await anyio.to_thread.run_sync(lambda: _script("submit.py", cwd=tmp_path))
     assert isinstance(submitted, dict)

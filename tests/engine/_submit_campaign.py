@@ -2,13 +2,14 @@
 
     python _submit_campaign.py URL CREDENTIALS JOURNAL N
 
-Submits N jobs ``kill-<n>`` (one parametric Job) to DiracX with the campaign journal JOURNAL,
+The CA of an HTTPS server comes from ``DIRACX_CA_PATH``. Submits N jobs ``kill-<n>`` (one parametric Job) to DiracX with the campaign journal JOURNAL,
 printing ``ready`` once the journal is open and one line per confirmed job, then ``done``.
 Rate limited on purpose, so that a kill lands in the middle of the work.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import anyio
@@ -31,7 +32,12 @@ async def main(url: str, credentials: str, journal_path: str, n: int) -> None:
         max_in_flight=4, rate=4, burst=2, retry=RetryPolicy(initial=0.2, max_backoff=2)
     )
     async with (
-        DiracXBackend(url, credentials_path=credentials, timeout=10) as backend,
+        DiracXBackend(
+            url,
+            credentials_path=credentials,
+            timeout=10,
+            verify=os.environ.get("DIRACX_CA_PATH") or True,
+        ) as backend,
         await Journal.open(journal_path) as journal,
     ):
         print("ready", flush=True)

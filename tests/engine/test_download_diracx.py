@@ -14,7 +14,7 @@ from _archives import make_archive
 
 from aiodirac import SandboxNotAvailableError
 from aiodirac._engine.download._downloader import DownloadConfig, Downloader
-from aiodirac.backends.diracx import DiracXBackend
+from diracx_server import current_server
 
 pytestmark = pytest.mark.diracx
 
@@ -31,7 +31,10 @@ def dx(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def api(dx: Any) -> Iterator[httpx.Client]:
     with httpx.Client(
-        base_url=dx.url, headers={"Authorization": f"Bearer {dx.token()}"}, timeout=60
+        base_url=dx.url,
+        headers={"Authorization": f"Bearer {dx.token()}"},
+        timeout=60,
+        verify=dx.ssl,
     ) as client:
         yield client
 
@@ -64,8 +67,12 @@ def _attach(api: httpx.Client, job_id: int, blob: bytes) -> None:
     }
     answer = api.post("/api/jobs/sandbox", json=info).raise_for_status().json()
     if answer["url"]:
-        httpx.post(
-            answer["url"], data=answer["fields"], files={"file": ("file", blob)}, timeout=60
+        httpx.post(  # a presigned URL: no DiracX token
+            answer["url"],
+            data=answer["fields"],
+            files={"file": ("file", blob)},
+            timeout=60,
+            verify=current_server().ssl,
         ).raise_for_status()
     api.patch(f"/api/jobs/{job_id}/sandbox/output", json=answer["pfn"]).raise_for_status()
 
@@ -81,8 +88,8 @@ async def test_real_output_sandboxes_into_job_folders(
     _move(api, [done], "Done")
     credentials = dx.write_credentials(tmp_path / "credentials.json")
     async with (
-        DiracXBackend(dx.url, credentials_path=credentials) as backend,
-        Downloader(backend, DownloadConfig(max_concurrency=4)) as dl,
+        dx.backend(credentials) as backend,
+        Downloader(backend, DownloadConfig(max_concurrency=4, verify=dx.verify)) as dl,
     ):
         ok, pending = await dl.download([done, running], tmp_path / "out")
         [kept] = await dl.download([done], tmp_path / "kept", unpack=False)

@@ -19,82 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
+from _server_checks import assert_exactly_once_on_server, group_jobs, make_job
 
 from aiodirac._engine._gate import Limits, RequestGate
 from aiodirac._engine._retry import RetryPolicy
 from aiodirac._engine.submit._model import SubmitReport
 from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
-from aiodirac._job._job import Job
 from aiodirac._job._status import JobStatus
 from aiodirac._journal import Journal
-from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing._proxy import FaultProxy, ProxyFaults
 
 pytestmark = [pytest.mark.diracx, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
-
-
-def make_job(name: str, n: int) -> Job:
-    job = Job()
-    job.setExecutable("/bin/echo", arguments="value %(n)s")
-    job.setName(f"{name}-%n")
-    job.setParameterSequence("n", [str(i) for i in range(n)])
-    return job
-
-
-def group_jobs(server: Any, group: str) -> list[dict[str, Any]]:
-    """Every job of a JobGroup, straight from DiracX (no proxy, no aiodirac)."""
-    token = server.token()
-    rows: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        response = httpx.post(
-            f"{server.url}/api/jobs/search",
-            params={"page": page, "per_page": 10_000},
-            headers={"Authorization": f"Bearer {token}"},
-            json={
-                "parameters": ["JobID", "JobName", "Status", "MinorStatus", "JobGroup"],
-                "search": [{"parameter": "JobGroup", "operator": "eq", "value": group}],
-                "sort": [{"parameter": "JobID", "direction": "asc"}],
-            },
-            timeout=60,
-        )
-        if response.status_code == 416:
-            break
-        response.raise_for_status()
-        rows.extend(response.json())
-        if response.status_code != 206:
-            break
-        page += 1
-    return rows
-
-
-def assert_exactly_once_on_server(
-    rows: list[dict[str, Any]], name: str, n: int, journal_ids: dict[int, tuple[int, bool]]
-) -> Counter[str]:
-    statuses = Counter(str(row["Status"]) for row in rows)
-    live = [row for row in rows if row["Status"] != JobStatus.KILLED]
-    names = Counter(str(row["JobName"]) for row in live)
-    width = len(str(n - 1))
-    assert sorted(names) == sorted(f"{name}-{i:0{width}d}" for i in range(n))
-    twice = [
-        (row["JobID"], row["JobName"], row["Status"])
-        for row in live
-        if names[str(row["JobName"])] > 1
-    ]
-    assert not twice, f"parameter values live twice on the server: {twice[:6]}"
-    assert all(row["Status"] == JobStatus.RECEIVED for row in live)
-    assert statuses[JobStatus.SUBMITTING] == 0
-    swept = [row for row in rows if row["Status"] == JobStatus.KILLED]
-    assert all(str(row["MinorStatus"]).startswith("Swept by aiodirac") for row in swept)
-    # The journal maps each job to exactly the one ID that lives on the server.
-    assert sorted(journal_ids) == list(range(n))
-    assert all(ok for _, ok in journal_ids.values())
-    assert {job_id for job_id, _ in journal_ids.values()} == {int(row["JobID"]) for row in live}
-    return statuses
 
 
 @dataclass
@@ -116,8 +54,8 @@ async def submit_through_faults(
     config = SubmitConfig(campaign=name)
     config_limits = Limits(retry=RetryPolicy(initial=0.2, max_backoff=2))
     async with (
-        FaultProxy(server.url, faults) as proxy,
-        DiracXBackend(proxy.url, credentials_path=credentials, timeout=timeout) as backend,
+        FaultProxy(server.url, faults, verify=server.verify) as proxy,
+        server.backend(credentials, url=proxy.url, timeout=timeout) as backend,
         await Journal.open(tmp_path / "journal.db") as journal,
     ):
         submitter = Submitter(backend, config, gate=RequestGate(config_limits), journal=journal)
@@ -170,7 +108,7 @@ async def test_cancellation_then_resume_on_diracx(diracx_server: Any, tmp_path: 
     config_limits = Limits(rate=20, burst=2)
     job = make_job("cancel", n)
     async with (
-        DiracXBackend(diracx_server.url, credentials_path=credentials) as backend,
+        diracx_server.backend(credentials) as backend,
         await Journal.open(tmp_path / "journal.db") as journal,
     ):
         with anyio.move_on_after(0.6) as scope:
@@ -205,6 +143,7 @@ def test_sigkill_at_10_moments_then_resume(diracx_server: Any, tmp_path: Path) -
     ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    env.update(diracx_server.client_environment(credentials))
     outputs: list[str] = []
     kills = 0
     for moment in range(10):

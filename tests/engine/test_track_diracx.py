@@ -26,7 +26,6 @@ from aiodirac._engine.track._tracker import TrackConfig, Tracker
 from aiodirac._job._job import Job
 from aiodirac._job._status import JobStatus
 from aiodirac.backends._protocol import Backend
-from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing._pilot import DiracXTestPilot
 from aiodirac.testing._proxy import FaultProxy
 
@@ -80,12 +79,7 @@ def server(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 async def pilot(server: Any, tmp_path: Path) -> AsyncIterator[DiracXTestPilot]:
     credentials = server.write_credentials(tmp_path / "credentials.json")
-    async with DiracXTestPilot(
-        server.url,
-        jobdb_path=server.jobdb_path,
-        workdir=tmp_path / "grid",
-        credentials_path=credentials,
-    ) as pilot:
+    async with server.pilot(tmp_path / "grid", credentials) as pilot:
         yield pilot
 
 
@@ -180,8 +174,8 @@ async def test_the_service_down_mid_tracking_resumes_with_nothing_lost(
     )
     events: list[TrackEvent] = []
     async with (
-        FaultProxy(server.url) as proxy,
-        DiracXBackend(proxy.url, credentials_path=credentials, timeout=5) as backend,
+        FaultProxy(server.url, verify=server.verify) as proxy,
+        server.backend(credentials, url=proxy.url, timeout=5) as backend,
     ):
 
         async def outage_while_the_jobs_move() -> None:

@@ -8,8 +8,9 @@ sandbox **with the owner's identity** (DiracX only hands out download URLs for s
 caller's own namespace) and attaches it to the job, then sets ``Done`` or ``Failed``.
 
 DiracX 0.7.0 has no endpoint that returns a job's JDL, so the pilot reads it from the server's
-JobDB, a SQLite file on a development server (``DIRACX_DB_URL_JOBDB`` in the server's env file),
-opened read-only. For tests that only need statuses to move, :meth:`DiracXTestPilot.set_status`
+JobDB (``DIRACX_DB_URL_JOBDB`` in the server's env file): a SQLite file on the one-process test
+app (opened read-only), a MariaDB/MySQL database on a production-shaped server (read with PyMySQL,
+``pip install pymysql``). For tests that only need statuses to move, :meth:`DiracXTestPilot.set_status`
 drives many jobs along given sequences in one request per batch.
 
 For development servers only: never point it at a production DiracX.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import importlib
 import io
 import logging
 import os
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -123,20 +126,65 @@ def _extract_jdl(stored: str | bytes) -> str:
     return zlib.decompress(base64.b64decode(text)).decode()
 
 
-def _read_jdls(db_path: Path, job_ids: Sequence[int]) -> dict[int, str]:
-    uri = f"file:{db_path}?mode=ro"
-    found: dict[int, str] = {}
+def _read_jdls(jobdb: str | os.PathLike[str], job_ids: Sequence[int]) -> dict[int, str]:
+    """The stored JDLs of jobs, read from the server's JobDB: a SQLite file (or ``sqlite``
+    URL) or a ``mysql`` URL (``mysql+aiomysql://user:password@host:port/JobDB``)."""
+    target = os.fspath(jobdb)
+    if target.startswith("mysql"):
+        rows = _mysql_rows(target, job_ids)
+    else:
+        rows = _sqlite_rows(target.split(":///", 1)[1] if "://" in target else target, job_ids)
+    return {int(job_id): _extract_jdl(stored) for job_id, stored in rows}
+
+
+_JDL_QUERY = "SELECT JobID, JDL FROM JobJDLs WHERE JobID IN ({marks})"
+
+
+def _sqlite_rows(path: str, job_ids: Sequence[int]) -> list[tuple[Any, Any]]:
+    rows: list[tuple[Any, Any]] = []
+    uri = f"file:{path}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as connection:
         for start in range(0, len(job_ids), 500):
             batch = list(job_ids[start : start + 500])
-            marks = ",".join("?" * len(batch))
-            rows = connection.execute(
-                f"SELECT JobID, JDL FROM JobJDLs WHERE JobID IN ({marks})",
-                batch,
-            ).fetchall()
-            for job_id, stored in rows:
-                found[int(job_id)] = _extract_jdl(stored)
-    return found
+            query = _JDL_QUERY.format(marks=",".join("?" * len(batch)))
+            rows.extend(connection.execute(query, batch).fetchall())
+    return rows
+
+
+def mysql_connect(url: str) -> Any:
+    """A PyMySQL connection to a DiracX database URL (``mysql+aiomysql://user:pw@host:port/DB``).
+
+    Raises:
+        ConfigurationError: PyMySQL is not installed.
+
+    Usage: ``with contextlib.closing(mysql_connect(url)) as connection: ...``
+    """
+    try:
+        pymysql = importlib.import_module("pymysql")
+    except ImportError as exc:
+        raise ConfigurationError(
+            "reading a MariaDB/MySQL database of DiracX needs PyMySQL: pip install pymysql"
+        ) from exc
+    parts = urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        database=parts.path.lstrip("/"),
+        connect_timeout=30,
+    )
+
+
+def _mysql_rows(url: str, job_ids: Sequence[int]) -> list[tuple[Any, Any]]:
+    connection = mysql_connect(url)
+    rows: list[tuple[Any, Any]] = []
+    with contextlib.closing(connection), contextlib.closing(connection.cursor()) as cursor:
+        for start in range(0, len(job_ids), 500):
+            batch = list(job_ids[start : start + 500])
+            cursor.execute(_JDL_QUERY.format(marks=",".join(["%s"] * len(batch))), batch)
+            rows.extend(cursor.fetchall())
+    return rows
 
 
 def _safe_extract(data: bytes, workdir: Path) -> None:
@@ -168,15 +216,18 @@ class DiracXTestPilot(AsyncResource):
 
     Args:
         url: the DiracX server.
-        jobdb_path: the server's JobDB SQLite file (to read job JDLs).
+        jobdb: the server's JobDB, to read job JDLs: its SQLite file, or its ``mysql`` URL
+            (``DIRACX_DB_URL_JOBDB``).
         workdir: where jobs run (``<workdir>/<job id>/``).
         token / credentials_path: the job owner's identity, as for :class:`DiracXBackend`.
+        verify: TLS verification (``True``, ``False`` or a CA bundle path), as for
+            :class:`DiracXBackend`.
         site: the Site the jobs are reported on.
         timeout: HTTP timeout in seconds.
 
     Usage::
 
-        async with DiracXTestPilot(url, jobdb_path=db, workdir=tmp, token=tok) as pilot:
+        async with DiracXTestPilot(url, jobdb=db, workdir=tmp, token=tok) as pilot:
             await pilot.run_jobs(ids)
     """
 
@@ -184,17 +235,18 @@ class DiracXTestPilot(AsyncResource):
         self,
         url: str,
         *,
-        jobdb_path: str | os.PathLike[str],
+        jobdb: str | os.PathLike[str],
         workdir: str | os.PathLike[str],
         token: str | None = None,
         credentials_path: str | os.PathLike[str] | None = None,
+        verify: bool | str = True,
         site: str = "DIRAC.aiodirac-test.local",
         timeout: float = 60.0,
     ) -> None:
         self._backend = DiracXBackend(
-            url, token=token, credentials_path=credentials_path, timeout=timeout
+            url, token=token, credentials_path=credentials_path, timeout=timeout, verify=verify
         )
-        self._jobdb = Path(jobdb_path)
+        self._jobdb = jobdb
         self._workdir = Path(workdir)
         self._site = site
         self._clock = datetime.now(UTC)
@@ -205,11 +257,12 @@ class DiracXTestPilot(AsyncResource):
     ) -> Self:
         """A pilot for the server described by ``scripts/diracx.sh``'s ``env.sh``.
 
-        Uses the env file's ``DIRACX_URL``, ``DIRACX_DB_URL_JOBDB`` and, unless a token is given,
-        ``DIRACX_CREDENTIALS_PATH``.
+        Uses the env file's ``DIRACX_URL``, ``DIRACX_DB_URL_JOBDB``, ``DIRACX_CA_PATH`` (when
+        set) and, unless a token is given, ``DIRACX_CREDENTIALS_PATH``.
 
         Raises:
-            ConfigurationError: the file lacks one of these or the JobDB is not a SQLite file.
+            ConfigurationError: the file lacks one of these or the JobDB is neither SQLite nor
+                MySQL.
 
         Usage: ``DiracXTestPilot.from_env_file(state / "env.sh", workdir=tmp_path)``
         """
@@ -219,13 +272,18 @@ class DiracXTestPilot(AsyncResource):
             db_url = values["DIRACX_DB_URL_JOBDB"]
         except KeyError as exc:
             raise ConfigurationError(f"{env_file} does not define {exc.args[0]}") from exc
-        if ":///" not in db_url or not db_url.startswith("sqlite"):
+        if not (db_url.startswith("sqlite") and ":///" in db_url) and not db_url.startswith(
+            "mysql"
+        ):
             raise ConfigurationError(
-                f"the test pilot needs a SQLite JobDB; {env_file} names {db_url.split(':', 1)[0]}"
+                f"the test pilot reads a SQLite or MySQL JobDB; {env_file} names "
+                f"{db_url.split(':', 1)[0]}"
             )
         if "token" not in kwargs and "credentials_path" not in kwargs:
             kwargs["credentials_path"] = values.get("DIRACX_CREDENTIALS_PATH")
-        return cls(url, jobdb_path=db_url.split(":///", 1)[1], workdir=workdir, **kwargs)
+        if values.get("DIRACX_CA_PATH"):
+            kwargs.setdefault("verify", values["DIRACX_CA_PATH"])
+        return cls(url, jobdb=db_url, workdir=workdir, **kwargs)
 
     @property
     def backend(self) -> DiracXBackend:

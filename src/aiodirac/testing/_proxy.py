@@ -10,8 +10,8 @@ client already gave up, as a loaded server does). A switch refuses all
 connections (the service is down) until it is turned off again.
 
 It parses only request framing (headers, ``Content-Length`` or chunked bodies), so it works with
-any HTTP/1.1 client that does not pipeline (httpx does not). It listens on loopback only, forwards
-to a loopback server only, serves at most ``max_connections`` connections at once and stops after
+any HTTP/1.1 client that does not pipeline (httpx does not). It listens on loopback only (plain
+HTTP), forwards to a loopback server only (plain HTTP, or HTTPS verified with ``verify``), serves at most ``max_connections`` connections at once and stops after
 ``max_duration`` seconds.
 
 Usage::
@@ -30,6 +30,7 @@ import logging
 import math
 import random
 import socket
+import ssl
 import struct
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -43,6 +44,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from aiodirac._resource import TaskGroupResource
+from aiodirac.backends._http._tls import ssl_verify
 
 __all__ = ["FaultProxy", "ProxyFaults"]
 
@@ -212,14 +214,19 @@ class FaultProxy(TaskGroupResource):
         port: int = 0,
         max_connections: int = 256,
         max_duration: float = 3600.0,
+        verify: bool | str = True,
     ) -> None:
         parts = urlsplit(upstream if "://" in upstream else f"http://{upstream}")
-        if parts.scheme != "http" or parts.hostname is None or not _loopback(parts.hostname):
-            raise ValueError(
-                f"FaultProxy forwards to a plain-HTTP loopback server only, not {upstream!r}"
-            )
+        if (
+            parts.scheme not in ("http", "https")
+            or parts.hostname is None
+            or not _loopback(parts.hostname)
+        ):
+            raise ValueError(f"FaultProxy forwards to a loopback server only, not {upstream!r}")
         self._up_host = parts.hostname
-        self._up_port = parts.port or 80
+        self._up_port = parts.port or (443 if parts.scheme == "https" else 80)
+        # HTTPS upstream: the proxy verifies the server's certificate (a CA bundle path or True)
+        self._up_tls = ssl_verify(verify) if parts.scheme == "https" else None
         self.faults = faults or ProxyFaults()
         self._rng = random.Random(self.faults.seed)
         self._port = port
@@ -248,7 +255,8 @@ class FaultProxy(TaskGroupResource):
 
     def __repr__(self) -> str:
         return (
-            f"<FaultProxy [{self.url} -> {self._up_host}:{self._up_port}, "
+            f"<FaultProxy [{self.url} -> {'https' if self._up_tls is not None else 'http'}://"
+            f"{self._up_host}:{self._up_port}, "
             f"{len(self._clients)} connections, {'down' if self._refusing else 'up'}]>"
         )
 
@@ -385,7 +393,7 @@ class FaultProxy(TaskGroupResource):
         self._clients.add(client)
         try:
             try:
-                upstream = await anyio.connect_tcp(self._up_host, self._up_port)
+                upstream = await self._connect_upstream()
             except OSError:
                 await self._reset(client)
                 return
@@ -399,10 +407,23 @@ class FaultProxy(TaskGroupResource):
         finally:
             self._clients.discard(client)
 
+    async def _connect_upstream(self) -> anyio.abc.ByteStream:
+        if self._up_tls is None:
+            return await anyio.connect_tcp(self._up_host, self._up_port)
+        context = self._up_tls
+        if not isinstance(context, ssl.SSLContext):
+            context = ssl.create_default_context()
+            if self._up_tls is False:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        return await anyio.connect_tcp(
+            self._up_host, self._up_port, ssl_context=context, tls_standard_compatible=False
+        )
+
     async def _requests(
         self,
         client: anyio.abc.SocketStream,
-        upstream: anyio.abc.SocketStream,
+        upstream: anyio.abc.ByteStream,
         state: dict[str, _Mode],
         scope: anyio.CancelScope,
     ) -> None:
@@ -452,7 +473,7 @@ class FaultProxy(TaskGroupResource):
 
     async def _responses(
         self,
-        upstream: anyio.abc.SocketStream,
+        upstream: anyio.abc.ByteStream,
         client: anyio.abc.SocketStream,
         state: dict[str, _Mode],
         scope: anyio.CancelScope,

@@ -246,7 +246,14 @@ class DiracXBackend(DiracXHTTP, Backend):
         check_item("InputSandbox", pfn)
         jdl = template.replace(_PFN_SLOT, pfn)
         response = await self._api(
-            "POST", "/api/jobs/jdl", action="submit", json=[jdl], jobs_phrase=phrase
+            "POST",
+            "/api/jobs/jdl",
+            action="submit",
+            json=[jdl],
+            jobs_phrase=phrase,
+            # the jobs land unconfirmed: a 500 leaves the outcome unknown, as a lost answer does,
+            # and the engine resends the chunk as new (what the failed request made is swept)
+            repeatable=True,
         )
         inserted = self._json(response, "submit")
         try:
@@ -344,6 +351,8 @@ class DiracXBackend(DiracXHTTP, Backend):
             "POST",
             "/api/jobs/sandbox",
             action="register a sandbox",
+            # content-addressed: registering the same archive again answers the same PFN
+            repeatable=True,
             json={
                 "checksum_algorithm": "sha256",
                 "checksum": archive.sha256,
@@ -372,7 +381,8 @@ class DiracXBackend(DiracXHTTP, Backend):
         except httpx.HTTPError as exc:
             raise network_error(exc, action=action, url=url) from exc
         if not response.is_success:
-            raise_for_response(response, action=f"{action} to {redact_url(url)}")
+            # the same bytes to the same content-addressed key: safe to send again
+            raise_for_response(response, action=f"{action} to {redact_url(url)}", repeatable=True)
 
     # ------------------------------------------------------------------ status changes
     async def confirm(self, job_ids: Sequence[int]) -> None:
@@ -683,6 +693,7 @@ class DiracXBackend(DiracXHTTP, Backend):
                 "POST",
                 "/api/jobs/summary",
                 action="summarise jobs",
+                repeatable=True,
                 json={
                     "grouping": ["Status"],
                     "search": [{"parameter": "JobID", "operator": "in", "values": batch}],
@@ -865,6 +876,7 @@ class DiracXBackend(DiracXHTTP, Backend):
             action=f"get a download URL for job {job_id}",
             job_ids=[job_id],
             params={"pfn": pfn},
+            repeatable=True,
         )
         answer = self._json(response, "sandbox download")
         checksum, fmt = _pfn_details(pfn)

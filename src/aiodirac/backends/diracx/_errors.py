@@ -49,6 +49,9 @@ LOGIN_HINTS: Mapping[str, str] = MappingProxyType(
     }
 )
 _TRANSIENT = frozenset({429, 502, 503, 504})
+#: what a request that is safe to repeat may also meet and be repeated after: a server error of
+#: the moment (a database deadlock or race, a worker restarting: DiracX answers 500)
+_TRANSIENT_IF_REPEATABLE = frozenset({500})
 _MAX_DETAIL = 500
 
 
@@ -108,6 +111,7 @@ def raise_for_response(
     action: str,
     job_ids: Sequence[int] = (),
     jobs_phrase: str | None = None,
+    repeatable: bool = False,
 ) -> None:
     """Raise the aiodirac exception for a DiracX answer that is not a 2xx; return otherwise.
 
@@ -116,14 +120,17 @@ def raise_for_response(
         action: what was attempted, for the message (``"submit"``, ``"kill"``, ...).
         job_ids: the jobs concerned, carried by the exception.
         jobs_phrase: how to name them in the message (defaults to their IDs).
+        repeatable: the request is safe to send again (idempotent, or protected by the
+            two-phase submission): a 500 is then transient too, and retried by the engine.
 
     Raises:
         AuthenticationError: 401.
         PermissionDeniedError: 403.
         JobNotFoundError: 404.
         InvalidRequestError: 400, 413, 416, 422 and other 4xx.
-        ServiceUnavailableError: 429, 502, 503, 504 (with ``retry_after``).
-        BackendError: any other status (500, ...).
+        ServiceUnavailableError: 429, 502, 503, 504 (with ``retry_after``), and 500 when
+            ``repeatable``.
+        BackendError: any other status (500 to a request that is not repeatable, ...).
 
     Usage: ``raise_for_response(response, action="kill", job_ids=ids)``
     """
@@ -149,7 +156,7 @@ def raise_for_response(
         )
     if code == 404:
         raise JobNotFoundError(base, status_code=code, job_ids=ids)
-    if code in _TRANSIENT:
+    if code in _TRANSIENT or (repeatable and code in _TRANSIENT_IF_REPEATABLE):
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
         raise ServiceUnavailableError(

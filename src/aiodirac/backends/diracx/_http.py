@@ -2,7 +2,11 @@
 
 Every DiracX request goes through :meth:`DiracXHTTP._api`: it adds the bearer token (DiracX
 URLs only: presigned S3 URLs are fetched without it), retries once after a 401 with a new token,
-and maps failures to aiodirac's exceptions in one place (:mod:`._errors`). ``PATCH
+and maps failures to aiodirac's exceptions in one place (:mod:`._errors`). A request marked
+``repeatable`` (safe to send again: searches, status changes to a target status, sandbox
+registration...) reports a 500 as transient, so that the engine's retry policy repeats it: a
+server with several workers and a real database answers 500 for races and deadlocks of the
+moment. Retrying is the engine's job, never this module's. ``PATCH
 /api/jobs/status`` answers are read back job by job, because DiracX answers 200 when its state
 machine refused a change; and since DiracX refuses a whole request when one job is not the
 caller's, such requests are split into the caller's jobs and the others.
@@ -139,8 +143,12 @@ class DiracXHTTP:
         json: object = None,
         params: Mapping[str, str | int] | None = None,
         ok: Callable[[httpx.Response], bool] | None = None,
+        repeatable: bool = False,
     ) -> httpx.Response:
-        """One authenticated DiracX request; retried once after a 401 with a new token."""
+        """One authenticated DiracX request; retried once after a 401 with a new token.
+
+        ``repeatable``: sending it again is safe, so a 500 is a :class:`TransientError`.
+        """
         if self._closed:
             raise BackendError("this DiracXBackend is closed")
         assert path.startswith("/api/"), path
@@ -167,7 +175,13 @@ class DiracXHTTP:
                 continue
             if ok is not None and ok(response):
                 return response
-            raise_for_response(response, action=action, job_ids=job_ids, jobs_phrase=jobs_phrase)
+            raise_for_response(
+                response,
+                action=action,
+                job_ids=job_ids,
+                jobs_phrase=jobs_phrase,
+                repeatable=repeatable,
+            )
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -184,7 +198,9 @@ class DiracXHTTP:
 
     async def _whoami(self) -> str:
         if self._username is None:
-            response = await self._api("GET", "/api/auth/userinfo", action="read the user info")
+            response = await self._api(
+                "GET", "/api/auth/userinfo", action="read the user info", repeatable=True
+            )
             info = self._json(response, "userinfo")
             self._username = str(info["preferred_username"])
         return self._username
@@ -217,6 +233,8 @@ class DiracXHTTP:
             params={"force": "true"} if force else None,
             # 404 means "no job could be updated": its detail still lists the failures
             ok=lambda r: r.status_code == 404 and isinstance(detail_dict(r), dict),
+            # each job is moved to a given status: sending it twice ends in the same state
+            repeatable=True,
         )
         answer: dict[str, Any] = (
             (detail_dict(response) or {})
@@ -329,6 +347,7 @@ class DiracXHTTP:
                     json=body,
                     params={"page": page, "per_page": MAX_PER_PAGE},
                     ok=lambda r: r.status_code == 416,
+                    repeatable=True,
                 )
                 if response.status_code == 416:
                     break
@@ -345,7 +364,7 @@ class DiracXHTTP:
     async def _job_request(self, path: str, job_id: int, action: str) -> httpx.Response:
         """A request about one job; a 403 is told apart into unknown job vs someone else's."""
         try:
-            return await self._api("GET", path, action=action, job_ids=[job_id])
+            return await self._api("GET", path, action=action, job_ids=[job_id], repeatable=True)
         except PermissionDeniedError:
             _, others = await self._owned_split([job_id])
             if others.get(job_id) == "unknown job":
