@@ -231,3 +231,16 @@ def test_ca_bundle_path_is_an_ssl_context(tmp_path: Path) -> None:
     assert isinstance(ssl_verify(str(tmp_path)), ssl.SSLContext)
     with pytest.raises(ConfigurationError, match="CA certificates"):
         DiracXBackend(URL, token=TOKEN, verify=str(tmp_path / "missing.pem"))
+
+
+async def test_values_wider_than_diracx_columns_are_refused_before_any_request(
+    backend: DiracXBackend,
+) -> None:
+    # MariaDB refuses them and DiracX 0.7.0 answers "JDL syntax error": say what is wrong
+    with respx.mock(base_url=URL) as mock:
+        with pytest.raises(JobDescriptionError, match=r"JobGroup .* 33 characters .* at most 32"):
+            await backend.submit(make_chunk([0], job_group="g" * 33))
+        with pytest.raises(JobDescriptionError, match=r"JobName .* at most 128") as info:
+            await backend.submit(make_chunk([0], name="n" * 129))
+        assert info.value.attribute == "JobName"
+        assert not mock.calls

@@ -11,9 +11,9 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from aiodirac._status import JobStatus
 
-from aiodirac._job import Job
+from aiodirac._job._job import Job
+from aiodirac._job._status import JobStatus
 
 
 def make_job(name: str, n: int) -> Job:

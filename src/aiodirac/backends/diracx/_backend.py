@@ -31,6 +31,7 @@ from aiodirac._exceptions import (
     BackendError,
     ConfigurationError,
     InvalidTransitionError,
+    JobDescriptionError,
     JobNotFoundError,
     NotSupportedError,
     SandboxNotAvailableError,
@@ -83,6 +84,28 @@ _PFN_SLOT = "SB:SandboxSE|/S3/pending/aiodirac/sandbox/sha256:" + "0" * 64 + ".t
 _SIGNATURE_TTL = 1.0
 _SIGNATURES_KEPT = 64
 _NOT_CONFIRMED = frozenset({JobStatus.SUBMITTING, JobStatus.KILLED, JobStatus.DELETED})
+
+
+#: the widths of DiracX's JobDB columns (``Jobs`` table) that a job description fills: a longer
+#: value is refused by MariaDB/MySQL, and DiracX 0.7.0 reports it as "JDL syntax error"
+_COLUMN_WIDTHS = {"JobGroup": 32, "JobType": 32, "JobName": 128}
+
+
+def _check_widths(chunk: SubmitChunk) -> None:
+    """Refuse values longer than DiracX stores, naming the attribute (before any request)."""
+    values: list[tuple[str, object]] = [
+        (name, chunk.attributes.get(name)) for name in ("JobGroup", "JobType")
+    ]
+    values.extend(("JobName", job.name) for job in chunk.jobs)
+    for name, value in values:
+        limit = _COLUMN_WIDTHS[name]
+        if isinstance(value, str) and len(value) > limit:
+            raise JobDescriptionError(
+                f"{name} {value[:40]!r}... is {len(value)} characters long: DiracX stores at "
+                f"most {limit}",
+                attribute=name,
+                value=value,
+            )
 
 
 def _pfn_details(pfn: str) -> tuple[str | None, str]:
@@ -232,6 +255,7 @@ class DiracXBackend(DiracXHTTP, Backend):
             The new IDs in the order of ``chunk.jobs``; the jobs are ``Submitting``.
 
         Raises:
+            JobDescriptionError: a JobGroup, JobType or JobName longer than DiracX stores.
             InvalidRequestError: DiracX refused the JDL (the message names the chunk's jobs).
             TransientError: outcome unknown (network, timeout, 429/5xx); jobs may exist.
             BackendError: DiracX created a different number of jobs than the chunk holds
@@ -239,6 +263,7 @@ class DiracXBackend(DiracXHTTP, Backend):
         """
         phrase = self._chunk_phrase(chunk)
         # render (and so check) everything before the first request: bad input never leaves
+        _check_widths(chunk)
         attributes = dict(chunk.attributes)
         attributes["InputSandbox"] = self._sandbox_entries(chunk, _PFN_SLOT)
         template = render_jdl(attributes)
