@@ -11,7 +11,6 @@ import pytest
 
 from aiodirac import Dirac, Job
 from aiodirac._job._monitoring import ATTRIBUTE_NAMES, SUMMARY_NAMES
-from aiodirac.testing import DiracXTestPilot
 from diracx_server import DiracXServer
 
 pytestmark = pytest.mark.diracx
@@ -22,8 +21,8 @@ TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 def test_sync_monitoring_on_diracx(
     diracx_server: DiracXServer, credentials: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DIRACX_URL", diracx_server.url)
-    monkeypatch.setenv("DIRACX_CREDENTIALS_PATH", str(credentials))
+    for name, value in diracx_server.client_environment(credentials).items():
+        monkeypatch.setenv(name, value)
     group = f"dxmon-{tmp_path.name[-10:]}"
     job = Job()
     job.setName("dx-monitored")
@@ -33,12 +32,7 @@ def test_sync_monitoring_on_diracx(
         job_id = dirac.submitJob(job)["Value"]
 
         async def run() -> None:
-            async with DiracXTestPilot(
-                diracx_server.url,
-                jobdb_path=diracx_server.jobdb_path,
-                workdir=tmp_path / "grid",
-                credentials_path=credentials,
-            ) as pilot:
+            async with diracx_server.pilot(tmp_path / "grid", credentials) as pilot:
                 await pilot.run_jobs([job_id])
 
         anyio.run(run)
