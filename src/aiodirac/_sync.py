@@ -425,7 +425,7 @@ class Dirac:
             job_id = _single(jobID)
             records = self._run(self._client.logging_info, job_id)
         except JobNotFoundError:
-            return S_ERROR(f"No Logging information for job {jobID}")
+            return S_ERROR(f"No Logging information for job {job_id}")
         except DiracError as exc:
             return S_ERROR(str(exc))
         if not records:
@@ -447,7 +447,7 @@ class Dirac:
             job_id = _single(jobID)
             parameters = self._run(self._client.parameters, job_id)
         except JobNotFoundError:
-            return S_ERROR(f"Failed to get job parameters for {jobID}")
+            return S_ERROR(f"Failed to get job parameters for {job_id}")
         except DiracError as exc:
             return S_ERROR(str(exc))
         parameters.pop("StandardOutput", None)
