@@ -17,19 +17,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from aiodirac._job._jdl import parse_jdl, render_jdl
 from aiodirac._job._job import Job
 from aiodirac._job._monitoring import CPUSample, JobAttributes, JobSelection, LoggingRecord
-from aiodirac._job._parametric import chunk_jobs
-from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
 from aiodirac._job._status import FINAL_STATUSES, JobState, JobStatus, MinorStatus
-from aiodirac.backends._protocol import (
-    ActionResult,
-    Backend,
-    Capabilities,
-    OutputSandbox,
-    UnconfirmedJob,
-)
 
 from ._exceptions import (
     AuthenticationError,
@@ -82,16 +72,20 @@ if TYPE_CHECKING:
         current_statuses,
         read_report_data,
     )
+    from aiodirac._client import AsyncDirac, JobIDs
     from aiodirac._engine._gate import Limits, RequestGate
     from aiodirac._engine._ratelimit import RateLimiter
     from aiodirac._engine._retry import RetryEvent, RetryPolicy
     from aiodirac._engine.download._downloader import Downloader
     from aiodirac._engine.download._model import (
         DownloadConfig,
+        DownloadJournal,
         DownloadPhase,
         DownloadProgress,
+        DownloadRecordLike,
         DownloadResult,
         JobProgress,
+        SandboxLocator,
     )
     from aiodirac._engine.download._unpack import UnpackedFile
     from aiodirac._engine.submit._model import (
@@ -100,7 +94,7 @@ if TYPE_CHECKING:
         SubmitReport,
         SubmittedJob,
     )
-    from aiodirac._engine.submit._submitter import Submitter
+    from aiodirac._engine.submit._submitter import SubmissionStream, Submitter
     from aiodirac._engine.track._events import (
         JobEvent,
         JobVanished,
@@ -109,19 +103,52 @@ if TYPE_CHECKING:
         TrackEvent,
         TrackSummary,
     )
-    from aiodirac._engine.track._tracker import TrackConfig, Tracker, TrackStream
-    from aiodirac._report import ReportData, render_report, write_report
+    from aiodirac._engine.track._tracker import (
+        StateJournal,
+        TrackCallback,
+        TrackConfig,
+        Tracker,
+        TrackStream,
+    )
+    from aiodirac._job._chunking import Chunkable, Submittable
+    from aiodirac._job._monitoring import SelectConditions
+    from aiodirac._journal import (
+        CampaignInfo,
+        CampaignSummary,
+        ChunkRecord,
+        ChunkState,
+        DownloadRecord,
+        Journal,
+    )
+    from aiodirac._report import (
+        Downloads,
+        ReportData,
+        Retries,
+        Submissions,
+        Transitions,
+        render_report,
+        write_report,
+    )
+    from aiodirac._result import DiracResult
+    from aiodirac._sync import Dirac
     from aiodirac.backends.diracx import DiracXBackend
     from aiodirac.backends.local import LocalBackend
-
-    from ._client import AsyncDirac
-    from ._journal import CampaignInfo, CampaignSummary, DownloadRecord, Journal
-    from ._sync import Dirac
 
 __version__ = "0.1.0.dev0"
 
 # name -> module that defines it, imported on first access (PEP 562).
 _LAZY: dict[str, str] = {
+    "Submittable": "._job._chunking",
+    "Chunkable": "._job._chunking",
+    "Downloads": "._report",
+    "Retries": "._report",
+    "Submissions": "._report",
+    "Transitions": "._report",
+    "SubmissionStream": "._engine.submit._submitter",
+    "SelectConditions": "._job._monitoring",
+    "ChunkState": "._journal",
+    "ChunkRecord": "._journal",
+    "DiracResult": "._result",
     "AsyncDirac": "._client",
     "BrakeEngaged": "._campaign",
     "Campaign": "._campaign",
@@ -135,6 +162,9 @@ _LAZY: dict[str, str] = {
     "Dirac": "._sync",
     "DiracXBackend": ".backends.diracx",
     "DownloadConfig": "._engine.download._model",
+    "DownloadJournal": "._engine.download._model",
+    "DownloadRecordLike": "._engine.download._model",
+    "SandboxLocator": "._engine.download._model",
     "DownloadFinished": "._campaign",
     "DownloadPhase": "._engine.download._model",
     "DownloadProgress": "._engine.download._model",
@@ -152,6 +182,7 @@ _LAZY: dict[str, str] = {
     "PollFailed": "._engine.track._events",
     "PollProblem": "._campaign",
     "PollRecovered": "._engine.track._events",
+    "JobIDs": "._client",
     "Limits": "._engine._gate",
     "RateLimiter": "._engine._ratelimit",
     "RequestGate": "._engine._gate",
@@ -167,6 +198,8 @@ _LAZY: dict[str, str] = {
     "SubmitReport": "._engine.submit._model",
     "SubmittedJob": "._engine.submit._model",
     "Submitter": "._engine.submit._submitter",
+    "StateJournal": "._engine.track._tracker",
+    "TrackCallback": "._engine.track._tracker",
     "TrackConfig": "._engine.track._tracker",
     "TrackEvent": "._engine.track._events",
     "TrackStream": "._engine.track._tracker",
@@ -178,11 +211,38 @@ _LAZY: dict[str, str] = {
 }
 
 
+#: Names for backend authors, exported from :mod:`aiodirac.backends`; still found here.
+_BACKEND_TIER = frozenset(
+    {
+        "ActionResult",
+        "Backend",
+        "Capabilities",
+        "ConcreteJob",
+        "OutputSandbox",
+        "Step",
+        "SubmitChunk",
+        "UnconfirmedJob",
+        "chunk_jobs",
+        "parse_jdl",
+        "render_jdl",
+    }
+)
+
+
+def _public(value: Any, module: str) -> Any:
+    """Show a public name under the module users import it from (reprs, tracebacks, help)."""
+    if isinstance(value, type) and "._" in value.__module__:
+        value.__module__ = module
+    return value
+
+
 def __getattr__(name: str) -> Any:
+    if name in _BACKEND_TIER:
+        return getattr(importlib.import_module(".backends", __name__), name)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'aiodirac' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = _public(getattr(importlib.import_module(module, __name__), name), __name__)
     globals()[name] = value
     return value
 
@@ -195,10 +255,8 @@ __all__ = [
     "FINAL_STATUSES",
     "S_ERROR",
     "S_OK",
-    "ActionResult",
     "AsyncDirac",
     "AuthenticationError",
-    "Backend",
     "BackendError",
     "BrakeEngaged",
     "CPUSample",
@@ -209,20 +267,25 @@ __all__ = [
     "CampaignInfo",
     "CampaignProgress",
     "CampaignSummary",
-    "Capabilities",
     "ChunkFailure",
-    "ConcreteJob",
+    "ChunkRecord",
+    "ChunkState",
+    "Chunkable",
     "ConfigurationError",
     "Dirac",
     "DiracError",
+    "DiracResult",
     "DiracXBackend",
     "DownloadConfig",
     "DownloadFinished",
+    "DownloadJournal",
     "DownloadPhase",
     "DownloadProgress",
     "DownloadRecord",
+    "DownloadRecordLike",
     "DownloadResult",
     "Downloader",
+    "Downloads",
     "FailurePolicy",
     "GaveUp",
     "IntegrityError",
@@ -235,6 +298,7 @@ __all__ = [
     "JobChanged",
     "JobDescriptionError",
     "JobEvent",
+    "JobIDs",
     "JobNotFoundError",
     "JobProgress",
     "JobSelection",
@@ -250,7 +314,6 @@ __all__ = [
     "MinorStatus",
     "NetworkError",
     "NotSupportedError",
-    "OutputSandbox",
     "ParametricError",
     "PermissionDeniedError",
     "PollFailed",
@@ -259,24 +322,30 @@ __all__ = [
     "RateLimiter",
     "ReportData",
     "RequestGate",
+    "Retries",
     "RetryEvent",
     "RetryFailed",
     "RetryMethod",
     "RetryPolicy",
     "RetryStarted",
     "SandboxError",
+    "SandboxLocator",
     "SandboxNotAvailableError",
     "SandboxTooLargeError",
+    "SelectConditions",
     "ServiceUnavailableError",
-    "Step",
+    "StateJournal",
     "StoreLockedError",
     "SubmissionError",
-    "SubmitChunk",
+    "SubmissionStream",
+    "Submissions",
     "SubmitConfig",
     "SubmitReport",
+    "Submittable",
     "SubmittedJob",
     "Submitter",
     "TemporarySpaceError",
+    "TrackCallback",
     "TrackConfig",
     "TrackEvent",
     "TrackStream",
@@ -284,16 +353,17 @@ __all__ = [
     "Tracker",
     "TrackingTimeoutError",
     "TransientError",
-    "UnconfirmedJob",
+    "Transitions",
     "UnpackedFile",
     "UnsafeArchiveError",
     "UnsafeValueError",
     "__version__",
-    "chunk_jobs",
     "current_statuses",
-    "parse_jdl",
     "read_report_data",
-    "render_jdl",
     "render_report",
     "write_report",
 ]
+
+for _name in __all__:
+    if _name in globals():
+        _public(globals()[_name], __name__)

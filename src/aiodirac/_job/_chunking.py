@@ -24,11 +24,11 @@ import anyio.abc
 from ._parametric import chunk_jobs
 from ._spec import SubmitChunk
 
-__all__ = ["Submittable", "chunk_digest"]
+__all__ = ["Chunkable", "Submittable", "chunk_digest"]
 
 
 @runtime_checkable
-class _Chunkable(Protocol):
+class Chunkable(Protocol):
     """A job description that splits itself into chunks (aiodirac's ``Job``)."""
 
     def chunks(self, max_jobs: int, start: int = 0) -> Iterable[SubmitChunk]: ...
@@ -37,7 +37,7 @@ class _Chunkable(Protocol):
 
 
 #: What :meth:`Submitter.submit` accepts.
-Submittable = SubmitChunk | _Chunkable | Iterable[Any] | AsyncIterable[Any]
+Submittable = SubmitChunk | Chunkable | Iterable[Any] | AsyncIterable[Any]
 
 
 def chunk_digest(chunk: SubmitChunk) -> str:
@@ -77,7 +77,7 @@ async def _chunks_of(jobs: Submittable, max_jobs: int) -> AsyncIterator[SubmitCh
     if isinstance(jobs, SubmitChunk):
         yield jobs
         return
-    if isinstance(jobs, _Chunkable):
+    if isinstance(jobs, Chunkable):
         for chunk in jobs.chunks(max_jobs):
             yield chunk
             await anyio.lowlevel.checkpoint()

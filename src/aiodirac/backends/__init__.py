@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from aiodirac._job._jdl import parse_jdl, render_jdl
 from aiodirac._job._monitoring import CPUSample, JobAttributes, JobSelection, LoggingRecord
-from aiodirac._job._parametric import chunk_jobs
+from aiodirac._job._parametric import JobTemplate, Templated, chunk_jobs
 from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
 
 from ._protocol import ActionResult, Backend, Capabilities, OutputSandbox, UnconfirmedJob
@@ -33,12 +33,20 @@ __all__ = [
     "ConcreteJob",
     "JobAttributes",
     "JobSelection",
+    "JobTemplate",
     "LoggingRecord",
     "OutputSandbox",
     "Step",
     "SubmitChunk",
+    "Templated",
     "UnconfirmedJob",
     "chunk_jobs",
     "parse_jdl",
     "render_jdl",
 ]
+
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type) and "._" in _value.__module__:
+        # reprs, tracebacks and help() name the module backend authors import from
+        _value.__module__ = __name__

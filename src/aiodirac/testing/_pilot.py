@@ -58,9 +58,8 @@ from aiodirac._job._spec import ConcreteJob, JDLValue
 from aiodirac._job._status import JobStatus, MinorStatus
 from aiodirac._job._workflow import steps_for
 from aiodirac._resource import AsyncResource
-from aiodirac.backends.diracx import DiracXBackend
+from aiodirac.backends.diracx import DiracXBackend, SandboxArchive
 from aiodirac.backends.diracx._errors import describe_jobs, raise_for_response
-from aiodirac.backends.diracx._sandbox import SandboxArchive
 from aiodirac.backends.local._executor import run_job
 from aiodirac.backends.local._sandbox import pack_output_sandbox
 

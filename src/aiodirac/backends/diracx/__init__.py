@@ -8,5 +8,6 @@ Usage::
 from __future__ import annotations
 
 from ._backend import DiracXBackend
+from ._sandbox import SandboxArchive
 
-__all__ = ["DiracXBackend"]
+__all__ = ["DiracXBackend", "SandboxArchive"]
