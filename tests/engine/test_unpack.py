@@ -318,3 +318,12 @@ def test_scratch_buffers_are_per_thread_and_reused() -> None:
     thread.start()
     thread.join()
     assert elsewhere[0] is not first.obj
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "/".join(["d" * 250] * 20) + "/f"])
+def test_name_too_long_for_the_file_system_is_unsafe(area: Path, name: str) -> None:
+    # Not "corrupt" (which a download retries): the same archive would fail the same way.
+    archive = _write(area, _tar([_file("ok.txt"), _file(name)]))
+    with pytest.raises(UnsafeArchiveError, match="too long"):
+        extract(archive, area / "dest" / "12")
+    _assert_untouched(area)

@@ -117,3 +117,66 @@ def test_missing_and_clashing_inputs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError, match=r"x\.txt"):
         store_input_sandbox(chunk_of(job), tmp_path / "s")
     assert not (tmp_path / "s").exists()
+
+
+def test_folder_is_packed_in_bounded_memory(tmp_path: Path) -> None:
+    # A 256 MiB (sparse) file inside a folder named in the OutputSandbox: the folder's tar is
+    # streamed to disk, so the packing process's peak memory stays far below the file's size
+    # (it was above it: the tar was built in memory).
+    import subprocess
+    import sys
+
+    work = tmp_path / "w"
+    (work / "outdir").mkdir(parents=True)
+    size = 256 << 20
+    with (work / "outdir" / "big.bin").open("wb") as big:
+        big.truncate(size)
+    (work / "std.out").write_text("out")
+    script = f"""
+import resource, sys
+from pathlib import Path
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from _localjobs import concrete
+from aiodirac.backends.local import pack_output_sandbox
+job = concrete(("/bin/true", ""), outputs=("outdir", "std.out"))
+archive = pack_output_sandbox(job, Path({str(work)!r}), Path({str(tmp_path / "out")!r}))
+print(archive, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=True
+    )
+    archive, peak = run.stdout.split()
+    assert int(peak) < 128 << 20, f"peak RSS {int(peak) >> 20} MiB packing a {size >> 20} MiB file"
+    with tarfile.open(archive, "r:bz2") as tar:
+        assert tar.getnames() == ["outdir.tar", "std.out"]
+        assert tar.getmember("outdir.tar").size > size
+    # nothing left beside the archive
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [Path(archive).name]
+
+
+def test_owner_permission_bits_survive_pack_and_unpack(tmp_path: Path) -> None:
+    from aiodirac._engine.download._unpack import extract
+
+    work = tmp_path / "w"
+    work.mkdir()
+    modes = {"key.pem": 0o600, "run.sh": 0o700, "setuid": 0o4755, "open.txt": 0o666, "x": 0o644}
+    for name, mode in modes.items():
+        (work / name).write_text(name)
+        os.chmod(work / name, mode)
+    job = concrete(("/bin/true", ""), outputs=tuple(modes))
+    archive = pack_output_sandbox(job, work, tmp_path / "out")
+    assert archive is not None
+    old = os.umask(0o022)
+    try:
+        extract(archive, tmp_path / "job")
+    finally:
+        os.umask(old)
+    got = {name: (tmp_path / "job" / name).stat().st_mode & 0o7777 for name in modes}
+    # the owner's bits kept; never set-ID, never write for others
+    assert got == {
+        "key.pem": 0o600,
+        "run.sh": 0o700,
+        "setuid": 0o755,
+        "open.txt": 0o644,
+        "x": 0o644,
+    }

@@ -24,7 +24,10 @@ What is refused, with :class:`aiodirac.UnsafeArchiveError` (the archive is rejec
   counted as they are written, chunk by chunk, and header sizes are checked before a member is read,
   so a bomb is stopped as soon as it crosses the cap, whatever its headers claim.
 
-Files are written without their owner, with mode ``0o644`` (``0o755`` if executable by their owner).
+Files are written without their owner, with the archived permission bits of their owner (plus
+read and write: a ``0o600`` key stays ``0o600``) and the read and execute bits of the others;
+never set-user-ID, set-group-ID, sticky, or write for anyone but the owner (then the umask).
+A member name the file system cannot hold (too long) refuses the archive at once.
 
 Atomicity: members are written into a fresh hidden folder beside the target
 (``.<name>.unpack-<random>``), which is renamed to the target only when everything is in: the target
@@ -40,6 +43,7 @@ Usage::
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import lzma
 import os
@@ -294,16 +298,17 @@ class _Extractor:
             )
             raise UnsafeArchiveError(f"{kind} {member.name!r} refused")
 
-    def _open_new(self, name: str, executable: bool) -> tuple[int, Path]:
+    def _open_new(self, name: str, mode: int) -> tuple[int, Path]:
         path = self._mkparents(name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        mode = 0o755 if executable else 0o644
-        return os.open(path, flags, mode), path
+        # The owner's bits as archived (always readable and writable by the owner), read and
+        # execute for the others as archived; never set-ID, sticky, or write for the others.
+        return os.open(path, flags, (mode & 0o755) | 0o600), path
 
     def _file(self, tf: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> None:
         if self.total + member.size > self.limits.max_bytes:
             self._count(member.size)
-        fd, path = self._open_new(name, bool(member.mode & stat.S_IXUSR))
+        fd, path = self._open_new(name, member.mode)
         with os.fdopen(fd, "wb", buffering=0) as out:
             if member.sparse is None:
                 # The data follows the header: straight from the received pieces to the file.
@@ -352,7 +357,7 @@ class _Extractor:
         src_path = self.root.joinpath(*source.split("/"))
         size = src_path.stat().st_size
         self._count(size)
-        fd, _ = self._open_new(name, bool(member.mode & stat.S_IXUSR))
+        fd, _ = self._open_new(name, member.mode)
         with os.fdopen(fd, "wb") as out, src_path.open("rb") as src:
             shutil.copyfileobj(src, out, _READ_SIZE)
         self.files[_key(name)] = name
@@ -576,6 +581,12 @@ class Extraction:
         except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
             raise IntegrityError(f"{name} is corrupt: {exc}") from exc
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                # Never retried: the same archive would fail the same way.
+                raise UnsafeArchiveError(
+                    f"{name} has a member name too long for this file system: "
+                    f"{os.fsdecode(exc.filename or '')[-80:]!r}"
+                ) from exc
             if isinstance(exc, PermissionError | FileNotFoundError) and exc.filename:
                 raise
             # bz2 and gzip report corrupt data as a bare OSError.

@@ -380,7 +380,10 @@ class Agent:
         # no job runs while nobody holds the lock: half-written archives belong to a dead agent
         if self.paths.output.is_dir():
             for partial in self.paths.output.glob(".*.partial"):
-                partial.unlink(missing_ok=True)
+                if partial.is_dir() and not partial.is_symlink():
+                    shutil.rmtree(partial, ignore_errors=True)  # folders being packed
+                else:
+                    partial.unlink(missing_ok=True)
         for job_id, pgid in store.recover(time.time()):
             logger.warning("job %d was running when the previous agent died: Failed", job_id)
             if pgid and _group_belongs(pgid, job_id, str(self.paths.home)):

@@ -17,7 +17,6 @@ import bz2
 import errno
 import glob
 import hashlib
-import io
 import os
 import shutil
 import stat
@@ -293,11 +292,17 @@ def _inside(root: str, key: str) -> str:
     return "file" if stat.S_ISREG(st.st_mode) else ""
 
 
+#: The permission bits a packed file keeps: its owner's, and read/execute for the others; never
+#: set-user-ID, set-group-ID, sticky, or write for anyone but the owner (a private key made
+#: ``0600`` by the job stays ``0600``).
+KEPT_MODE = 0o755
+
+
 def _tarinfo(name: str, st: os.stat_result) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size = st.st_size
     info.mtime = int(st.st_mtime)
-    info.mode = stat.S_IMODE(st.st_mode) & 0o755 | 0o644
+    info.mode = stat.S_IMODE(st.st_mode) & KEPT_MODE
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
@@ -311,10 +316,10 @@ def _add_file(tar: tarfile.TarFile, path: Path, name: str) -> None:
         tar.addfile(_tarinfo(name, st), handle)
 
 
-def _folder_tar(folder: Path, root: Path) -> bytes:
-    """A plain tar of ``folder`` (paths relative to ``root``), sorted and owner-free."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+def _folder_tar(folder: Path, root: Path, out: Path) -> None:
+    """Write a plain tar of ``folder`` (paths relative to ``root``), sorted and owner-free, to
+    the file ``out``: streamed, whatever the folder's size (never built in memory)."""
+    with tarfile.open(out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in _walk_sorted(folder):
             rel = path.relative_to(root).as_posix()
             real = path.resolve()
@@ -328,7 +333,6 @@ def _folder_tar(folder: Path, root: Path) -> bytes:
                 tar.addfile(info)
             elif real.is_file():
                 _add_file(tar, real, rel)
-    return buffer.getvalue()
 
 
 def _walk_sorted(folder: Path) -> Iterable[Path]:
@@ -378,33 +382,43 @@ def pack_files(
     if not files and not folders:
         return None
     root = workdir.resolve()
-    members: list[tuple[str, Path | bytes]] = [(f, root / f) for f in files]
-    members.extend((f"{d}.tar", _folder_tar(root / d, root)) for d in folders)
-    members.sort(key=lambda m: m[0])
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f".{archive.name}.partial")
+    # A folder goes in as a tar of its own (as DIRAC does), written to a scratch file first.
+    scratch = archive.with_name(f".{archive.name}.folders.partial")
+    members: list[tuple[str, Path, bool]] = [(f, root / f, False) for f in files]
     try:
+        if folders:
+            scratch.mkdir(exist_ok=True)
+        for n, d in enumerate(folders):
+            nested = scratch / f"{n}.tar"
+            _folder_tar(root / d, root, nested)
+            members.append((f"{d}.tar", nested, True))
+        members.sort(key=lambda m: m[0])
         with (
             bz2.open(partial, "wb", compresslevel=_COMPRESS_LEVEL) as raw,
             tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
             seen: set[str] = set()
-            for member, source in members:
+            for member, source, folder_tar in members:
                 arcname = PurePosixPath(member).as_posix()
                 if arcname in seen:
                     continue
                 seen.add(arcname)
-                if isinstance(source, bytes):
-                    info = tarfile.TarInfo(arcname)
-                    info.size = len(source)
-                    info.mode = 0o644
-                    tar.addfile(info, io.BytesIO(source))
+                if folder_tar:
+                    with source.open("rb") as handle:
+                        info = tarfile.TarInfo(arcname)
+                        info.size = os.fstat(handle.fileno()).st_size
+                        info.mode = 0o644
+                        tar.addfile(info, handle)
                 else:
                     _add_file(tar, source, arcname)
         os.replace(partial, archive)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return archive
 
 
