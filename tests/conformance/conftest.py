@@ -18,16 +18,28 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
-from aiodirac import Backend, JobState, SubmitChunk
+from aiodirac import Backend, CPUSample, JobState, JobStatus, SubmitChunk
 from aiodirac._job._job import Job
+from aiodirac._job._spec import ConcreteJob
+from aiodirac.backends._protocol import OutputSandbox
 from aiodirac.backends.local import LocalBackend
+from aiodirac.backends.local._executor import run_job
+from aiodirac.backends.local._sandbox import (
+    file_digest,
+    pack_files,
+    pack_output_sandbox,
+    store_input_sandbox,
+)
+from aiodirac.testing import MemoryBackend
 from diracx_server import conformance_backend, conformance_drive
 
 Drive = Callable[[Backend, Sequence[int], float], Awaitable[dict[int, JobState]]]
@@ -68,7 +80,90 @@ async def _local_drive(backend: Backend, ids: Sequence[int], timeout: float) -> 
     return await wait_final(backend, ids, timeout)
 
 
+class _MemoryGrid(MemoryBackend):
+    """The memory backend, keeping each job's description so that :func:`_memory_drive` can run
+    it as a worker node would (the local executor), as the test pilot does for DiracX."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__()
+        self.workdir = workdir
+        self.concrete: dict[int, tuple[ConcreteJob, Path]] = {}
+
+    async def submit(self, chunk: SubmitChunk) -> list[int]:
+        ids = await super().submit(chunk)
+        inputs = self.workdir / f"inputs-{ids[0]}"  # as the local backend keeps it
+        sandbox = await anyio.to_thread.run_sync(_stored_input_sandbox, chunk, inputs)
+        for job_id, job in zip(ids, chunk.jobs, strict=True):
+            self.concrete[job_id] = (job, inputs)
+            self.jobs[job_id].input_sandbox = replace(sandbox, job_id=job_id)
+        return ids
+
+
+def _stored_input_sandbox(chunk: SubmitChunk, inputs: Path) -> OutputSandbox:
+    """Copy the chunk's input sandbox into ``inputs`` and pack it, as the local backend does."""
+    store_input_sandbox(chunk, inputs)
+    entries = sorted(inputs.iterdir(), key=lambda p: p.name)
+    archive = inputs.with_name(inputs.name + ".tar.bz2")
+    pack_files(
+        inputs,
+        [p.name for p in entries if not p.is_dir()],
+        [p.name for p in entries if p.is_dir()],
+        archive,
+    )
+    size, sha = file_digest(archive)
+    return OutputSandbox(0, path=str(archive), size=size, sha256=sha)
+
+
+@contextlib.asynccontextmanager
+async def _memory_backend(tmp_path: Path) -> AsyncIterator[Backend]:
+    async with _MemoryGrid(tmp_path / "memory-grid") as backend:
+        yield backend
+
+
+def _run_on_worker_node(
+    job: ConcreteJob, inputs: Path, job_id: int, site: str, folder: Path
+) -> tuple[Any, Any]:
+    outcome = run_job(job, folder / "work", inputs, job_id=job_id, site=site)
+    return outcome, pack_output_sandbox(job, folder / "work", folder)
+
+
+async def _memory_drive(
+    backend: Backend, ids: Sequence[int], timeout: float
+) -> dict[int, JobState]:
+    # Confirmed jobs run one by one: Running, the steps in a working folder, the outcome's
+    # status, and the OutputSandbox patterns packed as the output sandbox.
+    assert isinstance(backend, _MemoryGrid)
+    with anyio.fail_after(timeout):
+        for job_id in dict.fromkeys(ids):
+            record = backend.jobs[job_id]
+            if record.status is JobStatus.SUBMITTING or record.status.final:
+                continue
+            backend.advance([job_id], to=JobStatus.RUNNING)
+            outcome, archive = await anyio.to_thread.run_sync(
+                _run_on_worker_node,
+                *backend.concrete[job_id],
+                job_id,
+                record.site,
+                backend.workdir / str(job_id),
+            )
+            if archive is not None:
+                backend.set_output_sandbox(
+                    job_id, OutputSandbox(job_id, path=str(archive), size=archive.stat().st_size)
+                )
+            # what a job wrapper reports along the way: its CPU time, as a parameter and a beat
+            record.parameters["TotalCPUTime(s)"] = f"{outcome.cpu_time:.2f}"
+            record.cpu_samples.append(CPUSample(datetime.now(UTC), outcome.cpu_time))
+            backend.set_status(
+                [job_id],
+                outcome.status,
+                outcome.minor_status,
+                application_status=outcome.application_status,
+            )
+    return await backend.status(ids)
+
+
 KINDS: dict[str, Kind] = {"local": Kind(_local_backend, _local_drive)}
+KINDS["memory"] = Kind(_memory_backend, _memory_drive)
 # the session's real DiracX server (tests/diracx_server.py) driven by aiodirac.testing's pilot
 KINDS["diracx"] = Kind(conformance_backend, conformance_drive, marks=(pytest.mark.diracx,))
 

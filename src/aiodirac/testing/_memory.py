@@ -504,26 +504,10 @@ class MemoryBackend(Backend):
             raise self._lost("confirm")
 
     async def discard(self, job_ids: Sequence[int], reason: str) -> None:
-        """Kill unconfirmed jobs with MinorStatus ``reason``; confirmed ones are refused.
-
-        Raises:
-            InvalidTransitionError: a job that is no longer ``Submitting`` (nothing is changed).
-        """
+        """Kill unconfirmed jobs with MinorStatus ``reason``; confirmed ones are left alone."""
         self._check_update_size(job_ids)
         lost = await self._enter("discard")
         jobs = [self._get(job_id) for job_id in job_ids]
-        live = [
-            job.job_id
-            for job in jobs
-            if job.status not in (JobStatus.SUBMITTING, JobStatus.KILLED, JobStatus.DELETED)
-        ]
-        if live:
-            raise InvalidTransitionError(
-                f"refusing to discard confirmed jobs {live}",
-                job_ids=tuple(live),
-                current="confirmed",
-                requested=str(JobStatus.KILLED),
-            )
         for job in jobs:
             if job.status is JobStatus.SUBMITTING:
                 self._move(job, JobStatus.KILLED, reason)
@@ -583,7 +567,7 @@ class MemoryBackend(Backend):
 
         def kill(job: MemoryJob) -> str | None:
             if job.status is JobStatus.KILLED or not job.status.can_move_to(JobStatus.KILLED):
-                return f"job is {job.status}"
+                return str(job.status)
             self._move(job, JobStatus.KILLED, MinorStatus.MARKED_FOR_TERMINATION)
             return None
 
@@ -594,10 +578,10 @@ class MemoryBackend(Backend):
 
         def delete(job: MemoryJob) -> str | None:
             if job.status is JobStatus.DELETED:
-                return f"job is {job.status}"
+                return str(job.status)
             if not job.status.can_move_to(JobStatus.DELETED):
                 if job.status is JobStatus.KILLED or not job.status.can_move_to(JobStatus.KILLED):
-                    return f"job is {job.status}"
+                    return str(job.status)
                 self._move(job, JobStatus.KILLED, MinorStatus.MARKED_FOR_TERMINATION)
             self._move(job, JobStatus.DELETED, "Deleted by owner")
             return None
@@ -611,7 +595,7 @@ class MemoryBackend(Backend):
             if job.status is JobStatus.SUBMITTING or not job.status.can_move_to(
                 JobStatus.RESCHEDULED
             ):
-                return f"job is {job.status}"
+                return str(job.status)
             self._move(job, JobStatus.RESCHEDULED, MinorStatus.RESCHEDULED)
             self._move(job, JobStatus.RECEIVED, MinorStatus.RESCHEDULED)
             return None
