@@ -22,6 +22,7 @@ import os
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,6 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Each chart of a report: its box on the page, how many drawn shapes (paths, uses) and texts.
+CHARTS = """
+[...document.querySelectorAll('svg.chart')].map(svg => {
+  const box = svg.getBoundingClientRect();
+  const shapes = [...svg.querySelectorAll('path, use')].filter(e => {
+    const b = e.getBBox(); return b.width > 0 || b.height > 0; }).length;
+  return {name: svg.getAttribute('aria-label'), width: box.width, height: box.height,
+          shapes: shapes, texts: [...svg.querySelectorAll('text')].map(t => t.textContent)};
+})
+"""
 TIMEOUT = 60.0  # seconds for any one answer; a loaded 2-core machine starts Chromium in ~3 s
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
@@ -47,6 +58,21 @@ FLAGS = (
     "--hide-scrollbars",
     "--remote-debugging-pipe",
 )
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height of a PNG file (and a check that it is one)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def open_page(browser: Browser, path: Path) -> Page:
+    """Open a local file and check it has loaded."""
+    page = browser.open(path.as_uri())
+    assert page.evaluate("document.readyState") == "complete"
+    return page
 
 
 def find_chromium() -> str | None:

@@ -1,18 +1,16 @@
 """The report in a real browser: headless Chromium loads it, draws every chart, logs no error.
 
 Chromium comes from the distribution (``apt-get install chromium``; scripts/test.sh installs it
-when missing). Without it these tests fail, unless ``AIODIRAC_SKIP_BROWSER=1`` skips them.
+when missing). Without it these tests fail, unless ``AIODIRAC_SKIP_BROWSER=1`` skips them
+(the ``chromium`` fixture, tests/report/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
-import struct
 from pathlib import Path
 
 import anyio.to_thread
-import pytest
-from _browser import Browser, Page, find_chromium
+from _browser import CHARTS, Browser, open_page, png_size
 from test_report_html import HOSTILE, _hostile_data
 
 from aiodirac import (
@@ -27,49 +25,11 @@ from aiodirac._report._page import CSP
 from aiodirac.backends.local import LocalBackend
 from aiodirac.testing import synthetic_report_data
 
-# Each chart: its box on the page and how many drawn shapes (paths, uses) and texts it holds.
-CHARTS = """
-[...document.querySelectorAll('svg.chart')].map(svg => {
-  const box = svg.getBoundingClientRect();
-  const shapes = [...svg.querySelectorAll('path, use')].filter(e => {
-    const b = e.getBBox(); return b.width > 0 || b.height > 0; }).length;
-  return {name: svg.getAttribute('aria-label'), width: box.width, height: box.height,
-          shapes: shapes, texts: [...svg.querySelectorAll('text')].map(t => t.textContent)};
-})
-"""
-
-
-@pytest.fixture
-def chromium() -> str:
-    found = find_chromium()
-    if found is None:
-        if os.environ.get("AIODIRAC_SKIP_BROWSER") == "1":
-            pytest.skip("AIODIRAC_SKIP_BROWSER=1: the real-browser tests are skipped")
-        pytest.fail(
-            "no Chromium on PATH: run scripts/test.sh (it installs the Debian packages "
-            "chromium and chromium-driver) or apt-get install chromium; "
-            "AIODIRAC_SKIP_BROWSER=1 skips these tests"
-        )
-    return found
-
-
-def _png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
-
-
-def _open(browser: Browser, path: Path) -> Page:
-    page = browser.open(path.as_uri())
-    assert page.evaluate("document.readyState") == "complete"
-    return page
-
 
 def test_report_loads_with_no_error_and_draws_every_chart(chromium: str, tmp_path: Path) -> None:
     report = write_report(synthetic_report_data(2000, seed=7), tmp_path / "report.html")
     with Browser.start(tmp_path, chromium) as browser:
-        page = _open(browser, report)
+        page = open_page(browser, report)
         charts = page.evaluate(CHARTS)
         shot = page.screenshot(tmp_path / "report.png")
         assert page.errors == []
@@ -84,7 +44,7 @@ def test_report_loads_with_no_error_and_draws_every_chart(chromium: str, tmp_pat
     assert {"Running", "Done", "Waiting"} <= set(texts["status"])
     assert "LCG.PIC.es" in texts["sites"]
     assert "Application Finished With Errors" in texts["minor"]
-    width, height = _png_size(shot)
+    width, height = png_size(shot)
     assert width == 1100
     assert height > 3000  # the whole page, not the first screen
     assert shot.stat().st_size > 50_000
@@ -93,7 +53,7 @@ def test_report_loads_with_no_error_and_draws_every_chart(chromium: str, tmp_pat
 def test_hostile_strings_stay_text_in_the_browser(chromium: str, tmp_path: Path) -> None:
     report = write_report(_hostile_data(), tmp_path / "report.html")
     with Browser.start(tmp_path, chromium) as browser:
-        page = _open(browser, report)
+        page = open_page(browser, report)
         heading = page.evaluate("document.querySelector('h1').textContent")
         planted = page.evaluate(
             "document.querySelectorAll('script, img, svg:not(.chart), [onerror], [onload]').length"
@@ -117,8 +77,8 @@ def test_the_checks_see_errors_and_requests(chromium: str, tmp_path: Path) -> No
         "<script>document.title = 'ran'</script><img src='http://127.0.0.1:9/x.png'>"
     )
     with Browser.start(tmp_path, chromium) as browser:
-        first = _open(browser, broken)
-        second = _open(browser, locked)
+        first = open_page(browser, broken)
+        second = open_page(browser, locked)
         assert second.evaluate("document.title") != "ran"
     assert any("boom" in e for e in first.errors)
     assert any("missing" in e for e in first.errors)
@@ -159,7 +119,7 @@ async def test_report_of_a_real_local_campaign(chromium: str, tmp_path: Path) ->
     assert report.read_text() == render_report(data)
 
     with Browser.start(tmp_path, chromium) as browser:
-        page = _open(browser, report)
+        page = open_page(browser, report)
         charts = {chart["name"]: chart for chart in page.evaluate(CHARTS)}
         page.screenshot(tmp_path / "real.png")
         assert page.errors == []
@@ -168,4 +128,4 @@ async def test_report_of_a_real_local_campaign(chromium: str, tmp_path: Path) ->
     assert "DIRAC.vm.local" in charts["sites"]["texts"]  # the local backend's site
     assert "Application Finished With Errors" in charts["minor"]["texts"]
     assert all(chart["shapes"] > 5 for chart in charts.values())
-    assert _png_size(tmp_path / "real.png")[1] > 2000
+    assert png_size(tmp_path / "real.png")[1] > 2000
