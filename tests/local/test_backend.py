@@ -418,3 +418,13 @@ def test_agent_runs_in_the_foreground_as_a_module(home: Path) -> None:
     assert "exits" in done.stderr
     assert (home / "jobs.sqlite").exists()
     assert not (home / "agent.pid").exists()
+
+
+async def test_listing_an_empty_state_folder_creates_no_store(tmp_path: Path) -> None:
+    from aiodirac import LocalBackend
+
+    async with LocalBackend(tmp_path / "state") as backend:
+        assert await backend.list_jobs() == []
+        report = await backend.clean(older_than=0, dry_run=True)
+    assert (report.jobs, report.files_removed) == ((), 0)
+    assert not (tmp_path / "state").exists()

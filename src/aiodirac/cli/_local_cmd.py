@@ -124,17 +124,12 @@ def register(app: typer.Typer) -> None:
         home: HomeOpt = None,
     ) -> None:
         """List the jobs of the local state folder, newest first."""
-        from ._local_admin import list_local_jobs
-
         out = Output(opts)
 
         async def body() -> int:
-            import anyio.to_thread
-
-            folder = local_backend(home).home
-            jobs = await anyio.to_thread.run_sync(
-                lambda: list_local_jobs(folder, statuses=status or (), limit=limit or None)
-            )
+            async with local_backend(home) as backend:
+                folder = backend.home
+                jobs = await backend.list_jobs(statuses=status or (), limit=limit or None)
             if out.json:
                 out.data(
                     {
@@ -188,14 +183,13 @@ def register(app: typer.Typer) -> None:
 
         Jobs still queued or running are never touched; deleted jobs stay listed as Deleted.
         """
-        from ._local_admin import clean_local
         from ._output import human_bytes
 
         out = Output(opts)
 
         async def body() -> int:
             async with local_backend(home) as backend:
-                report = await clean_local(backend, older_than=older_than * 86400, dry_run=dry_run)
+                report = await backend.clean(older_than=older_than * 86400, dry_run=dry_run)
             if out.json:
                 out.data(
                     {

@@ -41,6 +41,7 @@ from aiodirac.backends._protocol import (
     UnconfirmedJob,
 )
 
+from ._admin import FINAL_NAMES, CleanReport, LocalJob, job_files, remove_all, size_of
 from ._paths import DEFAULT_IDLE_TIMEOUT, StatePaths, default_home
 from ._sandbox import INPUT_ARCHIVE_SUFFIX, file_digest, pack_files, store_input_sandbox
 from ._store import Store, decode_job
@@ -620,6 +621,54 @@ class LocalBackend(Backend):
         job ends ``Failed`` / ``Maximum of reschedulings reached``. Refusals as for :meth:`kill`.
         """
         return await self._run(self._act, list(job_ids), JobStatus.RESCHEDULED)
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    async def list_jobs(
+        self, *, statuses: Sequence[str] = (), limit: int | None = None
+    ) -> list[LocalJob]:
+        """Every job of the state folder (or those in ``statuses``), newest first, at most
+        ``limit`` (``aiodirac local ps``). A folder with no job store has none: none is created.
+
+        Raises:
+            LocalBackendError: the store cannot be read.
+
+        Usage: ``for job in await backend.list_jobs(statuses=["Running"]): print(job.job_id)``
+        """
+        if self._store is None and not self.paths.store.is_file():
+            return []
+        rows = await self._run(self._db().list_jobs, list(statuses), limit)
+        return [LocalJob.from_row(row) for row in rows]
+
+    async def clean(self, *, older_than: float, dry_run: bool = False) -> CleanReport:
+        """Delete final jobs last changed more than ``older_than`` seconds ago and free their
+        output archives and working folders (``aiodirac local clean``).
+
+        Jobs still queued or running are never touched. Deleted jobs stay in the store as
+        ``Deleted`` (as in DIRAC) and their files are freed.
+
+        Usage: ``report = await backend.clean(older_than=7 * 86400, dry_run=True)``
+        """
+        cutoff = datetime.fromtimestamp(time.time() - older_than, UTC)
+        old = [j for j in await self.list_jobs(statuses=FINAL_NAMES) if j.updated < cutoff]
+
+        def files_and_size() -> tuple[list[Path], int]:
+            files = [f for j in old for f in job_files(self.paths, j.job_id)]
+            return files, sum(size_of(f) for f in files)
+
+        files, freed = await self._run(files_and_size)
+        to_delete = [j.job_id for j in old if j.status != JobStatus.DELETED]
+        deleted = len(to_delete)
+        if not dry_run:
+            deleted = len((await self.delete(to_delete)).done) if to_delete else 0
+            await self._run(remove_all, files)
+        return CleanReport(
+            jobs=tuple(sorted(j.job_id for j in old)),
+            deleted=deleted,
+            files_removed=len(files),
+            bytes_freed=freed,
+            dry_run=dry_run,
+        )
 
     # -- the agent -----------------------------------------------------------------------------
 

@@ -452,6 +452,21 @@ class Store:
                 (_ids_json(job_ids),),
             ).fetchall()
 
+    def list_jobs(
+        self, statuses: Sequence[str], limit: int | None
+    ) -> list[tuple[int, str, str, str, str, str, float, float]]:
+        """Every job (or those in ``statuses``), newest first, at most ``limit``:
+        ``(id, name, job_group, status, minor_status, site, submitted, updated)``."""
+        query = (
+            "SELECT id, name, job_group, status, minor_status, site, submitted, updated FROM jobs"
+            + (f" WHERE status IN ({','.join('?' * len(statuses))})" if statuses else "")
+            + " ORDER BY id DESC"
+            + (" LIMIT ?" if limit else "")
+        )
+        params: list[object] = [*statuses, *([limit] if limit else [])]
+        with self.reading() as db:
+            return [tuple(row) for row in db.execute(query, params)]
+
     def summary(self, job_ids: Sequence[int]) -> dict[str, int]:
         """Counts per status among the known jobs of ``job_ids``.
 
