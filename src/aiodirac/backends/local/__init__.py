@@ -5,6 +5,7 @@ Usage: ``from aiodirac.backends.local import LocalBackend``
 
 from __future__ import annotations
 
+from ._admin import CleanReport, LocalJob
 from ._backend import LocalBackend
 from ._executor import JobOutcome, StepResult, run_job
 from ._paths import default_home, local_site_name
@@ -12,8 +13,10 @@ from ._sandbox import pack_output_sandbox, stage_input_sandbox
 from ._store import StoreLockedError
 
 __all__ = [
+    "CleanReport",
     "JobOutcome",
     "LocalBackend",
+    "LocalJob",
     "StepResult",
     "StoreLockedError",
     "default_home",
