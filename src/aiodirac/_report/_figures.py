@@ -26,7 +26,7 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from aiodirac._text import inert
 
@@ -71,6 +71,13 @@ _RC: dict[Any, Any] = {
 }
 # Log axes label their ticks 1, 10, 100 (matplotlib's default writes them as mathematics).
 _PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
+
+
+# Counts of jobs, attempts and downloads are whole: no tick at 2.5 jobs.
+def _whole() -> MaxNLocator:
+    return MaxNLocator(integer=True)  # one per axis: a locator belongs to its axis
+
+
 _METADATA: dict[str, str | None] = {"Date": None, "Creator": None, "Format": None, "Type": None}
 
 
@@ -139,6 +146,7 @@ def status_chart(digest: Digest) -> str | None:
         )
         _time_axis(ax, digest.unit)
         ax.set_ylabel("jobs")
+        ax.yaxis.set_major_locator(_whole())
         ax.set_ylim(bottom=0)
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), reverse=True)
         return _svg(fig, "status")
@@ -180,7 +188,9 @@ def duration_chart(digest: Digest) -> str | None:
     if not len(both):
         return None
     unit = TimeUnit.for_span(float(np.median(both)) * 4)
-    low = max(float(both[both > 0].min()) if (both > 0).any() else 1.0, 1.0)
+    # Logarithmic bins from the shortest time (at least 10 ms; a zero, clocks permitting, is
+    # counted there) to the longest, a decade at least.
+    low = max(float(both[both > 0].min()) if (both > 0).any() else 1.0, 0.01)
     high = max(float(both.max()), low * 10)
     bins = np.geomspace(low, high, 50) / unit.seconds
     with _figure("durations") as fig:
@@ -205,6 +215,7 @@ def duration_chart(digest: Digest) -> str | None:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"time per attempt ({unit.name}, logarithmic)")
         ax.set_ylabel("attempts")
+        ax.yaxis.set_major_locator(_whole())
         ax.legend(loc="upper left")
         return _svg(fig, "durations")
 
@@ -219,6 +230,7 @@ def _bars(name: str, rows: Sequence[tuple[str, int]], colour: str, xlabel: str) 
         ax.barh(range(len(rows)), values, color=colour, tick_label=labels)
         ax.bar_label(ax.containers[0], padding=3, fontsize=9)  # type: ignore[arg-type]
         ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(_whole())
         ax.grid(axis="y", visible=False)
         ax.set_xmargin(0.12)
         return _svg(fig, name)
@@ -248,6 +260,8 @@ def attempt_chart(digest: Digest) -> str | None:
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(_PLAIN)
             ax.yaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax.yaxis.set_major_locator(_whole())
         ax.set_xlabel("attempts")
         ax.set_ylabel("jobs")
         ax.grid(axis="x", visible=False)
@@ -270,6 +284,7 @@ def download_chart(digest: Digest) -> str | None:
                 ax.step(digest.edges, done, where="post", label=label, color=colour)
         _time_axis(ax, digest.unit)
         ax.set_ylabel("downloads (cumulated)")
+        ax.yaxis.set_major_locator(_whole())
         ax.set_ylim(bottom=0)
         ax.legend(loc="upper left")
         return _svg(fig, "downloads")
