@@ -95,6 +95,7 @@ if TYPE_CHECKING:
         SubmittedJob,
     )
     from aiodirac._engine.submit._submitter import SubmissionStream, Submitter
+    from aiodirac._engine.track._config import TrackConfig
     from aiodirac._engine.track._events import (
         JobEvent,
         JobVanished,
@@ -106,7 +107,6 @@ if TYPE_CHECKING:
     from aiodirac._engine.track._tracker import (
         StateJournal,
         TrackCallback,
-        TrackConfig,
         Tracker,
         TrackStream,
     )
@@ -200,7 +200,7 @@ _LAZY: dict[str, str] = {
     "Submitter": "._engine.submit._submitter",
     "StateJournal": "._engine.track._tracker",
     "TrackCallback": "._engine.track._tracker",
-    "TrackConfig": "._engine.track._tracker",
+    "TrackConfig": "._engine.track._config",
     "TrackEvent": "._engine.track._events",
     "TrackStream": "._engine.track._tracker",
     "TrackSummary": "._engine.track._events",

@@ -29,32 +29,36 @@ from typing import TYPE_CHECKING, Literal, Self, Unpack
 import anyio
 
 from aiodirac._engine._gate import Limits, RequestGate
-from aiodirac._engine.download._downloader import (
-    DownloadConfig,
-    Downloader,
-    DownloadProgress,
-    DownloadResult,
-)
-from aiodirac._engine.submit._submitter import SubmitConfig, SubmittedJob, Submitter
-from aiodirac._engine.track._tracker import TrackCallback, TrackConfig, Tracker, TrackStream
-from aiodirac._job._monitoring import (
-    CPUSample,
-    JobAttributes,
-    JobSelection,
-    LoggingRecord,
-    SelectConditions,
-)
-from aiodirac._job._status import JobState, JobStatus
-from aiodirac.backends._protocol import ActionResult, Backend, OutputSandbox
+from aiodirac._engine.download._model import DownloadConfig
+from aiodirac._engine.submit._model import SubmitConfig
+from aiodirac._engine.track._config import TrackConfig
+from aiodirac._job._monitoring import JobSelection
+from aiodirac.backends._protocol import Backend
 
 from ._config import choose_backend, default_limits
 from ._exceptions import ConfigurationError, InvalidArgumentError, InvalidTransitionError
-from ._journal import Journal
 from ._resource import AsyncResource, ungrouped
 
+# The engine's submitter, tracker, downloader (httpx, its transfer helpers) and the journal
+# (sqlite3) are imported by the calls that use them: a client that only asks for statuses, or
+# runs a job in the foreground, starts without them (issue 17: local mode as fast as a shell).
 if TYPE_CHECKING:
     from aiodirac._campaign import Campaign, CampaignCallback, FailurePolicy
+    from aiodirac._engine.download._downloader import Downloader
+    from aiodirac._engine.download._model import DownloadProgress, DownloadResult
+    from aiodirac._engine.submit._model import SubmittedJob
+    from aiodirac._engine.submit._submitter import Submitter
+    from aiodirac._engine.track._tracker import TrackCallback, Tracker, TrackStream
     from aiodirac._job._job import Job
+    from aiodirac._job._monitoring import (
+        CPUSample,
+        JobAttributes,
+        LoggingRecord,
+        SelectConditions,
+    )
+    from aiodirac._job._status import JobState, JobStatus
+    from aiodirac._journal import Journal
+    from aiodirac.backends._protocol import ActionResult, OutputSandbox
 
 __all__ = ["AsyncDirac", "JobIDs", "job_ids"]
 
@@ -178,6 +182,7 @@ class AsyncDirac(AsyncResource):
         self._journal: Journal | None = None
         self._gate = RequestGate(limits if limits is not None else default_limits())
         self._downloader: Downloader | None = None
+        self._downloader_made = anyio.Lock()
 
     def __repr__(self) -> str:
         state = "open" if self._backend is not None else "closed"
@@ -201,6 +206,8 @@ class AsyncDirac(AsyncResource):
             backend = self._make_backend()
             self._backend = await stack.enter_async_context(backend)
             if self._journal_path is not None:
+                from aiodirac._journal import Journal
+
                 self._journal = await Journal.open(self._journal_path)
                 stack.push_async_callback(self._journal.aclose)
             if isinstance(self._tls_verify, str) and self._download_config.verify is True:
@@ -208,11 +215,6 @@ class AsyncDirac(AsyncResource):
                 self._download_config = dataclasses.replace(
                     self._download_config, verify=self._tls_verify
                 )
-            self._downloader = await stack.enter_async_context(
-                Downloader(
-                    self._backend, self._download_config, journal=self._journal, gate=self._gate
-                )
-            )
         except BaseException:
             await stack.aclose()
             self._backend = self._journal = self._downloader = None
@@ -284,6 +286,8 @@ class AsyncDirac(AsyncResource):
 
     # ------------------------------------------------------------------ submission
     def _submitter(self) -> Submitter:
+        from aiodirac._engine.submit._submitter import Submitter
+
         return Submitter(
             self.backend,
             self._submit_config,
@@ -391,6 +395,8 @@ class AsyncDirac(AsyncResource):
         return await self._tracker().wait(job_ids(ids), timeout=timeout)
 
     def _tracker(self) -> Tracker:
+        from aiodirac._engine.track._tracker import Tracker
+
         return Tracker(
             self.backend,
             self._track_config,
@@ -465,13 +471,31 @@ class AsyncDirac(AsyncResource):
 
         Usage: ``results = await dirac.download(ids, "out/")``
         """
-        if self._downloader is None:
-            raise RuntimeError("AsyncDirac is not open: use 'async with AsyncDirac() as dirac:'")
+        downloader = await self._open_downloader()
         source: Iterable[int] | AsyncIterable[int]
         source = ids if isinstance(ids, AsyncIterable) else job_ids(ids)
-        return await self._downloader.download(
+        return await downloader.download(
             source, Path(dest), no_job_dir=no_job_dir, unpack=unpack, progress=progress
         )
+
+    async def _open_downloader(self) -> Downloader:
+        """The client's downloader, made on first use (its HTTP client and helpers with it)
+        and closed with the client."""
+        if self._stack is None or self._backend is None:
+            raise RuntimeError("AsyncDirac is not open: use 'async with AsyncDirac() as dirac:'")
+        async with self._downloader_made:
+            if self._downloader is None:
+                from aiodirac._engine.download._downloader import Downloader
+
+                self._downloader = await self._stack.enter_async_context(
+                    Downloader(
+                        self._backend,
+                        self._download_config,
+                        journal=self._journal,
+                        gate=self._gate,
+                    )
+                )
+            return self._downloader
 
     # ------------------------------------------------------------------ job control
     async def kill(self, ids: JobIDs) -> list[int]:
@@ -670,6 +694,8 @@ class AsyncDirac(AsyncResource):
         if target.exists():
             raise InvalidArgumentError(f"Job input sandbox directory {target} already exists")
         backend = self.backend
+        from aiodirac._engine.download._downloader import Downloader
+
         async with Downloader(
             _InputSandboxes(backend), self._download_config, gate=self._gate
         ) as downloader:

@@ -27,7 +27,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, TypeVar
 
 import anyio
-from anyio.from_thread import BlockingPortal
 
 from aiodirac._job._monitoring import SUMMARY_NAMES, dirac_time
 
@@ -37,6 +36,8 @@ from ._exceptions import DiracError, InvalidArgumentError, JobNotFoundError, Not
 from ._result import S_ERROR, S_OK, DiracResult
 
 if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
     from aiodirac._job._job import Job
 
 __all__ = ["Dirac"]
@@ -70,6 +71,8 @@ class _EventLoopThread:
     """
 
     def __init__(self) -> None:
+        from anyio.from_thread import BlockingPortal  # with the first call, not at import
+
         ready: Future[BlockingPortal] = Future()
 
         async def serve() -> None:

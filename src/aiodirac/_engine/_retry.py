@@ -26,13 +26,15 @@ import random
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.lowlevel
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from aiodirac._exceptions import ConfigurationError, TransientError
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["RetryEvent", "RetryPolicy", "retry_call", "retry_test_mode"]
 
@@ -166,6 +168,9 @@ async def retry_call(
 
     Usage: ``ids = await retry_call(lambda: backend.submit(chunk), RetryPolicy())``
     """
+    # tenacity is imported by the first call: a policy can be made without it.
+    from tenacity import AsyncRetrying, retry_if_exception_type
+
     test_mode = _TEST_MODE.get()
     real_sleep = sleep if sleep is not None else anyio.sleep
     uniform = rng.uniform if rng is not None else random.uniform

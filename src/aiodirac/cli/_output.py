@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -42,6 +43,9 @@ __all__ = [
     "inert",
     "state_json",
 ]
+
+#: Environment variables with which rich treats a non-terminal as a terminal.
+_FORCED_TERMINAL = ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE")
 
 #: How many ranges of unknown job IDs a warning spells out.
 MISSING_GROUPS = 20
@@ -217,7 +221,17 @@ class Output:
 
     @property
     def terminal(self) -> bool:
-        """True when stdout is a terminal (tables and colours)."""
+        """True when stdout is a terminal (tables and colours).
+
+        Asked of the file itself first: in a pipe, plain output needs no rich console (importing
+        rich is a fifth of a one-shot command's start-up). The variables that make rich treat a
+        non-terminal as one still decide through rich.
+        """
+        if self._out is None and not any(os.environ.get(name) for name in _FORCED_TERMINAL):
+            try:
+                return sys.stdout.isatty()
+            except (AttributeError, ValueError):  # replaced or closed by the caller
+                return False
         return self.out.is_terminal
 
     @property

@@ -12,13 +12,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiodirac._engine._retry import RetryPolicy
 from aiodirac._exceptions import ConfigurationError
 from aiodirac.backends._protocol import OutputSandbox
 
-from ._unpack import UnpackedFile
+if TYPE_CHECKING:
+    # the unpacker (tarfile, zstandard) loads with the downloader, not with its settings
+    from ._unpack import UnpackedFile
 
 __all__ = [
     "DownloadConfig",
