@@ -170,7 +170,10 @@ class HostileServer(AbstractContextManager["HostileServer"]):
         request = Request(method, parts.path, parse_qs(parts.query), headers, body)
         with self._lock:
             self.requests.append(request)
-        reply = self.handler(request)
+        try:
+            reply = self.handler(request)
+        except Exception as exc:  # noqa: BLE001 - a broken fake answers as a broken server does
+            reply = Reply(500, f"fake server error: {exc!r}".encode())
         return await self._send(stream, reply)
 
     async def _send(self, stream: anyio.abc.SocketStream, reply: Reply) -> bool:

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import anyio
 import anyio.to_thread
@@ -69,6 +69,7 @@ from ._http import (
     to_status,
 )
 from ._sandbox import WORKFLOW_NAME, SandboxArchive, build_input_sandbox, sandbox_signature
+from ._shapes import job_rows, json_list, json_object, json_of, outcomes, text, wrong_shape
 
 __all__ = ["DiracXBackend"]
 
@@ -280,13 +281,7 @@ class DiracXBackend(DiracXHTTP, Backend):
             # and the engine resends the chunk as new (what the failed request made is swept)
             repeatable=True,
         )
-        inserted = self._json(response, "submit")
-        try:
-            ids = [int(job["JobID"]) for job in inserted]
-        except (TypeError, KeyError, ValueError) as exc:
-            raise BackendError(
-                f"DiracX answered the submission of {phrase} without job IDs"
-            ) from exc
+        ids = [row["JobID"] for row in job_rows(response, f"the submission of {phrase}")]
         if len(ids) != len(chunk.jobs):
             raise BackendError(
                 f"DiracX created {len(ids)} jobs for {phrase}, which holds {len(chunk.jobs)}: "
@@ -385,7 +380,13 @@ class DiracXBackend(DiracXHTTP, Backend):
                 "format": archive.format,
             },
         )
-        answer = self._json(response, "sandbox registration")
+        answer = json_object(
+            response,
+            "the registration of a sandbox",
+            pfn=str,
+            url=(str, type(None)),
+            fields=(dict, type(None)),
+        )
         pfn = str(answer["pfn"])
         url = answer.get("url")
         if url:
@@ -595,16 +596,17 @@ class DiracXBackend(DiracXHTTP, Backend):
         todo = [j for j in todo if j not in refused]
         outcome: dict[int, tuple[JobStatus | None, str]] = {}
         for batch in batches(todo, self.capabilities.max_ids_per_update):
-            answer = await self._reschedule_batch(batch)
-            for key, info in (answer.get("success") or {}).items():
-                outcome[int(key)] = (to_status(info.get("Status")), "")
-            for key, info in (answer.get("failed") or {}).items():
+            success, failed = await self._reschedule_batch(batch)
+            for job_id, info in success.items():
+                status = to_status(info.get("Status")) if isinstance(info, dict) else None
+                outcome[job_id] = (status, "")
+            for job_id, info in failed.items():
                 detail = info.get("detail", info) if isinstance(info, dict) else info
-                outcome[int(key)] = (None, str(detail))
+                outcome[job_id] = (None, str(detail))
         wanted = {JobStatus.RECEIVED, JobStatus.WAITING}
         return self._action_result(unique, outcome, refused, wanted)
 
-    async def _reschedule_batch(self, batch: list[int]) -> dict[str, Any]:
+    async def _reschedule_batch(self, batch: list[int]) -> tuple[dict[int, Any], dict[int, Any]]:
         response = await self._api(
             "POST",
             "/api/jobs/reschedule",
@@ -615,8 +617,8 @@ class DiracXBackend(DiracXHTTP, Backend):
             ok=lambda r: r.status_code == 400 and isinstance(detail_dict(r), dict),
         )
         if response.status_code == 400:
-            return detail_dict(response) or {}
-        return cast(dict[str, Any], self._json(response, "reschedule"))
+            return outcomes(response, "reschedule", detail_dict(response) or {})
+        return outcomes(response, "reschedule", json_of(response, "reschedule"))
 
     # ------------------------------------------------------------------ queries
     async def status(self, job_ids: Sequence[int]) -> dict[int, JobState]:
@@ -644,13 +646,13 @@ class DiracXBackend(DiracXHTTP, Backend):
             when = times.get(stamp)
             if when is None:
                 when = times[stamp] = parse_time(stamp) or seen
-            job_id = int(row["JobID"])
+            job_id = row["JobID"]
             states[job_id] = JobState(
                 job_id,
                 status,
-                get("MinorStatus") or "",
-                get("ApplicationStatus") or "Unknown",
-                get("Site") or "ANY",
+                text(get("MinorStatus")),
+                text(get("ApplicationStatus"), "Unknown"),
+                text(get("Site"), "ANY"),
                 when,
             )
         return states
@@ -724,10 +726,14 @@ class DiracXBackend(DiracXHTTP, Backend):
                     "search": [{"parameter": "JobID", "operator": "in", "values": batch}],
                 },
             )
-            for row in self._json(response, "summary"):
+            expected = "a list of objects with a Status and a count"
+            for row in json_list(response, "summarise jobs", expected):
+                count = row.get("count") if isinstance(row, dict) else None
+                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                    raise wrong_shape(response, "summarise jobs", expected, row)
                 status = to_status(row.get("Status"))
                 if status is not None:
-                    counts[status] = counts.get(status, 0) + int(row.get("count", 0))
+                    counts[status] = counts.get(status, 0) + count
         return counts
 
     async def get_jdl(self, job_id: int) -> str:
@@ -892,7 +898,10 @@ class DiracXBackend(DiracXHTTP, Backend):
     async def _sandbox_pfns(self, job_id: int, kind: str) -> list[str]:
         action = f"list the {kind} sandbox of job {job_id}"
         response = await self._job_request(f"/api/jobs/{job_id}/sandbox/{kind}", job_id, action)
-        return [str(p) for p in self._json(response, action) if p]
+        pfns = json_list(response, action, "a list of sandbox PFNs")
+        if not all(isinstance(p, str) for p in pfns):
+            raise wrong_shape(response, action, "a list of sandbox PFNs", pfns)
+        return [p for p in pfns if p]
 
     async def _sandbox_url(self, job_id: int, pfn: str) -> OutputSandbox:
         response = await self._api(
@@ -903,7 +912,12 @@ class DiracXBackend(DiracXHTTP, Backend):
             params={"pfn": pfn},
             repeatable=True,
         )
-        answer = self._json(response, "sandbox download")
+        answer = json_object(
+            response,
+            f"the request for job {job_id}'s download URL",
+            url=str,
+            expires_in=(int, float, type(None)),
+        )
         checksum, fmt = _pfn_details(pfn)
         expires = answer.get("expires_in")
         return OutputSandbox(
@@ -939,10 +953,6 @@ def _refuse_by_state(
     return refused
 
 
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
 def _int_or(value: object, default: int) -> int:
     try:
         return int(str(value))
@@ -964,15 +974,15 @@ def _attributes(row: Mapping[str, Any]) -> JobAttributes | None:
     return JobAttributes(
         job_id=int(row["JobID"]),
         status=status,
-        minor_status=_text(row.get("MinorStatus")),
-        application_status=_text(row.get("ApplicationStatus")) or "Unknown",
-        site=_text(row.get("Site")) or "ANY",
-        job_name=_text(row.get("JobName")),
-        job_group=_text(row.get("JobGroup")),
-        job_type=_text(row.get("JobType")),
-        owner=_text(row.get("Owner")),
-        owner_group=_text(row.get("OwnerGroup")),
-        vo=_text(row.get("VO")),
+        minor_status=text(row.get("MinorStatus")),
+        application_status=text(row.get("ApplicationStatus")) or "Unknown",
+        site=text(row.get("Site")) or "ANY",
+        job_name=text(row.get("JobName")),
+        job_group=text(row.get("JobGroup")),
+        job_type=text(row.get("JobType")),
+        owner=text(row.get("Owner")),
+        owner_group=text(row.get("OwnerGroup")),
+        vo=text(row.get("VO")),
         user_priority=_int_or(row.get("UserPriority"), 0),
         reschedule_counter=_int_or(row.get("RescheduleCounter"), 0),
         submission_time=parse_time(row.get("SubmissionTime")),
@@ -1001,10 +1011,10 @@ def _logging_record(entry: object) -> LoggingRecord | None:
         return None
     return LoggingRecord(
         status,
-        _text(get("MinorStatus", "minor_status")),
-        _text(get("ApplicationStatus", "application_status")),
+        text(get("MinorStatus", "minor_status")),
+        text(get("ApplicationStatus", "application_status")),
         when,
-        _text(get("Source", "source")),
+        text(get("Source", "source")),
     )
 
 

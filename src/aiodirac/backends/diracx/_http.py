@@ -27,6 +27,7 @@ from aiodirac.backends._protocol import Capabilities
 
 from ._auth import TokenManager
 from ._errors import describe_jobs, network_error, raise_for_response
+from ._shapes import job_rows, json_object, json_of, outcomes
 
 __all__ = [
     "MAX_PER_PAGE",
@@ -185,23 +186,12 @@ class DiracXHTTP:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    @staticmethod
-    def _json(response: httpx.Response, action: str) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise BackendError(
-                f"DiracX answered {action} with something that is not JSON "
-                f"(HTTP {response.status_code})",
-                status_code=response.status_code,
-            ) from exc
-
     async def _whoami(self) -> str:
         if self._username is None:
             response = await self._api(
                 "GET", "/api/auth/userinfo", action="read the user info", repeatable=True
             )
-            info = self._json(response, "userinfo")
+            info = json_object(response, "read the user info", preferred_username=str)
             self._username = str(info["preferred_username"])
         return self._username
 
@@ -236,19 +226,18 @@ class DiracXHTTP:
             # each job is moved to a given status: sending it twice ends in the same state
             repeatable=True,
         )
-        answer: dict[str, Any] = (
+        answer: object = (
             (detail_dict(response) or {})
             if response.status_code == 404
-            else self._json(response, action)
+            else json_of(response, action)
         )
-        success = answer.get("success") or {}
-        failed = answer.get("failed") or {}
+        success, failed = outcomes(response, action, answer)
         result: dict[int, tuple[JobStatus | None, str]] = {}
-        for key, info in success.items():
+        for job_id, info in success.items():
             status = to_status(info.get("Status")) if isinstance(info, dict) else None
-            result[int(key)] = (status, "")
-        for key, info in failed.items():
-            result[int(key)] = (None, str(info))
+            result[job_id] = (status, "")
+        for job_id, info in failed.items():
+            result[job_id] = (None, str(info))
         return result
 
     async def _owned_split(self, job_ids: Sequence[int]) -> tuple[list[int], dict[int, str]]:
@@ -351,7 +340,7 @@ class DiracXHTTP:
                 )
                 if response.status_code == 416:
                     break
-                chunk = self._json(response, action)
+                chunk = job_rows(response, action)
                 rows.extend(chunk)
                 if response.status_code != 206 or not chunk:
                     break
