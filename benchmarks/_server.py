@@ -129,10 +129,10 @@ class CpuSample:
             }
         )
 
-    def per_job(self, jobs: int) -> str:
+    def per_job(self, jobs: int, unit: str = "job") -> str:
         """``1.23 ms/job (workers 1.01, MariaDB 0.22)`` (TLS apart when there is some)."""
         text = (
-            f"{1000 * self.total / jobs:5.2f} ms/job (workers {1000 * self.workers / jobs:4.2f}, "
+            f"{1000 * self.total / jobs:5.2f} ms/{unit} (workers {1000 * self.workers / jobs:4.2f}, "
             f"MariaDB {1000 * self.db / jobs:4.2f}"
         )
         if self.by_pid.get("tls"):

@@ -488,7 +488,7 @@ def bench_diracx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, An
                 m["server_cpu"] = used.total
                 measured[mode].append(m)
                 show(label, m)
-                print(f"      server CPU per sandbox: {used.per_job(len(ids))}", flush=True)
+                print(f"      server CPU: {used.per_job(len(ids), 'sandbox')}", flush=True)
                 if mode not in ("raw", "ceiling"):
                     got = sum(1 for p in dest.glob("*/data.bin") if p.stat().st_size == args.size)
                     if got != len(ids):

@@ -6,8 +6,12 @@ Two parts:
    the figures are the tracker's own: requests per poll cycle, CPU per cycle (a quiet cycle where
    nothing changes, and a cycle where every job changes), events per second, and peak memory per
    tracked job beyond the answers themselves (tracemalloc).
-2. ``diracx``: 10,000 jobs on a real local DiracX whose statuses a test pilot moves, in rounds,
-   while the tracker follows them to the end.
+2. ``diracx``: 10,000 jobs on a real local DiracX (by default as production runs it: MariaDB,
+   uvicorn workers, nginx TLS; ``--server test`` for the one-process test app, ``--dx-env`` for a
+   running one; see ``_server.py``) whose statuses a test pilot moves, in rounds, while the
+   tracker follows them to the end. The server's CPU (workers + MariaDB) per poll and its
+   ceiling (10,000-ID status requests answered per second, no latency) are printed beside the
+   tracker's figures.
 
 Each part prints the naive way beside it (one ``status([job_id])`` per job per cycle, as DIRAC
 scripts do with ``dirac.getJobStatus(id)`` in a loop) and the ratio.
@@ -16,7 +20,7 @@ Usage::
 
     .venv/bin/python benchmarks/track.py                       # both parts (starts a DiracX)
     .venv/bin/python benchmarks/track.py --part memory --jobs 100000
-    .venv/bin/python benchmarks/track.py --part diracx --diracx-env /tmp/dx/env.sh
+    .venv/bin/python benchmarks/track.py --part diracx --dx-env /tmp/dx/state/env.sh
 """
 
 from __future__ import annotations
@@ -24,10 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
-import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,10 +47,11 @@ from aiodirac._job._job import Job
 from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
 from aiodirac._job._status import JobState, JobStatus
 from aiodirac.backends._protocol import Backend, Capabilities
-from aiodirac.testing import read_env_file
 from aiodirac.testing._memory import MemoryBackend
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import Server, add_server_arguments, running_server
 
 
 def cpu() -> float:
@@ -226,34 +228,19 @@ async def naive_cycle(backend: Backend, ids: Sequence[int]) -> tuple[float, int]
 # -- DiracX --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_diracx(state: Path) -> dict[str, str]:
-    env = dict(os.environ, DX_STATE=str(state), DX_PORT=str(free_port()))
-    env["DX_S3_PORT"] = str(free_port())
-    if "DX_VENV" not in env and Path("/tmp/diracx-local/venv/bin/python").exists():
-        env["DX_VENV"] = "/tmp/diracx-local/venv"
-    subprocess.run(["bash", str(ROOT / "scripts" / "diracx.sh"), "start"], env=env, check=True)
-    return env
-
-
-def stop_diracx(env: dict[str, str]) -> None:
-    subprocess.run(["bash", str(ROOT / "scripts" / "diracx.sh"), "stop"], env=env, check=False)
-
-
-async def submit_many(backend: Backend, count: int, name: str = "track-bench") -> list[int]:
+async def submit_many(
+    backend: Backend, count: int, name: str = "track-bench", *, one_at_a_time: bool = False
+) -> list[int]:
     """``count`` jobs ``<name>-<n>`` of ``true``, submitted and confirmed by the real Submitter."""
     job = Job(name=f"{name}-%n")
     job.setExecutable("true")
     job.setParameterSequence("n", [str(i) for i in range(count)])
-    # One request at a time: the development server's SQLite refuses concurrent writers (500).
-    config = SubmitConfig(exclusive_confirm=True, campaign=name)
-    config_limits = Limits(max_in_flight=1)
-    return await Submitter(backend, config, gate=RequestGate(config_limits)).submit(job)
+    if one_at_a_time:  # the test app's SQLite refuses concurrent writers (500)
+        config = SubmitConfig(exclusive_confirm=True, campaign=name)
+        limits = Limits(max_in_flight=1)
+    else:
+        config, limits = SubmitConfig(campaign=name), Limits(rate=1000, burst=100)
+    return await Submitter(backend, config, gate=RequestGate(limits)).submit(job)
 
 
 PATH = [
@@ -267,127 +254,145 @@ PATH = [
 ]
 
 
-async def bench_diracx(count: int, env_file: Path | None) -> dict[str, float]:
+def bench_diracx(count: int, args: argparse.Namespace) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp(prefix="aiodirac-track-bench-"))
+    with running_server(args, tmp) as server:
+        return anyio.run(track_diracx, count, server)
+
+
+async def track_diracx(count: int, server: Server) -> dict[str, float]:
     from aiodirac.backends.diracx import DiracXBackend
     from aiodirac.testing._pilot import DiracXTestPilot
 
-    started_env = None
-    if env_file is None:
-        state = Path(tempfile.mkdtemp(prefix="aiodirac-track-bench-"))
-        started_env = start_diracx(state)
-        env_file = state / "env.sh"
-    env = read_env_file(env_file)
-    print(f"\n== tracker, {count:,} jobs, real DiracX at {env['DIRACX_URL']}, pilot moving them ==")
+    assert server.state is not None
+    env_file = server.state / "env.sh"
+    print(f"\n== tracker, {count:,} jobs, DiracX: {server.description}, pilot moving them ==")
     figures: dict[str, float] = {}
-    try:
-        async with (
-            DiracXBackend(
-                env["DIRACX_URL"], credentials_path=env["DIRACX_CREDENTIALS_PATH"]
-            ) as backend,
-            DiracXTestPilot.from_env_file(env_file, workdir=tempfile.mkdtemp()) as pilot,
-        ):
-            w0 = time.perf_counter()
-            ids = await submit_many(backend, count)
-            line("submitted + confirmed", f"{len(ids):,} jobs in {time.perf_counter() - w0:.1f} s")
-            rng = random.Random(1)
-            cycle_cpu: list[float] = []
-            config = TrackConfig(min_interval=0.5, max_interval=2.0)
-            tracker = Tracker(backend, config)
-            events = 0
-            finals: dict[int, JobStatus] = {}
-            remaining = dict.fromkeys(ids, 0)
+    async with (
+        DiracXBackend(
+            server.url, credentials_path=server.credentials, verify=server.verify
+        ) as backend,
+        DiracXTestPilot.from_env_file(env_file, workdir=tempfile.mkdtemp()) as pilot,
+    ):
+        w0 = time.perf_counter()
+        ids = await submit_many(backend, count, one_at_a_time=server.kind == "test")
+        line("submitted + confirmed", f"{len(ids):,} jobs in {time.perf_counter() - w0:.1f} s")
+        rng = random.Random(1)
+        cycle_cpu: list[float] = []
+        config = TrackConfig(min_interval=0.5, max_interval=2.0)
+        tracker = Tracker(backend, config)
+        events = 0
+        finals: dict[int, JobStatus] = {}
+        remaining = dict.fromkeys(ids, 0)
 
-            async def drive() -> None:
-                # Each round moves a random half of the unfinished jobs one to three steps on.
-                while remaining:
-                    batch = rng.sample(sorted(remaining), k=max(1, len(remaining) // 2))
-                    sequences = {}
-                    for job_id in batch:
-                        at = remaining[job_id]
-                        steps = PATH[at : at + rng.randint(1, 3)]
-                        sequences[job_id] = steps
-                        at += len(steps)
-                        if at >= len(PATH):
-                            del remaining[job_id]
-                        else:
-                            remaining[job_id] = at
-                    await pilot.set_status(sequences, check=False)
-                    await anyio.sleep(0.5)
+        async def drive() -> None:
+            # Each round moves a random half of the unfinished jobs one to three steps on.
+            while remaining:
+                batch = rng.sample(sorted(remaining), k=max(1, len(remaining) // 2))
+                sequences = {}
+                for job_id in batch:
+                    at = remaining[job_id]
+                    steps = PATH[at : at + rng.randint(1, 3)]
+                    sequences[job_id] = steps
+                    at += len(steps)
+                    if at >= len(PATH):
+                        del remaining[job_id]
+                    else:
+                        remaining[job_id] = at
+                await pilot.set_status(sequences, check=False)
+                await anyio.sleep(0.5)
 
-            w0 = time.perf_counter()
-            c_total = cpu()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(drive)
-                async with tracker.track(ids) as stream:
-                    c0 = cpu()
-                    cycles = 0
-                    async for event in stream:
-                        if isinstance(event, JobEvent):
-                            events += 1
-                            if event.final:
-                                finals[event.job_id] = event.status
-                        if stream.summary.cycles != cycles:
-                            cycles = stream.summary.cycles
-                    summary = stream.summary
-            wall = time.perf_counter() - w0
-            del c0, cycle_cpu
-            client_cpu = cpu() - c_total
-            truth = {}
-            for i in range(0, len(ids), 10_000):
-                truth.update(await backend.status(ids[i : i + 10_000]))
-            exact = all(finals.get(j) == truth[j].status for j in ids)
-            requests_per_cycle = summary.requests / summary.cycles
-            line("poll cycles / requests", f"{summary.cycles} / {summary.requests}")
-            line("requests per cycle", f"{requests_per_cycle:.1f} (10,000 IDs per request)")
-            line(
-                "requests per cycle for 100,000 jobs",
-                f"{math.ceil(100_000 / backend.capabilities.max_ids_per_status)}",
-            )
-            line(
-                "client CPU per cycle (tracker + pilot + HTTP)",
-                f"{client_cpu / summary.cycles:.3f} s",
-            )
-            line("events", f"{events:,} in {wall:.1f} s ({events / wall:,.0f}/s)")
-            line("final states reproduced exactly", f"{exact} ({len(finals):,} jobs)")
-            # Client CPU of one tracker cycle alone: quiet polls of the 10,000 final jobs.
-            c0 = cpu()
-            w1 = time.perf_counter()
-            quiet = 5
-            for _ in range(quiet):
-                answer = await backend.status(ids[:10_000])
-                assert len(answer) == min(10_000, len(ids))
-            poll_cpu = (cpu() - c0) / quiet
-            poll_wall = (time.perf_counter() - w1) / quiet
-            line(
-                "one 10,000-ID request: client CPU / wall", f"{poll_cpu:.3f} s / {poll_wall:.2f} s"
-            )
-            line("=> 100,000 jobs: client CPU per cycle", f"{poll_cpu * 10:.3f} s (10 requests)")
-            # The naive way, on a sample (10,000 requests a cycle would take minutes).
-            sample = ids[: min(300, len(ids))]
-            c0, w1 = cpu(), time.perf_counter()
-            naive_cpu, naive_requests = await naive_cycle(backend, sample)
-            naive_wall = time.perf_counter() - w1
-            per_job_cpu = naive_cpu / len(sample)
-            per_job_wall = naive_wall / len(sample)
-            line(
-                "naive: requests per cycle",
-                f"{len(ids):,} (measured on {len(sample)}: {per_job_wall * 1000:.1f} ms each)",
-            )
-            line(
-                "naive: one cycle of 10,000 jobs, CPU / wall",
-                f"{per_job_cpu * len(ids):.1f} s / {per_job_wall * len(ids):.0f} s (extrapolated)",
-            )
-            line(
-                "ratio naive/tracker (one cycle, 10,000 jobs)",
-                f"requests x{len(ids) / requests_per_cycle:,.0f}, "
-                f"CPU x{per_job_cpu * len(ids) / poll_cpu:,.0f}, "
-                f"wall x{per_job_wall * len(ids) / poll_wall:,.0f}",
-            )
-            figures.update(requests=requests_per_cycle, poll_cpu=poll_cpu, exact=float(exact))
-            del naive_requests
-    finally:
-        if started_env is not None:
-            stop_diracx(started_env)
+        w0 = time.perf_counter()
+        c_total = cpu()
+        server0 = server.cpu()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drive)
+            async with tracker.track(ids) as stream:
+                c0 = cpu()
+                cycles = 0
+                async for event in stream:
+                    if isinstance(event, JobEvent):
+                        events += 1
+                        if event.final:
+                            finals[event.job_id] = event.status
+                    if stream.summary.cycles != cycles:
+                        cycles = stream.summary.cycles
+                summary = stream.summary
+        wall = time.perf_counter() - w0
+        del c0, cycle_cpu
+        client_cpu = cpu() - c_total
+        server_used = server.cpu() - server0
+        truth = {}
+        for i in range(0, len(ids), 10_000):
+            truth.update(await backend.status(ids[i : i + 10_000]))
+        exact = all(finals.get(j) == truth[j].status for j in ids)
+        requests_per_cycle = summary.requests / summary.cycles
+        line("poll cycles / requests", f"{summary.cycles} / {summary.requests}")
+        line("requests per cycle", f"{requests_per_cycle:.1f} (10,000 IDs per request)")
+        line(
+            "requests per cycle for 100,000 jobs",
+            f"{math.ceil(100_000 / backend.capabilities.max_ids_per_status)}",
+        )
+        line(
+            "client CPU per cycle (tracker + pilot + HTTP)",
+            f"{client_cpu / summary.cycles:.3f} s",
+        )
+        line(
+            "server CPU while tracking (tracker + pilot)",
+            f"{server_used.total:.2f} s: {server_used.per_job(summary.cycles, 'cycle')}",
+        )
+        line("events", f"{events:,} in {wall:.1f} s ({events / wall:,.0f}/s)")
+        line("final states reproduced exactly", f"{exact} ({len(finals):,} jobs)")
+        # Client CPU of one tracker cycle alone: quiet polls of the 10,000 final jobs.
+        c0 = cpu()
+        w1 = time.perf_counter()
+        quiet = 5
+        server0 = server.cpu()
+        for _ in range(quiet):
+            answer = await backend.status(ids[:10_000])
+            assert len(answer) == min(10_000, len(ids))
+        poll_cpu = (cpu() - c0) / quiet
+        poll_wall = (time.perf_counter() - w1) / quiet
+        poll_server = server.cpu() - server0
+        line("one 10,000-ID request: client CPU / wall", f"{poll_cpu:.3f} s / {poll_wall:.2f} s")
+        line(
+            "  its server CPU",
+            f"{poll_server.per_job(quiet, 'request')}",
+        )
+        # The server's ceiling for this work: 10,000-ID status requests, 4 at a time.
+        w1 = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(backend.status, ids[:10_000])
+        ceiling = 8 / (time.perf_counter() - w1)
+        line(
+            "  server ceiling (4 in flight, no latency)",
+            f"{ceiling:.1f} requests/s = {ceiling * min(10_000, len(ids)):,.0f} jobs polled/s",
+        )
+        line("=> 100,000 jobs: client CPU per cycle", f"{poll_cpu * 10:.3f} s (10 requests)")
+        # The naive way, on a sample (10,000 requests a cycle would take minutes).
+        sample = ids[: min(300, len(ids))]
+        c0, w1 = cpu(), time.perf_counter()
+        naive_cpu, naive_requests = await naive_cycle(backend, sample)
+        naive_wall = time.perf_counter() - w1
+        per_job_cpu = naive_cpu / len(sample)
+        per_job_wall = naive_wall / len(sample)
+        line(
+            "naive: requests per cycle",
+            f"{len(ids):,} (measured on {len(sample)}: {per_job_wall * 1000:.1f} ms each)",
+        )
+        line(
+            "naive: one cycle of 10,000 jobs, CPU / wall",
+            f"{per_job_cpu * len(ids):.1f} s / {per_job_wall * len(ids):.0f} s (extrapolated)",
+        )
+        line(
+            "ratio naive/tracker (one cycle, 10,000 jobs)",
+            f"requests x{len(ids) / requests_per_cycle:,.0f}, "
+            f"CPU x{per_job_cpu * len(ids) / poll_cpu:,.0f}, "
+            f"wall x{per_job_wall * len(ids) / poll_wall:,.0f}",
+        )
+        figures.update(requests=requests_per_cycle, poll_cpu=poll_cpu, exact=float(exact))
+        del naive_requests
     return figures
 
 
@@ -396,12 +401,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--part", choices=["memory", "diracx", "all"], default="all")
     parser.add_argument("--jobs", type=int, default=100_000, help="jobs for the memory part")
     parser.add_argument("--diracx-jobs", type=int, default=10_000)
-    parser.add_argument("--diracx-env", type=Path, help="env.sh of a running dev DiracX")
+    add_server_arguments(parser)
     args = parser.parse_args(argv)
     if args.part in ("memory", "all"):
         anyio.run(bench_memory, args.jobs)
     if args.part in ("diracx", "all"):
-        anyio.run(bench_diracx, args.diracx_jobs, args.diracx_env)
+        bench_diracx(args.diracx_jobs, args)
     return 0
 
 
