@@ -39,7 +39,6 @@ nginx path >= 80% of the raw limit; peak RSS growth <= 64 MiB for the big sandbo
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import io
 import json
@@ -380,18 +379,10 @@ def make_dx_jobs(server: Server, n: int, size: int) -> tuple[list[int], int, lis
     import httpx
 
     url = server.url
-    secret = base64.urlsafe_b64encode(server.values["DX_LEGACY_SECRET"].encode()).decode()
-    r = httpx.get(
-        f"{url}/api/auth/legacy-exchange",
-        params={"preferred_username": "localuser", "scope": "vo:diracAdmin group:admin"},
-        headers={"Authorization": f"Bearer diracx:legacy:{secret}"},
-        timeout=60,
-        verify=server.verify,
-    )
-    r.raise_for_status()
+    token = json.loads(Path(server.credentials).read_text())["access_token"]
     api = httpx.Client(
         base_url=url,
-        headers={"Authorization": f"Bearer {r.json()['access_token']}"},
+        headers={"Authorization": f"Bearer {token}"},
         timeout=120,
         verify=server.verify,
     )
