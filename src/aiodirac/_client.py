@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from aiodirac._job._status import JobState, JobStatus
     from aiodirac._journal import Journal
     from aiodirac.backends._protocol import ActionResult, OutputSandbox
+    from aiodirac.backends.local._foreground import ForegroundOutcome
 
 __all__ = ["AsyncDirac", "JobIDs", "job_ids"]
 
@@ -321,6 +322,25 @@ class AsyncDirac(AsyncResource):
                     print(s.job_id, s.index)
         """
         return self._submitter().stream(jobs)
+
+    async def run_local(
+        self, job: Job, cwd: str | os.PathLike[str] | None = None
+    ) -> list[ForegroundOutcome]:
+        """Run every concrete job of ``job`` here and now, one after the other, each in its own
+        ``Local_<random>_JobDir`` folder of ``cwd`` (default: the current folder): DIRAC's local
+        mode without its defects (every parametric job runs, ``std.out`` holds the real output,
+        the outputs stay in the job's folder). No backend is needed: the client need not be open.
+
+        Raises:
+            InvalidRequestError: a grid (``LFN:``) input or a missing input file (nothing runs).
+            JobDescriptionError: the job cannot be expanded.
+
+        Usage: ``for run in await dirac.run_local(job): print(run.workdir, run.exit_status)``
+        """
+        from aiodirac.backends.local._foreground import run_in_foreground
+
+        folder = Path(cwd) if cwd is not None else Path.cwd()
+        return await anyio.to_thread.run_sync(run_in_foreground, job, folder)
 
     # ------------------------------------------------------------------ status
     async def status(self, ids: JobIDs) -> dict[int, JobState]:

@@ -18,13 +18,14 @@ import functools
 import logging
 import os
 import pprint
+import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, TextIO, TypeVar
 
 import anyio
 
@@ -102,6 +103,16 @@ class _EventLoopThread:
             self._thread.join(timeout=10)
 
 
+def _echo(path: Path, stream: TextIO) -> None:
+    """What a local-mode job wrote to ``path``, shown on ``stream`` (as DIRAC's local mode)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return
+    if text:
+        stream.write(text if text.endswith("\n") else text + "\n")
+
+
 class Dirac:
     """DIRAC's ``Dirac`` API on top of :class:`AsyncDirac`.
 
@@ -121,6 +132,7 @@ class Dirac:
         self._client = AsyncDirac(**client)
         self._lock = threading.Lock()
         self._loop: _EventLoopThread | None = None
+        self._opened = False  # the client's backend is connected
         self._finalizer: Callable[[], object] | None = None
 
     def __repr__(self) -> str:
@@ -150,20 +162,28 @@ class Dirac:
             finalizer()
 
     def _run(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = self._event_loop()
+        if not self._opened:
+            with self._lock:
+                if not self._opened:
+                    loop.portal.call(self._client.open)
+                    self._opened = True
+        return self._call(loop, fn, *args, **kwargs)
+
+    def _event_loop(self) -> _EventLoopThread:
         with self._lock:
             if self._loop is None:
-                loop = _EventLoopThread()
-                try:
-                    loop.portal.call(self._client.open)
-                except BaseException:
-                    loop.stop(None)
-                    raise
-                self._loop = loop
+                self._loop = _EventLoopThread()
                 # Runs at close(), garbage collection or interpreter exit, whichever comes first;
                 # it holds the client, never the Dirac object, so the object can be collected.
-                self._finalizer = weakref.finalize(self, loop.stop, self._client)
-            loop = self._loop
+                self._finalizer = weakref.finalize(self, self._loop.stop, self._client)
+                self._opened = False
+            return self._loop
 
+    @staticmethod
+    def _call(
+        loop: _EventLoopThread, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         async def call() -> T:
             return await fn(*args, **kwargs)
 
@@ -195,10 +215,12 @@ class Dirac:
         return S_OK(ids if len(job) > 1 else ids[0])
 
     def _run_local(self, job: Job) -> DiracResult:
-        from aiodirac.backends.local._foreground import run_in_foreground
-
-        runs = run_in_foreground(job, Path.cwd())
+        # No backend is connected for a foreground run: it needs no server.
+        runs = self._call(self._event_loop(), self._client.run_local, job, Path.cwd())
         for run in runs:
+            # As DIRAC's local mode shows it: what the payload printed, then how it ended.
+            _echo(run.workdir / "std.out", sys.stdout)
+            _echo(run.workdir / "std.err", sys.stderr)
             state = f"{run.outcome.status} ({run.outcome.minor_status})"
             print(f"local job {run.index}: {state}, outputs in {run.workdir}")
         failed = [run for run in runs if run.exit_status != 0]

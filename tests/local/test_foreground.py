@@ -44,7 +44,28 @@ def test_seed_job_runs_like_diracs_local_mode(
     std_out = (run.workdir / "std.out").read_text()
     assert std_out.startswith("hello\n")
     assert std_out.endswith("hello again\n")
-    assert capsys.readouterr().out == std_out
+    assert capsys.readouterr().out == ""  # library code prints nothing
+
+
+def test_the_sync_facade_shows_what_the_job_printed_as_dirac_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiodirac import Dirac
+
+    monkeypatch.chdir(tmp_path)
+    job = Job()
+    job.setExecutable("/bin/echo hello")
+    # A DiracX server named in the environment is not contacted for a foreground run.
+    monkeypatch.setenv("DIRACX_URL", "https://127.0.0.1:9")
+    with Dirac(backend="local", home=tmp_path / "state") as dirac:
+        assert dirac.submitJob(job, mode="local") == {
+            "OK": True,
+            "Value": "Execution completed successfully",
+        }
+    out = capsys.readouterr().out
+    (workdir,) = tmp_path.glob("Local_*_JobDir")
+    assert out == f"hello\nlocal job 0: Done (Execution Complete), outputs in {workdir}\n"
+    assert not (tmp_path / "state").exists()  # no backend was opened
 
 
 def test_every_parametric_job_runs_and_failures_give_their_status(tmp_path: Path) -> None:

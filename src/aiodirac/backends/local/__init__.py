@@ -15,12 +15,14 @@ if TYPE_CHECKING:
     from ._admin import CleanReport, LocalJob
     from ._backend import LocalBackend
     from ._executor import JobOutcome, StepResult, run_job
+    from ._foreground import ForegroundOutcome, run_in_foreground
     from ._paths import default_home, local_site_name
     from ._sandbox import pack_output_sandbox, stage_input_sandbox
     from ._store import StoreLockedError
 
 __all__ = [
     "CleanReport",
+    "ForegroundOutcome",
     "JobOutcome",
     "LocalBackend",
     "LocalJob",
@@ -29,6 +31,7 @@ __all__ = [
     "default_home",
     "local_site_name",
     "pack_output_sandbox",
+    "run_in_foreground",
     "run_job",
     "stage_input_sandbox",
 ]
@@ -40,6 +43,8 @@ _WHERE = {
     "JobOutcome": "._executor",
     "StepResult": "._executor",
     "run_job": "._executor",
+    "ForegroundOutcome": "._foreground",
+    "run_in_foreground": "._foreground",
     "default_home": "._paths",
     "local_site_name": "._paths",
     "pack_output_sandbox": "._sandbox",

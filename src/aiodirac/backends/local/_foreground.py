@@ -4,17 +4,16 @@ DIRAC runs only the first job of a parametric job, leaves ``std.out``/``std.err`
 copies the output sandbox back (``reference/dirac/localmode.md``). Here every concrete job runs,
 in the foreground, each in its own ``Local_<random>_JobDir`` folder of the current folder (as
 DIRAC names it), with its input sandbox staged, its steps run by :func:`run_job`, real
-``std.out``/``std.err``, and its outputs left in that folder. What the job printed is echoed to
-the caller's stdout and stderr once it ends, as DIRAC's local mode shows the payload's output.
+``std.out``/``std.err``, and its outputs left in that folder. Nothing is printed here: the
+caller shows what the jobs printed (``Dirac.submitJob(mode="local")`` echoes it, as DIRAC's local
+mode shows the payload's output).
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from aiodirac._job._job import Job
 from aiodirac._job._status import JobStatus
@@ -53,15 +52,6 @@ def _exit_status(outcome: JobOutcome) -> int:
     return 0 if outcome.status is JobStatus.DONE else 1
 
 
-def _echo(path: Path, stream: TextIO) -> None:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return
-    if text:
-        stream.write(text if text.endswith("\n") else text + "\n")
-
-
 def run_in_foreground(job: Job, cwd: Path) -> list[ForegroundOutcome]:
     """Run every concrete job of ``job`` here and now, one after the other.
 
@@ -80,8 +70,6 @@ def run_in_foreground(job: Job, cwd: Path) -> list[ForegroundOutcome]:
             for concrete in chunk.jobs:
                 workdir = Path(tempfile.mkdtemp(suffix="_JobDir", prefix="Local_", dir=cwd))
                 outcome = run_job(concrete, workdir, inputs, site=site)
-                _echo(workdir / "std.out", sys.stdout)
-                _echo(workdir / "std.err", sys.stderr)
                 outcomes.append(
                     ForegroundOutcome(concrete.index, workdir, _exit_status(outcome), outcome)
                 )
