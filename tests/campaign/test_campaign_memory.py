@@ -24,6 +24,8 @@ from aiodirac import (
     PollProblem,
     RetryFailed,
     RetryStarted,
+    current_statuses,
+    read_report_data,
 )
 from aiodirac._campaign._records import STRIDE
 from aiodirac.testing import Faults, SimulatedGrid
@@ -284,3 +286,29 @@ async def test_a_journal_of_another_campaign_is_refused(tmp_path: Path) -> None:
     await run_all(grid, 3, tmp_path / "c.db")
     with pytest.raises(JournalError, match="3 jobs, not 4"):
         await run_all(grid, 4, tmp_path / "c.db")
+
+
+async def test_the_journal_read_back_for_the_report(tmp_path: Path) -> None:
+    grid = SimulatedGrid(fail_once={1}, stall_once={2}, outputs=tmp_path / "grid")
+    path = tmp_path / "c.db"
+    policy = FailurePolicy(delay=0, max_failed_fraction=1)
+    events = await run_all(grid, 4, path, dest=tmp_path / "out", policy=policy, name="scan")
+    assert events[-1].progress.complete  # type: ignore[union-attr]
+    data = read_report_data(path)
+    assert (data.campaign, data.jobs, data.outcome) == ("scan", 4, "complete")
+    assert data.ended is not None
+    assert data.ended >= data.created
+    # index 1 rescheduled (same ID), index 2 stalled, killed and resubmitted (a new ID)
+    retries = sorted((r.attempt, r.job_id == r.new_job_id) for r in data.retries)
+    assert retries == [(2, False), (2, True)]
+    assert sorted(s.attempt for s in data.submissions) == [1, 1, 1, 1, 2]
+    assert len(data.downloads) == 4
+    assert all(d.ok and d.bytes > 0 for d in data.downloads)
+    seen = {(t.job_id, t.attempt, t.status) for t in data.transitions}
+    stalled = next(r for r in data.retries if r.job_id != r.new_job_id)
+    assert (stalled.job_id, 1, "Stalled") in seen
+    assert (stalled.new_job_id, 2, "Done") in seen
+    assert current_statuses(data) == {JobStatus.DONE: 4}
+    assert set(data.transitions.site) == {"LCG.Simulated.org", "ANY"}
+    with pytest.raises(JournalError, match="no campaign journal"):
+        read_report_data(tmp_path / "nope.db")

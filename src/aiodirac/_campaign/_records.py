@@ -281,18 +281,32 @@ class CampaignRecords:
                 )
             ]
             statuses = {sid: JobStatus(text) for sid, text in texts.items() if text in _STATUS}
-            last: dict[int, tuple[int, JobState]] = {}
+            failing = {sid for sid, status in statuses.items() if status in failures}
+            # One pass over every change: the last one of each job wins; objects are made
+            # only for those (a campaign of 100,000 jobs has over half a million rows).
+            rows: dict[int, tuple[int, int, int, int, int, float]] = {}
             failed = snap.failed
             for job_id, attempt, status, minor, app, site, when in db.execute(
                 "SELECT job_id, attempt, status, minor, app, site, time FROM history"
             ):
-                state = statuses[status]
-                if state in failures:
+                if status in failing:
                     failed.add(job_id)
-                last[job_id] = (
+                rows[job_id] = (attempt, status, minor, app, site, when)
+            last = {
+                job_id: (
                     attempt,
-                    JobState(job_id, state, texts[minor], texts[app], texts[site], _utc(when)),
+                    JobState(
+                        job_id,
+                        statuses[status],
+                        texts[minor],
+                        texts[app],
+                        texts[site],
+                        _utc(when),
+                    ),
                 )
+                for job_id, (attempt, status, minor, app, site, when) in rows.items()
+            }
+            del rows
             snap.last = last
             snap.downloads = {r[0] for r in db.execute("SELECT job_id FROM downloads")}
             snap.download_failures = dict(db.execute("SELECT job_id, error FROM download_failures"))

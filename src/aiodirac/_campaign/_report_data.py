@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiodirac._exceptions import JournalError
 from aiodirac._job._status import JobStatus
-from aiodirac._report import Downloads, ReportData, Retries, Submissions, Transitions
+from aiodirac._report import Downloads, Labels, ReportData, Retries, Submissions, Transitions
 
 from ._records import STRIDE
 
@@ -73,11 +75,29 @@ def _read(db: sqlite3.Connection, path: Path) -> ReportData:
     name_row = db.execute("SELECT name FROM campaign WHERE id = 1").fetchone()
     texts = dict(db.execute("SELECT id, text FROM strings"))
 
-    def transitions() -> Iterator[tuple[int, int, str, str, str, str, float]]:
-        for job_id, attempt, status, minor, app, site, when in db.execute(
-            "SELECT job_id, attempt, status, minor, app, site, time FROM history"
-        ):
-            yield job_id, attempt, texts[status], texts[minor], texts[app], texts[site], when
+    # Column by column: the rows transposed at C speed, the text ids of each column numbered
+    # in order (a campaign of 100,000 jobs has over half a million rows).
+    rows = db.execute(
+        "SELECT job_id, attempt, status, minor, app, site, time FROM history"
+    ).fetchall()
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 7
+    del rows
+
+    def labels(column: tuple[Any, ...]) -> Labels:
+        used = sorted(set(column))
+        code = {sid: n for n, sid in enumerate(used)}
+        return Labels(array("i", map(code.__getitem__, column)), tuple(texts[s] for s in used))
+
+    transitions = Transitions(
+        job_id=array("q", columns[0]),
+        attempt=array("q", columns[1]),
+        status=labels(columns[2]),
+        minor_status=labels(columns[3]),
+        application_status=labels(columns[4]),
+        site=labels(columns[5]),
+        time=array("d", columns[6]),
+    )
+    del columns
 
     chunk_times = {
         chunk_id: _seconds(updated)
@@ -113,7 +133,7 @@ def _read(db: sqlite3.Connection, path: Path) -> ReportData:
         backend=run[4],
         created=float(run[1]),
         jobs=int(run[0]),
-        transitions=Transitions.from_rows(transitions()),
+        transitions=transitions,
         submissions=Submissions.from_rows(submissions()),
         retries=Retries.from_rows(retries),
         downloads=Downloads.from_rows(downloads()),

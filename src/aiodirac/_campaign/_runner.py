@@ -359,7 +359,7 @@ class Runner:
         c = self.c
         submitter = Submitter(
             self.backend,
-            c.dirac._submit_config,
+            replace(c.dirac._submit_config, campaign=c.name),
             journal=c.journal,
             gate=c.dirac.gate,
         )
@@ -593,7 +593,7 @@ class Runner:
         c = self.c
         submitter = Submitter(
             self.backend,
-            c.dirac._submit_config,
+            replace(c.dirac._submit_config, campaign=c.name),
             journal=c.journal,
             gate=c.dirac.gate,
         )

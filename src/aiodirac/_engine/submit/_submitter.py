@@ -68,6 +68,7 @@ from aiodirac._exceptions import (
 )
 from aiodirac._job._chunking import Submittable, _chunks_of, _with_group, chunk_digest
 from aiodirac._job._spec import SubmitChunk
+from aiodirac._job._status import JobStatus
 from aiodirac._journal import CampaignInfo, ChunkState, Journal
 from aiodirac._resource import ungrouped
 from aiodirac.backends._protocol import Backend
@@ -86,6 +87,9 @@ logger = logging.getLogger("aiodirac.submit")
 
 # DIRAC's MinorStatus column holds 128 characters.
 _MAX_MINOR = 128
+
+# A job in one of these is not confirmed yet, or was discarded: a confirmation decides.
+_UNCONFIRMED_OR_GONE = frozenset({JobStatus.SUBMITTING, JobStatus.KILLED, JobStatus.DELETED})
 
 #: Errors that are one chunk's fault: that chunk fails, the others go on.
 _CHUNK_ERRORS: tuple[type[Exception], ...] = (
@@ -485,10 +489,23 @@ class _Run:
     async def confirm(self, batch: list[_Created]) -> None:
         """Phase two for a batch of created chunks; isolates a chunk the backend refuses."""
         ids = [job_id for item in batch for job_id in item.job_ids]
+        resumed = [job_id for item in batch if item.resumed for job_id in item.job_ids]
+        if resumed:
+            # The run that created them may have died after their confirmation reached the
+            # server, and a grid may have started them since: confirming a running job again
+            # would restart it on DiracX (Running -> Received is a legal move there).
+            states = await self.request(functools.partial(self.backend.status, resumed))
+            started = {
+                job_id
+                for job_id, state in states.items()
+                if state.status not in _UNCONFIRMED_OR_GONE
+            }
+            ids = [job_id for job_id in ids if job_id not in started]
         try:
-            await self.request(
-                lambda: self.backend.confirm(ids), exclusive=self.config.exclusive_confirm
-            )
+            if ids:
+                await self.request(
+                    lambda: self.backend.confirm(ids), exclusive=self.config.exclusive_confirm
+                )
         except (InvalidTransitionError, JobNotFoundError) as exc:
             if len(batch) == 1:
                 # Its jobs were killed or removed before confirmation: they never ran;
