@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -31,6 +32,7 @@ import anyio
 import anyio.abc
 import anyio.from_thread
 from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.streams.tls import TLSListener
 
 TOKEN = "hostile-suite-secret-token-7f3a9c"
 """The bearer token the tests give aiodirac: it must never appear in any output."""
@@ -98,8 +100,11 @@ Handler = Callable[[Request], Reply]
 class HostileServer(AbstractContextManager["HostileServer"]):
     """The server (see the module docstring); ``sent`` counts body bytes written."""
 
-    def __init__(self, handler: Handler, *, deadline: float = 30.0) -> None:
+    def __init__(
+        self, handler: Handler, *, deadline: float = 30.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.handler = handler
+        self.tls = tls
         self.deadline = deadline
         self.requests: list[Request] = []
         self.sent = 0
@@ -112,7 +117,7 @@ class HostileServer(AbstractContextManager["HostileServer"]):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> Self:
         self._portal_cm = anyio.from_thread.start_blocking_portal()
@@ -134,15 +139,18 @@ class HostileServer(AbstractContextManager["HostileServer"]):
 
     async def _serve(self, *, task_status: anyio.abc.TaskStatus[int]) -> None:
         self._stop = anyio.Event()
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+        listener: anyio.abc.Listener[Any] = tcp
+        if self.tls is not None:
+            listener = TLSListener(tcp, self.tls, standard_compatible=False)
         async with listener, anyio.create_task_group() as tg:
             tg.start_soon(listener.serve, self._connection, tg)
             task_status.started(port)
             await self._stop.wait()
             tg.cancel_scope.cancel()
 
-    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
         async with stream:
             with anyio.move_on_after(self.deadline):
                 buffered = BufferedByteReceiveStream(stream)
@@ -151,12 +159,10 @@ class HostileServer(AbstractContextManager["HostileServer"]):
                         pass
                 except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
                     pass
-                except (anyio.DelimiterNotFound, OSError):
+                except (anyio.DelimiterNotFound, OSError, ssl.SSLError):
                     pass
 
-    async def _one(
-        self, stream: anyio.abc.SocketStream, buffered: BufferedByteReceiveStream
-    ) -> bool:
+    async def _one(self, stream: anyio.abc.ByteStream, buffered: BufferedByteReceiveStream) -> bool:
         head = await buffered.receive_until(b"\r\n\r\n", 1 << 16)
         line, *lines = head.decode("latin-1").split("\r\n")
         method, target, _ = line.split(" ", 2)
@@ -176,7 +182,7 @@ class HostileServer(AbstractContextManager["HostileServer"]):
             reply = Reply(500, f"fake server error: {exc!r}".encode())
         return await self._send(stream, reply)
 
-    async def _send(self, stream: anyio.abc.SocketStream, reply: Reply) -> bool:
+    async def _send(self, stream: anyio.abc.ByteStream, reply: Reply) -> bool:
         keep = reply.length is not None and not reply.stall and reply.cut_after is None
         length = reply.length
         if length == "auto":

@@ -14,6 +14,7 @@ import typer
 
 from ._common import (
     BackendOpt,
+    CaBundleOpt,
     DebugOpt,
     JsonOpt,
     MaxInFlightOpt,
@@ -68,6 +69,7 @@ def root(
     quiet: QuietOpt = False,
     rate: RateOpt = None,
     max_in_flight: MaxInFlightOpt = None,
+    ca_bundle: CaBundleOpt = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -84,6 +86,7 @@ def root(
         quiet=quiet,
         rate=rate,
         max_in_flight=max_in_flight,
+        ca_bundle=ca_bundle,
     )
 
 

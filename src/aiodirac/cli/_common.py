@@ -144,6 +144,19 @@ MaxInFlightOpt = Annotated[
     ),
 ]
 
+CaBundleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-bundle",
+        metavar="PATH",
+        help="CA certificates that sign the DiracX server's and its sandbox storage's TLS "
+        "certificates: a file, or a folder such as /etc/grid-security/certificates (default: "
+        "$DIRACX_CA_PATH, else the settings file's [diracx] ca_path, else the system's).",
+        show_default=False,
+        rich_help_panel="Global options",
+    ),
+]
+
 _COMMON: tuple[tuple[str, Any], ...] = (
     ("backend", BackendOpt),
     ("url", UrlOpt),
@@ -152,10 +165,11 @@ _COMMON: tuple[tuple[str, Any], ...] = (
     ("quiet", QuietOpt),
     ("rate", RateOpt),
     ("max_in_flight", MaxInFlightOpt),
+    ("ca_bundle", CaBundleOpt),
 )
 _PREFIX = "global_"
 #: Global options that take a value (the others are flags).
-_VALUED = frozenset({"backend", "url", "rate", "max_in_flight"})
+_VALUED = frozenset({"backend", "url", "rate", "max_in_flight", "ca_bundle"})
 
 
 def options_from(ctx: typer.Context, local: dict[str, Any]) -> Options:
@@ -349,7 +363,14 @@ def make_client(
     limits = default_limits(rate=opts.rate, max_in_flight=opts.max_in_flight)
     if quick:
         limits = replace(limits, retry=RetryPolicy(deadline=QUICK_DEADLINE))
-    return AsyncDirac(kind, url=opts.url, journal=journal, track_config=track, limits=limits)
+    return AsyncDirac(
+        kind,
+        url=opts.url,
+        journal=journal,
+        track_config=track,
+        limits=limits,
+        verify=opts.ca_bundle,
+    )
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -24,3 +24,4 @@ class Options:
     quiet: bool = False
     rate: float | None = None
     max_in_flight: int | None = None
+    ca_bundle: str | None = None

@@ -18,8 +18,9 @@ __all__ = ["CA_HINTS", "ssl_verify", "untrusted_certificate"]
 CA_HINTS: Mapping[str, str] = MappingProxyType(
     {
         "python": "give the CA certificates that sign it with verify= (a file or a folder)",
-        "cli": "set SSL_CERT_FILE to the CA bundle that signs it, or SSL_CERT_DIR to a folder of "
-        "CA certificates (e.g. /etc/grid-security/certificates)",
+        "cli": "give the CA certificates that sign it with --ca-bundle PATH (a file, or a folder "
+        "such as /etc/grid-security/certificates), or once for all with ca_path under [diracx] "
+        "in the aiodirac settings file (or DIRACX_CA_PATH)",
     }
 )
 
