@@ -14,6 +14,7 @@ from aiodirac import (
     BrakeEngaged,
     CampaignEnded,
     CampaignEvent,
+    CampaignProgress,
     DownloadFinished,
     FailurePolicy,
     GaveUp,
@@ -312,3 +313,19 @@ async def test_the_journal_read_back_for_the_report(tmp_path: Path) -> None:
     assert set(data.transitions.site) == {"LCG.Simulated.org", "ANY"}
     with pytest.raises(JournalError, match="no campaign journal"):
         read_report_data(tmp_path / "nope.db")
+
+
+def test_a_campaign_runs_on_trio(tmp_path: Path) -> None:
+    grid = SimulatedGrid(fail_once={2}, outputs=tmp_path / "grid")
+
+    async def main() -> CampaignProgress:
+        async with client(grid) as dirac:
+            campaign = dirac.campaign(
+                parametric(6), journal=tmp_path / "c.db", dest=tmp_path / "out", policy=NOW
+            )
+            return await campaign.run()
+
+    progress = anyio.run(main, backend="trio")
+    assert progress.complete
+    assert progress.retries == 1
+    assert progress.downloaded == 6
