@@ -43,6 +43,7 @@ from aiodirac._engine.submit._model import SubmitConfig
 from aiodirac._engine.submit._submitter import Submitter
 from aiodirac._engine.track._events import JobEvent
 from aiodirac._engine.track._tracker import TrackConfig, Tracker
+from aiodirac._exceptions import TransientError
 from aiodirac._job._job import Job
 from aiodirac._job._spec import ConcreteJob, Step, SubmitChunk
 from aiodirac._job._status import JobState, JobStatus
@@ -299,7 +300,14 @@ async def track_diracx(count: int, server: Server) -> dict[str, float]:
                         del remaining[job_id]
                     else:
                         remaining[job_id] = at
-                await pilot.set_status(sequences, check=False)
+                for attempt in range(5):  # a loaded server may restart a worker (502)
+                    try:
+                        await pilot.set_status(sequences, check=False)
+                        break
+                    except TransientError:
+                        if attempt == 4:
+                            raise
+                        await anyio.sleep(1)
                 await anyio.sleep(0.5)
 
         w0 = time.perf_counter()

@@ -424,14 +424,13 @@ def test_config_validation() -> None:
 
 
 def test_confirm_batch_and_window_follow_the_cost_model() -> None:
-    # as many IDs as the backend takes, up to 1,000 (benchmarks/confirm_cost.py)
-    assert SubmitConfig().confirm_batch_for(20, 1000) == 1000
+    # as many IDs as the backend takes, up to 500 (benchmarks/confirm_cost.py)
+    assert SubmitConfig().confirm_batch_for(20, 1000) == 500
     assert SubmitConfig().confirm_batch_for(20, 300) == 300  # the backend's cap
     assert SubmitConfig().confirm_batch_for(1000, 10_000) == 1000  # one chunk at least
-    assert SubmitConfig().confirm_batch_for(2000, 10_000) == 2000
     assert SubmitConfig(confirm_batch=7).confirm_batch_for(20, 1000) == 7
-    # in flight + two batches of chunks (8 + 2 x 50), at least Limits.window
-    assert SubmitConfig().window_for(20, 1000, Limits()) == 108
+    # in flight + two batches of chunks (8 + 2 x 25), at least Limits.window
+    assert SubmitConfig().window_for(20, 1000, Limits()) == 58
     assert SubmitConfig(confirm_batch=30).window_for(20, 1000, Limits(max_in_flight=2)) == 8
     assert SubmitConfig(confirm_batch=200).window_for(20, 1000, Limits(max_in_flight=2)) == 22
     assert SubmitConfig().window_for(1000, 10_000, Limits()) == 32
@@ -537,10 +536,10 @@ async def test_confirmations_linger_to_carry_many_chunks() -> None:
 
     eager, patient = await confirms(0), await confirms(5)
     assert patient < eager
-    # With a long linger, a batch closes only when it is full: 1,000 IDs by default (50 chunks
+    # With a long linger, a batch closes only when it is full: 500 IDs by default (25 chunks
     # of 20; the window holds 4 in flight + two batches, so the others go on being sent
-    # meanwhile); 150 chunks need 3 confirmations.
-    assert patient == 3
+    # meanwhile); 150 chunks need 6 confirmations.
+    assert patient == 6
 
 
 async def test_leaving_the_stream_early_cancels_and_a_rerun_completes(tmp_path: Path) -> None:
