@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import socket
-import tarfile
 from pathlib import Path
 
 import anyio
 import pytest
 from _dxjobs import make_chunk
 
-from aiodirac import InvalidTransitionError, JobStatus
+from aiodirac import DownloadConfig, Downloader, InvalidTransitionError, JobStatus
 from aiodirac.backends.diracx import DiracXBackend
 from aiodirac.testing._pilot import DiracXTestPilot
 from diracx_server import DiracXServer
@@ -30,17 +28,14 @@ async def _until_final(backend: DiracXBackend, ids: list[int]) -> dict[int, JobS
             await anyio.sleep(0.2)
 
 
-async def _download(backend: DiracXBackend, job_id: int, dest: Path) -> Path:
-    info = await backend.output_sandbox(job_id)
-    assert info.url is not None
-    assert info.format == "tar.bz2"
-    async with backend.http_client.stream("GET", info.url) as response:
-        response.raise_for_status()
-        data = b"".join([chunk async for chunk in response.aiter_bytes()])
-    folder = dest / str(job_id)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        tar.extractall(folder, filter="data")
-    return folder
+async def _download(server: DiracXServer, backend: DiracXBackend, job_id: int, dest: Path) -> Path:
+    """The job's output sandbox fetched and unpacked by the library's own Downloader."""
+    async with Downloader(backend, DownloadConfig(verify=server.verify)) as downloader:
+        (result,) = await downloader.download([job_id], dest)
+    assert result.ok, result.error
+    assert result.path == dest / str(job_id)
+    assert result.bytes > 0
+    return result.path
 
 
 async def test_seed_job_end_to_end(
@@ -68,7 +63,7 @@ async def test_seed_job_end_to_end(
         state = (await backend.status(ids))[ids[0]]
         assert state.minor_status == "Execution Complete"
         assert state.site == "ANY" or state.site
-        folder = await _download(backend, ids[0], tmp_path / "out")
+        folder = await _download(diracx_server, backend, ids[0], tmp_path / "out")
         text = repr(backend) + repr(pilot)
 
     assert (folder / "Script1_echo.log").read_text().count("hello") == 1
@@ -87,7 +82,7 @@ async def test_seed_job_end_to_end(
 
 
 async def test_failing_job_ends_failed_with_its_output(
-    backend: DiracXBackend, pilot: DiracXTestPilot, tmp_path: Path
+    diracx_server: DiracXServer, backend: DiracXBackend, pilot: DiracXTestPilot, tmp_path: Path
 ) -> None:
     from aiodirac import Step
 
@@ -102,7 +97,7 @@ async def test_failing_job_ends_failed_with_its_output(
     states = await backend.status(ids)
     assert {s.status for s in states.values()} == {JobStatus.FAILED}
     assert {s.minor_status for s in states.values()} == {"Application Finished With Errors"}
-    folder = await _download(backend, ids[1], tmp_path / "out")
+    folder = await _download(diracx_server, backend, ids[1], tmp_path / "out")
     assert "before" in (folder / "std.out").read_text()
 
 
