@@ -577,16 +577,19 @@ class Store:
             return [
                 AttributeRow(*row)
                 for row in db.execute(
+                    "WITH wanted(id) AS (SELECT value FROM json_each(?)), times AS ("
+                    " SELECT h.job_id,"
+                    "  MAX(CASE WHEN h.status = 'Running' THEN h.time END) AS started,"
+                    "  MAX(CASE WHEN h.status IN ('Done', 'Failed', 'Killed', 'Completed')"
+                    "   THEN h.time END) AS ended,"
+                    "  MAX(CASE WHEN h.status = 'Rescheduled' THEN h.time END) AS rescheduled"
+                    " FROM history h JOIN wanted w ON h.job_id = w.id GROUP BY h.job_id) "
                     "SELECT j.id, j.status, j.minor_status, j.application_status, j.site, j.name,"
                     " j.job_group, COALESCE(json_extract(j.spec, '$.attributes.JobType'), 'User'),"
                     " j.priority, j.reschedules, j.submitted, j.updated,"
-                    " (SELECT MAX(h.time) FROM history h WHERE h.job_id = j.id"
-                    "  AND h.status = 'Running'),"
-                    " (SELECT MAX(h.time) FROM history h WHERE h.job_id = j.id"
-                    "  AND h.status IN ('Done', 'Failed', 'Killed', 'Completed')),"
-                    " (SELECT MAX(h.time) FROM history h WHERE h.job_id = j.id"
-                    "  AND h.status = 'Rescheduled') "
-                    "FROM jobs j WHERE j.id IN (SELECT value FROM json_each(?)) ORDER BY j.id",
+                    " t.started, t.ended, t.rescheduled "
+                    "FROM jobs j JOIN wanted w ON j.id = w.id LEFT JOIN times t ON t.job_id = j.id "
+                    "ORDER BY j.id",
                     (_ids_json(job_ids),),
                 )
             ]
