@@ -140,3 +140,12 @@ def test_only_the_entry_point_imports_the_cli() -> None:
         and any(d == "aiodirac.cli" or d.startswith("aiodirac.cli.") for d in deps)
     )
     assert importers == []
+
+
+def test_child_processes_find_the_package_where_it_is() -> None:
+    # The local agent and the download helpers are started with this folder on their path.
+    from aiodirac._engine.download._transfer_pool import _PACKAGE_ROOT
+    from aiodirac.backends.local._agent_control import PACKAGE_ROOT
+
+    assert Path(PACKAGE_ROOT) == Path(_PACKAGE_ROOT) == SRC
+    assert (SRC / "aiodirac" / "__init__.py").is_file()

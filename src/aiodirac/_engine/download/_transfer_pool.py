@@ -57,7 +57,7 @@ _CANCEL_GRACE = 30.0
 # How long a helper may take to start (import aiodirac) before it is given up on.
 _START_TIMEOUT = 60.0
 # The helper imports this very aiodirac, wherever it was imported from.
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])  # the folder holding aiodirac/
 # Automatic setting: helpers start once this process used this share of a core over a window. Long enough that start-up and bursts do not count: a client waiting on DiracX's
 # one-process server reaches 0.6-0.75 over 0.1 s now and then, but 0.2-0.6 over 0.3 s
 # (measured), and a helper there only takes CPU from the server.

@@ -1,7 +1,7 @@
 """The local agent: the one detached process that runs a state folder's jobs.
 
-Started on demand by :class:`~aiodirac.LocalBackend` (``python -m aiodirac.backends.local._agent --home H
---detach``), it outlives the script that submitted the jobs, so that submit, status and output
+Started on demand by :class:`~aiodirac.LocalBackend` through :mod:`._agent_control`
+(``python -m aiodirac.backends.local._agent --home H --detach``), it outlives the script that submitted the jobs, so that submit, status and output
 can be separate scripts as on the grid. Exactly one agent runs per state folder: it holds an
 exclusive POSIX lock on ``agent.lock`` for its whole life and writes its PID to ``agent.pid``.
 Clients find it through the lock (a dead agent holds no lock, whatever its PID file says), start
@@ -30,8 +30,6 @@ import os
 import queue
 import shutil
 import signal
-import struct
-import subprocess
 import sys
 import threading
 import time
@@ -43,207 +41,22 @@ from pathlib import Path
 from aiodirac._exceptions import LocalBackendError
 from aiodirac._job._status import JobStatus, MinorStatus
 
+from ._agent_control import AGENT_MODULE, open_lock
 from ._executor import run_job
 from ._paths import DEFAULT_IDLE_TIMEOUT, StatePaths, local_site_name
 from ._sandbox import INPUT_ARCHIVE_SUFFIX, file_digest, pack_files, resolve_output_files
 from ._store import Claimed, Store, Update
 
-__all__ = [
-    "DEFAULT_IDLE_TIMEOUT",
-    "Agent",
-    "agent_pid",
-    "agent_running",
-    "main",
-    "nudge_agent",
-    "start_agent",
-    "stop_agent",
-]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "Agent", "main"]
 
 logger = logging.getLogger("aiodirac.agent")
 
 
-_MODULE = "aiodirac.backends.local._agent"
 _MARKER = "AIODIRAC_AGENT_HOME"
 _CHECK_INTERVAL = 0.25
 _ROUND_INTERVAL = 0.1
 _PEEK_LINES = 20
-_LOG_LIMIT = 5 << 20
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-# -- finding, starting and stopping the agent (used by clients) ---------------------------------
-
-
-def _open_lock(paths: StatePaths) -> int:
-    try:
-        paths.home.mkdir(parents=True, exist_ok=True)
-        return os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise LocalBackendError(
-            f"cannot use the local state folder {paths.home}: {exc.strerror}; choose a writable "
-            "folder with AIODIRAC_HOME or LocalBackend(home=...)"
-        ) from exc
-
-
-# struct flock as Linux lays it out: l_type, l_whence, l_start, l_len, l_pid (+ padding)
-_FLOCK = struct.Struct("hhqqi")
-_FLOCK_SIZE = 32
-
-
-def _lock_holder(fd: int) -> int | None:
-    """The PID holding the agent lock of ``fd``'s file, without taking it (``F_GETLK``)."""
-    request = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0).ljust(_FLOCK_SIZE, b"\0")
-    answer = fcntl.fcntl(fd, fcntl.F_GETLK, request)
-    kind, _, _, _, pid = _FLOCK.unpack(answer[: _FLOCK.size])
-    return None if kind == fcntl.F_UNLCK else int(pid)
-
-
-def _holder(paths: StatePaths) -> int | None:
-    fd = _open_lock(paths)
-    try:
-        return _lock_holder(fd)
-    finally:
-        os.close(fd)
-
-
-def agent_running(paths: StatePaths) -> bool:
-    """Whether an agent holds the state folder's lock right now.
-
-    The lock is a POSIX record lock, tested with ``F_GETLK``: looking never disturbs an agent
-    taking it, and a dead agent holds nothing, whatever ``agent.pid`` says.
-
-    Usage: ``if not agent_running(paths): start_agent(paths)``
-    """
-    return _holder(paths) is not None
-
-
-def agent_pid(paths: StatePaths) -> int | None:
-    """The running agent's PID (the lock holder, checked against its command line).
-
-    Usage: ``pid = agent_pid(paths)``
-    """
-    pid = _holder(paths)
-    if pid is None:
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return pid  # no /proc here: trust the lock
-    return pid if _MODULE.encode() in cmdline else None
-
-
-def nudge_agent(paths: StatePaths) -> bool:
-    """Wake the running agent so it looks at the store now; ``False`` when none runs.
-
-    Usage: ``nudge_agent(paths)``
-    """
-    pid = agent_pid(paths)
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, signal.SIGUSR1)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _log_tail(paths: StatePaths, lines: int = 5) -> str:
-    try:
-        text = paths.log.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def start_agent(
-    paths: StatePaths,
-    *,
-    max_parallel: int | None = None,
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-    keep_workdirs: bool = False,
-    timeout: float = 10.0,
-) -> bool:
-    """Start a detached agent unless one runs; wait until it holds the lock.
-
-    Returns:
-        ``True`` when this call started it.
-
-    Raises:
-        LocalBackendError: the agent could not start (its log's last lines say why).
-
-    Usage: ``start_agent(StatePaths(home), max_parallel=2)``
-    """
-    if agent_running(paths):
-        return False
-    command = [
-        sys.executable,
-        "-m",
-        _MODULE,
-        "--home",
-        str(paths.home),
-        "--idle-timeout",
-        repr(float(idle_timeout)),
-        "--detach",
-    ]
-    if max_parallel is not None:
-        command += ["--max-parallel", str(int(max_parallel))]
-    if keep_workdirs:
-        command.append("--keep-workdirs")
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    with contextlib.suppress(OSError):
-        if paths.log.stat().st_size > _LOG_LIMIT:
-            os.replace(paths.log, paths.log.with_name(paths.log.name + ".1"))
-    try:
-        with paths.log.open("ab") as log:
-            launcher = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=paths.home,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
-        code = launcher.wait(timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LocalBackendError(f"cannot start the local agent: {exc}") from exc
-    if code != 0:
-        raise LocalBackendError(
-            f"the local agent failed to start (exit status {code}): {_log_tail(paths)}"
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if agent_pid(paths) is not None:
-            return True
-        time.sleep(0.01)
-    raise LocalBackendError(
-        f"the local agent did not start within {timeout:g} s; its log {paths.log} says: "
-        f"{_log_tail(paths)}"
-    )
-
-
-def stop_agent(paths: StatePaths, *, timeout: float = 10.0) -> bool:
-    """Stop the running agent (``SIGTERM``: its running jobs go back to the queue).
-
-    Returns:
-        ``True`` when no agent runs any more.
-
-    Usage: ``stop_agent(StatePaths(home))``
-    """
-    pid = agent_pid(paths)
-    if pid is None:
-        return not agent_running(paths)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not agent_running(paths):
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # -- the agent itself ----------------------------------------------------------------------------
@@ -335,7 +148,7 @@ class Agent:
         signal.signal(signal.SIGUSR1, self._on_wake)
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
-        self._lock_fd = _open_lock(self.paths)
+        self._lock_fd = open_lock(self.paths)
         if not self._lock():
             logger.info("another agent runs for %s; exiting", self.paths.home)
             return 0
@@ -601,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Usage: ``main(["--home", "/tmp/state", "--idle-timeout", "5"])``
     """
-    parser = argparse.ArgumentParser(prog=f"python -m {_MODULE}", description=__doc__)
+    parser = argparse.ArgumentParser(prog=f"python -m {AGENT_MODULE}", description=__doc__)
     parser.add_argument("--home", required=True, help="the state folder")
     parser.add_argument("--max-parallel", type=int, default=None, help="jobs at once (cores)")
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT)

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -41,6 +40,7 @@ from aiodirac.backends._protocol import (
     UnconfirmedJob,
 )
 
+from . import _agent_control
 from ._admin import FINAL_NAMES, CleanReport, LocalJob, job_files, remove_all, size_of
 from ._paths import DEFAULT_IDLE_TIMEOUT, StatePaths, default_home
 from ._sandbox import INPUT_ARCHIVE_SUFFIX, file_digest, pack_files, store_input_sandbox
@@ -64,14 +64,6 @@ _NEEDS_AGENT = frozenset(
 )
 _AGENT_CHECK_INTERVAL = 5.0
 _STATUSES = {status.value: status for status in JobStatus}
-
-
-def _agent() -> ModuleType:
-    # imported on first use, so that ``python -m aiodirac.backends.local._agent`` does not find the
-    # module already imported by the package (runpy warns about that)
-    from aiodirac.backends.local import _agent
-
-    return _agent
 
 
 #: The local backend's OwnerGroup and VO.
@@ -174,10 +166,10 @@ class LocalBackend(Backend):
 
     def _ensure_agent(self) -> None:
         self._last_agent_check = time.monotonic()
-        if _agent().agent_running(self.paths):
-            _agent().nudge_agent(self.paths)
+        if _agent_control.agent_running(self.paths):
+            _agent_control.nudge_agent(self.paths)
             return
-        _agent().start_agent(
+        _agent_control.start_agent(
             self.paths,
             max_parallel=self.max_parallel,
             idle_timeout=self.idle_timeout,
@@ -306,7 +298,7 @@ class LocalBackend(Backend):
             # the jobs the dead one left running
             self._last_agent_check = time.monotonic()
             try:
-                if not _agent().agent_running(self.paths):
+                if not _agent_control.agent_running(self.paths):
                     self._ensure_agent()
             except LocalBackendError as exc:
                 # the answer stands; the agent's failure shows in its log and at confirm time
@@ -600,7 +592,7 @@ class LocalBackend(Backend):
             if target is JobStatus.RESCHEDULED:
                 self._ensure_agent()
             else:
-                _agent().nudge_agent(self.paths)
+                _agent_control.nudge_agent(self.paths)
         return ActionResult(done=tuple(done), refused=refused)
 
     async def kill(self, job_ids: Sequence[int]) -> ActionResult:
@@ -677,7 +669,7 @@ class LocalBackend(Backend):
 
         Usage: ``await backend.agent_pid()``
         """
-        return await self._run(_agent().agent_pid, self.paths)
+        return await self._run(_agent_control.agent_pid, self.paths)
 
     async def start_agent(self) -> bool:
         """Start the agent unless it runs; ``True`` when this call started it.
@@ -688,7 +680,7 @@ class LocalBackend(Backend):
         Usage: ``await backend.start_agent()``
         """
         return await self._run(
-            lambda: _agent().start_agent(
+            lambda: _agent_control.start_agent(
                 self.paths,
                 max_parallel=self.max_parallel,
                 idle_timeout=self.idle_timeout,
@@ -701,4 +693,4 @@ class LocalBackend(Backend):
 
         Usage: ``await backend.stop_agent()``
         """
-        return await self._run(lambda: _agent().stop_agent(self.paths, timeout=grace))
+        return await self._run(lambda: _agent_control.stop_agent(self.paths, timeout=grace))
