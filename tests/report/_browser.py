@@ -75,6 +75,20 @@ def open_page(browser: Browser, path: Path) -> Page:
     return page
 
 
+def load_report(executable: str, workdir: Path, report: Path, shot: Path) -> dict[str, Any]:
+    """Open ``report`` in a new Chromium, screenshot it to ``shot``; its charts by name.
+
+    Fails unless the page loaded with no error and requested nothing but itself.
+    """
+    with Browser.start(workdir, executable) as browser:
+        page = open_page(browser, report)
+        charts = {chart["name"]: chart for chart in page.evaluate(CHARTS)}
+        page.screenshot(shot)
+        assert page.errors == []
+        assert page.requests == [report.as_uri()]  # the page itself, nothing else
+    return charts
+
+
 def find_chromium() -> str | None:
     """The Chromium (or Chrome) executable on PATH, if any."""
     for name in CANDIDATES:

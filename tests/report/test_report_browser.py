@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio.to_thread
-from _browser import CHARTS, Browser, open_page, png_size
+from _browser import Browser, load_report, open_page, png_size
+from _flaky import flaky_job
 from test_report_html import HOSTILE, _hostile_data
 
 from aiodirac import (
     AsyncDirac,
     FailurePolicy,
-    Job,
     read_report_data,
     render_report,
     write_report,
@@ -28,19 +28,22 @@ from aiodirac.testing import synthetic_report_data
 
 def test_report_loads_with_no_error_and_draws_every_chart(chromium: str, tmp_path: Path) -> None:
     report = write_report(synthetic_report_data(2000, seed=7), tmp_path / "report.html")
-    with Browser.start(tmp_path, chromium) as browser:
-        page = open_page(browser, report)
-        charts = page.evaluate(CHARTS)
-        shot = page.screenshot(tmp_path / "report.png")
-        assert page.errors == []
-        assert page.requests == [report.as_uri()]  # the page itself, nothing else
-    names = [chart["name"] for chart in charts]
-    assert names == ["status", "rates", "durations", "sites", "minor", "attempts", "downloads"]
-    for chart in charts:
-        assert chart["width"] > 500, chart["name"]
-        assert chart["height"] > 100, chart["name"]
-        assert chart["shapes"] > 10, chart["name"]
-    texts = {chart["name"]: chart["texts"] for chart in charts}
+    shot = tmp_path / "report.png"
+    charts = load_report(chromium, tmp_path, report, shot)
+    assert list(charts) == [
+        "status",
+        "rates",
+        "durations",
+        "sites",
+        "minor",
+        "attempts",
+        "downloads",
+    ]
+    for name, chart in charts.items():
+        assert chart["width"] > 500, name
+        assert chart["height"] > 100, name
+        assert chart["shapes"] > 10, name
+    texts = {name: chart["texts"] for name, chart in charts.items()}
     assert {"Running", "Done", "Waiting"} <= set(texts["status"])
     assert "LCG.PIC.es" in texts["sites"]
     assert "Application Finished With Errors" in texts["minor"]
@@ -88,19 +91,7 @@ def test_the_checks_see_errors_and_requests(chromium: str, tmp_path: Path) -> No
 async def test_report_of_a_real_local_campaign(chromium: str, tmp_path: Path) -> None:
     # Four real jobs on the local backend; n=2 fails once and is rescheduled. The report is
     # drawn from the campaign's own journal, as 'aiodirac campaign report --html' does.
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    script = tmp_path / "flaky.sh"
-    script.write_text(
-        "#!/bin/sh\n"
-        'if [ "$2" != 2 ] || [ -e "$1/$2" ]; then echo "n=$2"; exit 0; fi\n'
-        'touch "$1/$2"; exit 1\n'
-    )
-    script.chmod(0o755)
-    job = Job()
-    job.setName("real-%n")
-    job.setExecutable(str(script), arguments=f"{marks} %(n)s")
-    job.setParameterSequence("n", ["1", "2", "3", "4"])
+    job = flaky_job(tmp_path, 4, "real-%n")
     async with AsyncDirac() as dirac:
         try:
             campaign = dirac.campaign(
@@ -118,12 +109,7 @@ async def test_report_of_a_real_local_campaign(chromium: str, tmp_path: Path) ->
     assert (data.jobs, len(data.retries), len(data.downloads)) == (4, 1, 4)
     assert report.read_text() == render_report(data)
 
-    with Browser.start(tmp_path, chromium) as browser:
-        page = open_page(browser, report)
-        charts = {chart["name"]: chart for chart in page.evaluate(CHARTS)}
-        page.screenshot(tmp_path / "real.png")
-        assert page.errors == []
-        assert page.requests == [report.as_uri()]
+    charts = load_report(chromium, tmp_path, report, tmp_path / "real.png")
     assert {"status", "rates", "sites", "minor", "attempts", "downloads"} <= set(charts)
     assert "DIRAC.vm.local" in charts["sites"]["texts"]  # the local backend's site
     assert "Application Finished With Errors" in charts["minor"]["texts"]
