@@ -10,7 +10,7 @@ returns the text and the caller prints it (the ``Dirac`` facade, as DIRAC does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = ["format_table", "summary_file"]
 
@@ -52,13 +52,14 @@ def format_table(
     return f"{header}\n{'=' * rule_length}\n{body}"
 
 
-def summary_file(headers: Sequence[str], summary: dict[int, dict[str, str]]) -> str:
+def summary_file(headers: Sequence[str], summary: Mapping[int, Mapping[str, object]]) -> str:
     """The text ``getJobSummary(..., outputFile=...)`` writes: a ``JobID`` column 12 wide, then
-    one column 35 wide per attribute.
+    one column 35 wide per attribute (values written with ``str``: DIRAC's own ``ljust`` on a
+    datetime value fails).
 
     Usage: ``Path("summary.txt").write_text(summary_file(SUMMARY_NAMES, summary))``
     """
     lines = ["JobID".ljust(12) + "".join(h.ljust(35) for h in headers)]
     for job_id, values in summary.items():
-        lines.append(str(job_id).ljust(12) + "".join(values[h].ljust(35) for h in headers))
+        lines.append(str(job_id).ljust(12) + "".join(str(values[h]).ljust(35) for h in headers))
     return "".join(line + "\n" for line in lines)

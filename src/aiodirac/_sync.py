@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, TextIO, TypeVar
 
 import anyio
 
-from aiodirac._job._monitoring import SUMMARY_NAMES, dirac_time
+from aiodirac._job._monitoring import SUMMARY_NAMES, DiracValue, dirac_time
 
 from ._client import AsyncDirac, JobIDs, job_ids
 from ._dirac_print import format_table, summary_file
@@ -389,8 +389,9 @@ class Dirac:
         return S_OK([str(job_id) for job_id in ids])
 
     def getJobAttributes(self, jobID: int | str, printOutput: bool = False) -> DiracResult:
-        """Every DIRAC attribute of one job, as strings (``S_OK({})`` for an unknown job, as
-        DIRAC).
+        """Every DIRAC attribute of one job, typed as DIRAC 9.1 returns them (ints, naive UTC
+        datetimes or ``None``, strings: see :meth:`aiodirac.JobAttributes.as_dirac`);
+        ``S_OK({})`` for an unknown job, as DIRAC.
 
         Usage: ``dirac.getJobAttributes(196)['Value']['Owner']``
         """
@@ -424,7 +425,7 @@ class Dirac:
             found = self._run(self._client.attributes, wanted)
         except DiracError as exc:
             return S_ERROR(str(exc))
-        summary: dict[int, dict[str, str]] = {}
+        summary: dict[int, dict[str, DiracValue]] = {}
         for job_id in wanted:
             if job_id not in found:
                 logger.warning("No records for JobID %s", job_id)

@@ -92,7 +92,7 @@ async def test_attributes_describe_the_job(
     assert attrs.submission_time <= attrs.last_update_time
     assert attrs.reschedule_counter == 0
     dirac = attrs.as_dirac()
-    assert dirac["JobID"] == str(job_id)
+    assert dirac["JobID"] == job_id
     assert dirac["Status"] == "Done"
     assert tuple(attrs.summary()) == SUMMARY_NAMES
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -50,7 +51,8 @@ def test_sync_monitoring_on_diracx(
         assert tuple(attributes) == ATTRIBUTE_NAMES
         assert attributes["JobName"] == "dx-monitored"
         assert attributes["Owner"] == "localuser"
-        assert TIME.fullmatch(attributes["SubmissionTime"])
+        assert isinstance(attributes["SubmissionTime"], datetime)
+        assert attributes["JobID"] == job_id
         summary = dirac.getJobSummary(job_id)["Value"][job_id]
         assert tuple(summary) == SUMMARY_NAMES
         assert summary["Status"] == "Done"

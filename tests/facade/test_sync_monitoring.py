@@ -75,14 +75,22 @@ def test_attributes_and_summary(
     assert attributes["OK"], attributes
     value = attributes["Value"]
     assert tuple(value) == ATTRIBUTE_NAMES
-    assert all(isinstance(v, str) for v in value.values())
-    assert value["JobID"] == str(job_id)
+    # typed as DIRAC 9.1's JobDB hands them out
+    assert value["JobID"] == job_id
     assert value["Status"] == "Done"
     assert value["JobName"] == "monitored"
     assert value["JobGroup"] == "mon"
-    assert TIME.fullmatch(value["SubmissionTime"])
-    assert TIME.fullmatch(value["EndExecTime"])
-    assert value["HeartBeatTime"] == "None"
+    assert isinstance(value["UserPriority"], int)
+    assert value["RescheduleCounter"] == 0
+    assert value["VerifiedFlag"] == "True"
+    for name in ("SubmissionTime", "LastUpdateTime", "StartExecTime", "EndExecTime"):
+        when = value[name]
+        assert isinstance(when, datetime), name
+        assert when.tzinfo is None
+        assert when.microsecond == 0
+    assert value["SubmissionTime"] <= value["EndExecTime"]
+    assert value["HeartBeatTime"] is None
+    assert value["RescheduleTime"] is None
     assert sync_dirac.getJobAttributes(999_999) == {"OK": True, "Value": {}}
     assert sync_dirac.getJobAttributes([job_id])["OK"] is False
 
@@ -97,6 +105,7 @@ def test_attributes_and_summary(
     assert tuple(summary["Value"][job_id]) == SUMMARY_NAMES
     assert summary["Value"][job_id]["Status"] == "Done"
     assert set(summary["Value"][999_999].values()) == {"None"}
+    assert isinstance(summary["Value"][job_id]["LastUpdateTime"], datetime)
     lines = (tmp_path / "s.txt").read_text().splitlines()
     assert lines[0] == "JobID".ljust(12) + "".join(h.ljust(35) for h in SUMMARY_NAMES)
     assert lines[1].startswith(str(job_id).ljust(12) + "Done".ljust(35))

@@ -24,10 +24,12 @@ __all__ = [
     "ATTRIBUTE_NAMES",
     "SUMMARY_NAMES",
     "CPUSample",
+    "DiracValue",
     "JobAttributes",
     "JobSelection",
     "LoggingRecord",
     "SelectConditions",
+    "db_time",
     "dirac_time",
     "parse_since",
 ]
@@ -84,6 +86,23 @@ def dirac_time(value: datetime | None) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+#: A value of DIRAC's job attribute dictionaries.
+DiracValue = str | int | datetime | None
+
+
+def db_time(value: datetime | None) -> datetime | None:
+    """A time as DIRAC's JobDB (MySQL ``DATETIME``) hands it out: naive UTC, to the second.
+
+    Usage: ``db_time(datetime(2026, 12, 4, 22, 5, 7, 123, tzinfo=UTC))`` ->
+    ``datetime(2026, 12, 4, 22, 5, 7)``
+    """
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=0)
 
 
 def parse_since(value: str | date | datetime | None) -> datetime | None:
@@ -255,13 +274,15 @@ class JobAttributes:
     verified: bool = True
     accounted: str = "False"
 
-    def as_dirac(self) -> dict[str, str]:
-        """DIRAC's ``getJobAttributes`` value: every attribute as a string (``'None'`` if unset).
+    def as_dirac(self) -> dict[str, DiracValue]:
+        """DIRAC's ``getJobAttributes`` value, typed as DIRAC 9.1's JobDB returns it: ``JobID``,
+        ``UserPriority`` and ``RescheduleCounter`` ints; times naive UTC datetimes to the
+        second (``None`` when unset); the flags ``'True'``/``'False'``; the rest strings.
 
         Usage: ``attrs.as_dirac()["Status"]`` -> ``"Done"``
         """
-        values = (
-            str(self.job_id),
+        values: tuple[DiracValue, ...] = (
+            self.job_id,
             self.job_type,
             self.job_group,
             self.site,
@@ -269,24 +290,24 @@ class JobAttributes:
             self.owner,
             self.owner_group,
             self.vo,
-            dirac_time(self.submission_time),
-            dirac_time(self.reschedule_time),
-            dirac_time(self.last_update_time),
-            dirac_time(self.start_exec_time),
-            dirac_time(self.heart_beat_time),
-            dirac_time(self.end_exec_time),
+            db_time(self.submission_time),
+            db_time(self.reschedule_time),
+            db_time(self.last_update_time),
+            db_time(self.start_exec_time),
+            db_time(self.heart_beat_time),
+            db_time(self.end_exec_time),
             str(self.status),
             self.minor_status,
             self.application_status,
-            str(self.user_priority),
-            str(self.reschedule_counter),
+            self.user_priority,
+            self.reschedule_counter,
             str(self.verified),
             self.accounted,
         )
         return dict(zip(ATTRIBUTE_NAMES, values, strict=True))
 
-    def summary(self) -> dict[str, str]:
-        """DIRAC's ``getJobSummary`` value for this job (nine attributes, as strings).
+    def summary(self) -> dict[str, DiracValue]:
+        """DIRAC's ``getJobSummary`` value for this job: nine of :meth:`as_dirac`'s attributes.
 
         Usage: ``{a.job_id: a.summary() for a in found.values()}``
         """
