@@ -156,32 +156,56 @@ def test_a_campaign_with_nothing_yet_has_a_page() -> None:
     assert "still running" in page
 
 
-def test_write_report_replaces_the_file_whole(tmp_path: Path) -> None:
-    target = tmp_path / "report.html"
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """An empty folder of the test's own (tmp_path also holds matplotlib's cache)."""
+    path = tmp_path / "reports"
+    path.mkdir()
+    return path
+
+
+def test_write_report_replaces_the_file_whole(folder: Path) -> None:
+    target = folder / "report.html"
     target.write_text("old")
     assert write_report(synthetic_report_data(50), target) == target
     assert target.read_text().startswith("<!DOCTYPE html>")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+    assert sorted(p.name for p in folder.iterdir()) == ["report.html"]
 
 
-def test_bad_arguments_are_typed_errors_before_anything_is_written(tmp_path: Path) -> None:
+def test_a_killed_writers_leftover_is_removed_by_the_next_write(folder: Path) -> None:
+    # A writer killed between writing and renaming leaves its temporary file; the next write
+    # of the same report removes it once its process is gone, never a live writer's.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = folder / f".report.html.{gone.stdout.strip()}.0a1b2c3d.tmp"
+    live = folder / f".report.html.{os.getpid()}.0a1b2c3d.tmp"
+    other = folder / f".other.html.{gone.stdout.strip()}.0a1b2c3d.tmp"
+    for leftover in (dead, live, other):
+        leftover.write_text("<!DOCTYPE html><p>half")
+    write_report(synthetic_report_data(20), folder / "report.html")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["report.html", live.name, other.name]
+    )
+
+
+def test_bad_arguments_are_typed_errors_before_anything_is_written(folder: Path) -> None:
     data = synthetic_report_data(10)
     with pytest.raises(InvalidArgumentError, match="does not exist"):
-        write_report(data, tmp_path / "missing" / "report.html")
+        write_report(data, folder / "missing" / "report.html")
     with pytest.raises(InvalidArgumentError, match="is a folder"):
-        write_report(data, tmp_path)
+        write_report(data, folder)
     with pytest.raises(InvalidArgumentError, match="not a dict"):
-        write_report({"jobs": 1}, tmp_path / "r.html")  # type: ignore[arg-type]
-    assert list(tmp_path.iterdir()) == []
+        write_report({"jobs": 1}, folder / "r.html")  # type: ignore[arg-type]
+    assert list(folder.iterdir()) == []
 
 
 def test_without_matplotlib_the_error_says_what_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'aiodirac\[report\]'"):
-        write_report(synthetic_report_data(10), tmp_path / "r.html")
-    assert list(tmp_path.iterdir()) == []
+        write_report(synthetic_report_data(10), folder / "r.html")
+    assert list(folder.iterdir()) == []
 
 
 def test_importing_aiodirac_does_not_import_matplotlib_or_numpy() -> None:

@@ -12,6 +12,7 @@ Usage::
 
 from __future__ import annotations
 
+import glob
 import importlib
 import os
 import secrets
@@ -76,7 +77,8 @@ def write_report(data: ReportData, path: str | os.PathLike[str]) -> Path:
     """Write the campaign's report to ``path``, an HTML file readable with no network.
 
     The file appears whole or not at all: it is written under a temporary name in the same
-    folder, then renamed.
+    folder (``.<name>.<pid>.<random>.tmp``), then renamed. A temporary file that a killed
+    writer left behind (its process is gone) is removed by the next write to the same path.
 
     Args:
         data: the campaign's history (a campaign's journal loader builds it).
@@ -102,6 +104,7 @@ def write_report(data: ReportData, path: str | os.PathLike[str]) -> Path:
             f"cannot write the report to {str(target)!r}: the folder {str(folder)!r} does not exist"
         )
     text = render_report(data)
+    _remove_leftovers(target)
     # A new name in the same folder, created with the usual permissions (umask applies).
     temporary = folder / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -113,3 +116,22 @@ def write_report(data: ReportData, path: str | os.PathLike[str]) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return target
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the temporary files of writers of ``target`` that died before renaming them."""
+    prefix = f".{target.name}."
+    for leftover in target.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = leftover.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
