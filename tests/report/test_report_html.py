@@ -158,7 +158,7 @@ def test_a_campaign_with_nothing_yet_has_a_page() -> None:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    """An empty folder of the test's own (tmp_path also holds matplotlib's cache)."""
+    """An empty folder of the test's own, for tests that list what was written."""
     path = tmp_path / "reports"
     path.mkdir()
     return path
