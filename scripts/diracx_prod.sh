@@ -47,6 +47,8 @@ DX_WORKERS=${DX_WORKERS:-2}
 DX_TOKEN_MINUTES=${DX_TOKEN_MINUTES:-1440}
 DX_PYTHON=${DX_PYTHON:-python3}
 LOG_TAG=diracx_prod.sh
+# Debian installs mariadbd and nginx in /usr/sbin, which a user's PATH may lack
+PATH="$PATH:/usr/sbin:/sbin"
 # shellcheck source=scripts/diracx_common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/diracx_common.sh"
 
@@ -54,7 +56,7 @@ LOG_TAG=diracx_prod.sh
 missing_system() {  # the Debian packages to install, one per line
   { command -v mariadbd && command -v mariadb-install-db && command -v mariadb-admin; } >/dev/null 2>&1 \
     || echo mariadb-server
-  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || echo nginx-light
+  command -v nginx >/dev/null 2>&1 || echo nginx-light
 }
 
 install_system() {
@@ -87,7 +89,7 @@ install() {
   install_venv
 }
 
-NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+NGINX=nginx
 
 # ------------------------------------------------------------------ processes
 settings() {  # the values start wrote (ports, socket) for db-start and status

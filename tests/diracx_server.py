@@ -62,6 +62,7 @@ __all__ = [
     "current_server",
     "diracx_server",
     "server_kind",
+    "started_server",
 ]
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -109,15 +110,32 @@ class DiracXServer:
     def token_response(self, user: str = "localuser", group: str | None = None) -> dict[str, str]:
         """A fresh ``{access_token, refresh_token, expires_in, ...}`` for ``user``."""
         secret = base64.urlsafe_b64encode(self.legacy_secret.encode()).decode()
-        response = httpx.get(
-            f"{self.url}/api/auth/legacy-exchange",
+        response = self.request(
+            "GET",
+            "/api/auth/legacy-exchange",
             params={"preferred_username": user, "scope": f"vo:{VO} group:{group or USERS[user]}"},
             headers={"Authorization": f"Bearer diracx:legacy:{secret}"},
-            timeout=30,
-            verify=self.ssl,
         )
-        response.raise_for_status()
         return dict(response.json())
+
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """One request to the server with plain httpx (a 2xx, 206 or 416 answer), repeated for
+        up to 60 s while the server answers 5xx: it does while a worker loads its configuration,
+        and once per stale pooled connection after its database came back.
+
+        Usage: ``server.request("POST", "/api/jobs/search", json=..., headers=...)``
+        """
+        deadline = time.monotonic() + 60
+        while True:
+            response = httpx.request(
+                method, f"{self.url}{path}", timeout=60, verify=self.ssl, **options
+            )
+            if response.status_code < 500 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if response.status_code != 416:
+            response.raise_for_status()
+        return response
 
     def token(self, user: str = "localuser", group: str | None = None) -> str:
         """A fresh access token for ``user`` (``localuser``, ``otheruser``, ``adminuser``)."""
@@ -211,13 +229,30 @@ def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXSe
     if os.environ.get("AIODIRAC_SKIP_DIRACX") == "1":
         pytest.skip("AIODIRAC_SKIP_DIRACX=1: the tests that need a real DiracX server are skipped")
     kind = server_kind()
-    script = KINDS[kind]
     running = os.environ.get("AIODIRAC_DIRACX_STATE")
-    if running:
-        # a server the developer started (and stops) with the script: the tests only use it
-        yield _use(kind, script, Path(running))
-        return
-    state = tmp_path_factory.mktemp("diracx") / "state"
+    global _current
+    with contextlib.ExitStack() as stack:
+        if running:
+            # a server the developer started (and stops) with the script: the tests only use it
+            _current = _read_server(kind, KINDS[kind], Path(running))
+        else:
+            state = tmp_path_factory.mktemp("diracx") / "state"
+            _current = stack.enter_context(started_server(kind, state))
+        try:
+            yield _current
+        finally:
+            _current = None
+
+
+@contextlib.contextmanager
+def started_server(kind: str, state: Path) -> Iterator[DiracXServer]:
+    """Start a DiracX of ``kind`` with its state in ``state`` on free ports; stop every process
+    of it at the end. The session has one (``diracx_server``); tests that break a server on
+    purpose (stop its database, kill a worker) start their own.
+
+    Usage: ``with started_server("prod", tmp_path / "dx") as server: ...``
+    """
+    script = KINDS[kind]
     env = dict(os.environ)
     env.update(
         DX_STATE=str(state),
@@ -240,20 +275,17 @@ def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXSe
             pytrace=False,
         )
     try:
-        yield _use(kind, script, state)
+        yield _read_server(kind, script, state)
     finally:
-        global _current
-        _current = None
         subprocess.run(
             ["bash", str(script), "stop"], env=env, capture_output=True, timeout=120, check=False
         )
 
 
-def _use(kind: str, script: Path, state: Path) -> DiracXServer:
-    global _current
+def _read_server(kind: str, script: Path, state: Path) -> DiracXServer:
     values = read_env_file(state / "env.sh")
     jobdb = values["DIRACX_DB_URL_JOBDB"]
-    _current = DiracXServer(
+    return DiracXServer(
         kind=kind,
         url=values["DIRACX_URL"],
         verify=values.get("DIRACX_CA_PATH") or True,
@@ -265,7 +297,6 @@ def _use(kind: str, script: Path, state: Path) -> DiracXServer:
         env_file=state / "env.sh",
         script=script,
     )
-    return _current
 
 
 _current: DiracXServer | None = None

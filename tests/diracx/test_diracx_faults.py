@@ -244,3 +244,13 @@ async def test_values_wider_than_diracx_columns_are_refused_before_any_request(
             await backend.submit(make_chunk([0], name="n" * 129))
         assert info.value.attribute == "JobName"
         assert not mock.calls
+
+
+async def test_a_500_to_sandbox_registration_is_transient(backend: DiracXBackend) -> None:
+    # two workers inserting the same new sandbox owner at once: MariaDB error 1062, HTTP 500.
+    # Registration is content-addressed and safe to repeat: the gate retries it.
+    with respx.mock(base_url=URL) as mock:
+        mock.post("/api/jobs/sandbox").respond(500, text="Internal Server Error")
+        with pytest.raises(ServiceUnavailableError, match="register a sandbox: HTTP 500"):
+            await backend.submit(make_chunk([0]))
+        assert [c.request.url.path for c in mock.calls] == ["/api/jobs/sandbox"]

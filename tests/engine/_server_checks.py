@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import httpx
-
 from aiodirac._job._job import Job
 from aiodirac._job._status import JobStatus
 
@@ -30,21 +28,19 @@ def group_jobs(server: Any, group: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     page = 1
     while True:
-        response = httpx.post(
-            f"{server.url}/api/jobs/search",
+        response = server.request(
+            "POST",
+            "/api/jobs/search",
             params={"page": page, "per_page": 10_000},
             headers={"Authorization": f"Bearer {token}"},
-            verify=server.ssl,
             json={
                 "parameters": ["JobID", "JobName", "Status", "MinorStatus", "JobGroup"],
                 "search": [{"parameter": "JobGroup", "operator": "eq", "value": group}],
                 "sort": [{"parameter": "JobID", "direction": "asc"}],
             },
-            timeout=60,
         )
         if response.status_code == 416:
             break
-        response.raise_for_status()
         rows.extend(response.json())
         if response.status_code != 206:
             break
