@@ -37,10 +37,14 @@ def aiodirac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke
         return Run(result.exit_code, result.stdout, result.stderr)
 
     yield invoke
-    _stop_agent(Path(os.environ["AIODIRAC_HOME"]))
 
 
-def _stop_agent(home: Path) -> None:
+@pytest.fixture(autouse=True)
+def _stop_agent() -> Iterator[None]:
+    """Whatever started the test's local agent (in-process or a real ``aiodirac`` process), it
+    is stopped when the test ends, passed or failed."""
+    yield
+    home = Path(os.environ["AIODIRAC_HOME"])
     if not home.exists():
         return
     from aiodirac.backends.local import LocalBackend

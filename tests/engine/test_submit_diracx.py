@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from aiodirac._engine.submit._submitter import SubmitConfig, Submitter
 from aiodirac._job._status import JobStatus
 from aiodirac._journal import Journal
 from aiodirac.testing._proxy import FaultProxy, ProxyFaults
+from child_processes import child
 
 pytestmark = [pytest.mark.diracx, pytest.mark.slow]
 
@@ -147,15 +147,21 @@ def test_sigkill_at_10_moments_then_resume(diracx_server: Any, tmp_path: Path) -
     outputs: list[str] = []
     kills = 0
     for moment in range(10):
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "ready"
-        # From just after start-up to well into the run: each kill hits another phase.
-        time.sleep(0.05 + 0.1 * moment)
-        process.send_signal(signal.SIGKILL)  # does nothing if the run already ended
-        out, _ = process.communicate(timeout=60)
+        with child(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as process:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+            # From just after start-up to well into the run: each run is killed once it has
+            # confirmed 15 more jobs than the one before (none for the first), wherever it is
+            # then (the lines are printed while the next requests are under way).
+            confirmed: list[str] = []
+            while len(confirmed) < 15 * moment:
+                line = process.stdout.readline()
+                confirmed.append(line)
+                if not line or line.strip() == "done":
+                    break
+            process.send_signal(signal.SIGKILL)  # does nothing if the run already ended
+            rest, _ = process.communicate(timeout=60)
+            out = "".join(confirmed) + rest
         outputs.append(out)
         if process.returncode == 0:
             # A fast server let the campaign finish before this kill: nothing left to cut.

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from example_support import EXAMPLES, RunExample
 
+from child_processes import child
+
 
 def _sums(stdout: str) -> tuple[int, int]:
     match = re.search(r"sum of squares: (\d+) \(expected (\d+)\)", stdout)
@@ -51,21 +53,20 @@ def test_campaign_size_from_the_environment(
 @pytest.mark.slow
 def test_campaign_killed_then_resumed(run_example: RunExample, tmp_path: Path) -> None:
     args = ["--jobs", "60", "--journal", "k.db", "--dest", "out"]
-    process = subprocess.Popen(
+    with child(
         [sys.executable, str(EXAMPLES / "campaign_10k.py"), *args],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
         env=dict(os.environ),
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    for line in process.stdout:
-        if line.startswith("submitted:") or time.monotonic() > deadline:
-            break
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=30)
+    ) as process:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in process.stdout:
+            if line.startswith("submitted:") or time.monotonic() > deadline:
+                break
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
 
     resumed = run_example("campaign_10k.py", *args)
     assert resumed.returncode == 0, resumed.stderr

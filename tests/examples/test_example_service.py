@@ -16,6 +16,8 @@ import httpx
 import pytest
 from example_support import EXAMPLES, stop_local_agent
 
+from child_processes import child
+
 pytest.importorskip("starlette", reason="the service example needs the 'examples' extra")
 pytest.importorskip("uvicorn", reason="the service example needs the 'examples' extra")
 
@@ -29,30 +31,25 @@ def _free_port() -> int:
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "service.py"), "--port", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ),
-    )
+    command = [sys.executable, str(EXAMPLES / "service.py"), "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/jobs/1", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read() if process.stdout else ""
-                    pytest.fail(f"the service did not start: {output}")
-                time.sleep(0.1)
-        yield url
+        with child(command, cwd=tmp_path, env=dict(os.environ), **output) as process:
+            deadline = time.monotonic() + 30
+            while True:  # until it answers (polled: nothing tells when it listens)
+                try:
+                    httpx.get(f"{url}/jobs/1", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        said = process.stdout.read() if process.stdout else ""
+                        pytest.fail(f"the service did not start: {said}")
+                    time.sleep(0.1)
+            yield url
+            process.terminate()
+            process.communicate(timeout=30)
     finally:
-        process.terminate()
-        process.communicate(timeout=30)
         stop_local_agent()
 
 
