@@ -25,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def aiodirac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+def aiodirac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     """Run ``aiodirac ARGS`` in this process, from ``tmp_path``; returns a :class:`Run`."""
     from aiodirac.cli._app import app
 
@@ -36,7 +36,7 @@ def aiodirac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke
         result = runner.invoke(app, list(args), input=input, catch_exceptions=False)
         return Run(result.exit_code, result.stdout, result.stderr)
 
-    yield invoke
+    return invoke
 
 
 @pytest.fixture(autouse=True)
