@@ -138,3 +138,17 @@ def test_jobs_and_history_on_diracx_show_server_strings_inert(
     assert "\\x1b]0;owned" in line
     assert "\x1b" not in listed.stdout
     assert dx("history", "999999999").code == 1
+
+
+def test_unknown_ids_and_final_jobs_read_as_on_the_local_backend(dx: Invoke) -> None:
+    """Issue 17: unknown IDs and already-final jobs are reported alike on both backends."""
+    unknown = 987_654_321
+    for args in (("status",), ("watch",), ("output", "--dest", "o"), ("kill",), ("delete",)):
+        run = dx(*args, str(unknown))
+        assert run.code == 1, (args, run.stdout, run.stderr)
+        assert run.stderr.splitlines()[-1] == f"aiodirac: warning: job {unknown}: not found"
+    ids = dx("--json", "submit", "--", "/bin/sleep", "60").json()["job_ids"]
+    assert dx("kill", str(ids[0])).code == 0
+    again = dx("--json", "kill", str(ids[0]))
+    assert again.code == 0, again.stderr
+    assert (again.json()["done"], again.json()["already"]) == ([], ids)
