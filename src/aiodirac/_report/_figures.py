@@ -75,7 +75,8 @@ _PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 
 # Counts of jobs, attempts and downloads are whole: no tick at 2.5 jobs.
 def _whole() -> MaxNLocator:
-    return MaxNLocator(integer=True)  # one per axis: a locator belongs to its axis
+    # one per axis (a locator belongs to its axis); the steps of the default locator
+    return MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10])
 
 
 _METADATA: dict[str, str | None] = {"Date": None, "Creator": None, "Format": None, "Type": None}
