@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from _checks import assert_contained, assert_no_token
-from _server import TOKEN, FakeDiracX, FakeJob, HostileServer, Reply
+from _server import TOKEN, FakeDiracX, FakeJob, HostileServer, Reply, endless
 
 from aiodirac import (
     AsyncDirac,
@@ -122,3 +122,43 @@ def test_blocking_facade_returns_s_error_naming_the_endpoint(
     assert result["OK"] is False
     assert "POST /api/jobs/search" in result["Message"]
     assert "expected a list of objects with a JobID" in result["Message"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (Reply(body=endless(b'[{"JobID": 1, "Status": "'), length=None), "more than"),
+        (Reply(body=b"[]", stall=True), "timed out"),
+        (
+            Reply(500, b"<h1>Internal Server Error</h1>", headers={"Content-Type": "text/html"}),
+            "500",
+        ),
+    ],
+    ids=["endless-body", "stall", "500-html"],
+)
+async def test_floods_stalls_and_500s_end_with_one_error(
+    fake: FakeDiracX,
+    dx: str,
+    server: HostileServer,
+    monkeypatch: pytest.MonkeyPatch,
+    reply: Reply,
+    expected: str,
+) -> None:
+    import tracemalloc
+
+    from aiodirac.backends.diracx import DiracXBackend, _http
+
+    monkeypatch.setattr(_http, "MAX_ANSWER_BYTES", 4 << 20)
+    fake.override["search"] = reply
+    tracemalloc.start()
+    try:
+        async with DiracXBackend(dx, token=TOKEN, timeout=0.5) as backend:
+            with pytest.raises(BackendError) as caught:
+                await backend.status([1])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert expected in str(caught.value)
+    assert peak < 32 << 20, f"{peak} bytes of Python memory for a 4 MiB cap"
+    assert server.sent < 64 << 20
+    assert_no_token(caught.value)
