@@ -146,9 +146,9 @@ async def test_floods_stalls_and_500s_end_with_one_error(
 ) -> None:
     import tracemalloc
 
-    from aiodirac.backends.diracx import DiracXBackend, _http
+    from aiodirac.backends.diracx import DiracXBackend, _shapes
 
-    monkeypatch.setattr(_http, "MAX_ANSWER_BYTES", 4 << 20)
+    monkeypatch.setattr(_shapes, "MAX_ANSWER_BYTES", 4 << 20)
     fake.override["search"] = reply
     tracemalloc.start()
     try:

@@ -32,6 +32,7 @@ import httpx
 from aiodirac._exceptions import AuthenticationError, ConfigurationError
 
 from ._errors import LOGIN_HINTS, network_error, server_detail
+from ._shapes import read_capped
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
@@ -236,14 +237,18 @@ class TokenManager:
         return renewed
 
     async def _refresh(self, client: httpx.AsyncClient, refresh_token: str) -> _Credentials:
+        request = client.build_request(
+            "POST",
+            self._token_url,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": self._client_id,
+            },
+        )
         try:
-            response = await client.post(
-                self._token_url,
-                data={
-                    "grant_type": "refresh_token",
-                    "refresh_token": refresh_token,
-                    "client_id": self._client_id,
-                },
+            response = await read_capped(
+                await client.send(request, stream=True), "the token refresh"
             )
         except httpx.HTTPError as exc:
             raise network_error(

@@ -27,7 +27,7 @@ from aiodirac.backends._protocol import Capabilities
 
 from ._auth import TokenManager
 from ._errors import describe_jobs, network_error, raise_for_response
-from ._shapes import job_rows, json_object, json_of, outcomes
+from ._shapes import job_rows, json_object, json_of, outcomes, read_capped
 
 __all__ = [
     "MAX_PER_PAGE",
@@ -46,8 +46,6 @@ logger = logging.getLogger("aiodirac.diracx")
 SOURCE = "aiodirac"
 #: DiracX's largest search page (and so the most IDs one ``in`` filter is sent with).
 MAX_PER_PAGE = 10_000
-#: The most bytes read of one DiracX answer (a full search page of every attribute is ~10 MB).
-MAX_ANSWER_BYTES = 64 << 20
 
 
 def now_utc() -> datetime:
@@ -121,36 +119,6 @@ def content_range_total(value: str | None) -> int | None:
         return None
 
 
-async def _read_capped(response: httpx.Response, action: str) -> httpx.Response:
-    """``response`` read whole (decoded), at most :data:`MAX_ANSWER_BYTES`: a server that sends
-    without end is cut off there with :class:`BackendError` instead of filling the memory."""
-    body: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise BackendError(
-                    f"DiracX answered {action} ({response.request.method} "
-                    f"{response.request.url.path}) with more than {MAX_ANSWER_BYTES} bytes: "
-                    "refused (no DiracX answer is that large); check the server's URL",
-                    status_code=response.status_code,
-                )
-            body.append(chunk)
-    finally:
-        await response.aclose()
-    # The body is decoded already: the new response must not decode it again.
-    skip = {b"content-encoding", b"content-length", b"transfer-encoding"}
-    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in skip]
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=b"".join(body),
-        request=response.request,
-        extensions=response.extensions,
-    )
-
-
 class DiracXHTTP:
     """Request plumbing shared by :class:`DiracXBackend` and the test pilot (not public API).
 
@@ -193,7 +161,7 @@ class DiracXHTTP:
             )
             try:
                 self._requests += 1
-                response = await _read_capped(await self._client.send(request, stream=True), action)
+                response = await read_capped(await self._client.send(request, stream=True), action)
             except httpx.HTTPError as exc:
                 raise network_error(exc, action=action, job_ids=job_ids, url=url) from exc
             if (

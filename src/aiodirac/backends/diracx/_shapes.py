@@ -1,6 +1,7 @@
 """What DiracX's answers must look like, checked where they enter aiodirac.
 
-A server (or anything pretending to be one) that answers 200 with JSON of another shape gets a
+Answers are read with a size cap (:func:`read_capped`). A server (or anything pretending to be
+one) that answers 200 with JSON of another shape gets a
 :class:`aiodirac.BackendError` naming the request and what was expected, instead of an
 ``AttributeError`` deep inside the engine. Every answer the backend reads goes through one of
 these functions.
@@ -19,7 +20,20 @@ import httpx
 
 from aiodirac._exceptions import BackendError
 
-__all__ = ["job_rows", "json_list", "json_object", "json_of", "outcomes", "text", "wrong_shape"]
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "job_rows",
+    "json_list",
+    "json_object",
+    "json_of",
+    "outcomes",
+    "read_capped",
+    "text",
+    "wrong_shape",
+]
+
+#: The most bytes read of one DiracX answer (a full search page of every attribute is ~10 MB).
+MAX_ANSWER_BYTES = 64 << 20
 
 
 def _endpoint(response: httpx.Response) -> str:
@@ -163,3 +177,37 @@ def text(value: object, default: str = "") -> str:
     if value is None:
         return default
     return str(value)
+
+
+async def read_capped(response: httpx.Response, action: str) -> httpx.Response:
+    """``response`` (sent with ``stream=True``) read whole and decoded, at most
+    :data:`MAX_ANSWER_BYTES`: a server that sends without end is cut off there with
+    :class:`BackendError` instead of filling the memory. Closes ``response``.
+
+    Usage: ``response = await read_capped(await client.send(request, stream=True), "submit")``
+    """
+    body: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise BackendError(
+                    f"DiracX answered {action} ({response.request.method} "
+                    f"{response.request.url.path}) with more than {MAX_ANSWER_BYTES} bytes: "
+                    "refused (no DiracX answer is that large); check the server's URL",
+                    status_code=response.status_code,
+                )
+            body.append(chunk)
+    finally:
+        await response.aclose()
+    # The body is decoded already: the new response must not decode it again.
+    skip = {b"content-encoding", b"content-length", b"transfer-encoding"}
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in skip]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(body),
+        request=response.request,
+        extensions=response.extensions,
+    )
