@@ -24,3 +24,16 @@ def assert_contained(root: Path, job_dir: Path | None = None) -> None:
             assert ".old-" not in name, f"temporary folder left: {path}"
             if job_dir is not None and path != job_dir and job_dir not in path.parents:
                 assert path in job_dir.parents, f"written outside the job folder: {path}"
+
+
+def socket_buffers() -> int:
+    """The most a loopback connection's kernel buffers hold (send + receive), from
+    ``/proc/sys/net/ipv4/tcp_{w,r}mem`` (64 MiB where they cannot be read)."""
+    try:
+        sizes = [
+            int(Path(f"/proc/sys/net/ipv4/tcp_{kind}mem").read_text().split()[2])
+            for kind in ("w", "r")
+        ]
+    except (OSError, ValueError, IndexError):
+        return 64 << 20
+    return sum(sizes)

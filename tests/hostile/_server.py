@@ -86,12 +86,19 @@ class Reply:
         )
 
 
-def endless(prefix: bytes = b"", chunk: bytes = ZEROS) -> Iterator[bytes]:
-    """``prefix``, then ``chunk`` forever."""
-    if prefix:
-        yield prefix
-    while True:
-        yield chunk
+class endless(Iterable[bytes]):
+    """``prefix``, then ``chunk`` forever: from the start again for every reply that sends it
+    (one :class:`Reply` may answer many requests)."""
+
+    def __init__(self, prefix: bytes = b"", chunk: bytes = ZEROS) -> None:
+        self.prefix = prefix
+        self.chunk = chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.prefix:
+            yield self.prefix
+        while True:
+            yield self.chunk
 
 
 Handler = Callable[[Request], Reply]
