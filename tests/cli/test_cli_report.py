@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
 from cli_support import Invoke, flaky_script
 
 
@@ -48,3 +50,15 @@ def test_report_html_refuses_what_it_cannot_write(aiodirac: Invoke, tmp_path: Pa
     assert plain.code == 2
     assert "no campaign history to draw" in plain.stderr
     assert not (tmp_path / "p.html").exists()
+
+
+def test_report_html_without_matplotlib_says_what_to_install(
+    aiodirac: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _flaky_campaign(aiodirac, tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the extra were not installed
+    run = aiodirac("campaign", "report", "-j", "r.db", "--html", "report.html")
+    assert run.code == 2, run.stderr
+    assert "pip install 'aiodirac[report]'" in run.stderr
+    assert "ConfigurationError" not in run.stderr
+    assert not (tmp_path / "report.html").exists()
