@@ -56,7 +56,18 @@ CALLS: dict[str, Callable[[AsyncDirac, Path], Awaitable[Any]]] = {
     "delete": lambda d, _: d.delete([1]),
     "reschedule": lambda d, _: d.reschedule([1]),
     "peek": lambda d, _: d.peek(1),
+    "select": lambda d, _: d.select(status="Running"),
+    "attributes": lambda d, _: d.attributes([1, 2]),
+    "logging_info": lambda d, _: d.logging_info(1),
+    "submit_stream": lambda d, _: _stream(d),
+    "campaign": lambda d, p: d.campaign(_job(), journal=p / "c.db").run(),
 }
+
+
+async def _stream(dirac: AsyncDirac) -> None:
+    async with dirac.submit_stream(_job()) as submitted:
+        async for _ in submitted:
+            pass
 
 
 async def _track(dirac: AsyncDirac) -> None:
@@ -131,6 +142,11 @@ SYNC_CALLS: dict[str, Callable[[Dirac], dict[str, Any]]] = {
     "rescheduleJob": lambda d: d.rescheduleJob(1),
     "peekJob": lambda d: d.peekJob(1),
     "getJobJDL": lambda d: d.getJobJDL(1),
+    "selectJobs": lambda d: d.selectJobs(status="Running"),
+    "getJobAttributes": lambda d: d.getJobAttributes(1),
+    "getJobSummary": lambda d: d.getJobSummary(1),
+    "getJobLoggingInfo": lambda d: d.getJobLoggingInfo(1),
+    "getInputSandbox": lambda d: d.getInputSandbox(1),
 }
 
 
