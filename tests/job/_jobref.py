@@ -1,7 +1,7 @@
 """Helpers of the job layer's tests: DIRAC's reference cases and DIRAC's own JDL code.
 
-The reference folder is ``<repo>/../shared/reference/dirac`` (CI clones the repository with
-``shared/`` beside it). DIRAC's JDL code runs in the DiracX venv (the first that exists of ``$AIODIRAC_DIRACX_VENV``,
+The reference is ``tests/reference/dirac/``, written from the real DIRAC package by
+``scripts/dirac_reference.sh`` and checked in. DIRAC's JDL code runs in the DiracX venv (the first that exists of ``$AIODIRAC_DIRACX_VENV``,
 ``$DX_VENV``, ``scripts/diracx.sh``'s default ``${DX_HOME:-${TMPDIR:-/tmp}/aiodirac-diracx}/venv``
 and ``/tmp/diracx-local/venv``) through ``dirac_oracle.py``, in a subprocess with a timeout,
 because some JDL texts make it loop forever.
@@ -19,8 +19,7 @@ from typing import Any
 from aiodirac._job._spec import JDLValue
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-REFERENCE = REPO.parent / "shared" / "reference" / "dirac"
+REFERENCE = HERE.parent / "reference" / "dirac"
 CASES = REFERENCE / "cases"
 ORACLE_SCRIPT = HERE / "dirac_oracle.py"
 
@@ -48,9 +47,7 @@ Oracle = Callable[[list[dict[str, str]]], list[dict[str, Any]]]
 
 
 def case_names() -> list[str]:
-    """The reference case names (empty when the reference folder is absent)."""
-    if not CASES.is_dir():
-        return []
+    """The reference case names."""
     return sorted(p.name[: -len(".py")] for p in CASES.glob("*.py"))
 
 
