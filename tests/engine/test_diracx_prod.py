@@ -20,13 +20,14 @@ import anyio
 import pytest
 from _server_checks import assert_exactly_once_on_server, group_jobs, make_job
 
-from aiodirac import AsyncDirac, Limits
+from aiodirac import AsyncDirac, Limits, RequestGate
 from aiodirac._engine._retry import RetryPolicy
 from aiodirac._engine.submit._model import SubmitConfig
 from aiodirac._job._spec import SubmitChunk
 from aiodirac._job._status import JobStatus
 from aiodirac._journal import Journal
 from aiodirac.backends.diracx import DiracXBackend
+from aiodirac.backends.diracx._sandbox import build_input_sandbox
 from aiodirac.testing._proxy import FaultProxy, ProxyFaults
 from diracx_server import started_server
 
@@ -115,6 +116,36 @@ async def test_two_campaigns_in_two_processes_through_faults(server: Any, tmp_pa
     assert stats["reset"] >= 10
     assert stats["unavailable"] >= 5
     assert stats["stalled"] >= 1
+
+
+async def test_first_sandboxes_of_a_new_user_registered_at_once(
+    breakable: Any, tmp_path: Path
+) -> None:
+    """The reported failure, reduced: a user's first sandboxes registered at once insert the new
+    sandbox owner in two workers; one of them answers 500 (MariaDB error 1062, seen in most
+    runs). Registration is safe to repeat: through the gate, all of them end registered."""
+    server = breakable
+    credentials = server.write_credentials(tmp_path / "other.json", "otheruser")  # a fresh owner
+    retry = RetryPolicy(initial=0.2, max_backoff=1, deadline=60)
+    gate = RequestGate(Limits(max_in_flight=16, rate=100, burst=16, retry=retry))
+    retried: list[str] = []
+    pfns: list[str] = []
+    async with server.backend(credentials) as backend:
+
+        async def register(i: int) -> None:
+            archive = build_input_sandbox((), f"<workflow n='{i}'/>")
+            pfns.append(
+                await gate.call(
+                    lambda: backend.upload_sandbox(archive),
+                    on_retry=lambda event: retried.append(str(event.error)),
+                )
+            )
+
+        async with anyio.create_task_group() as tg:
+            for i in range(16):
+                tg.start_soon(register, i)
+    assert len(set(pfns)) == 16, retried
+    assert all(pfn.startswith("SB:SandboxSE|/S3/") for pfn in pfns)
 
 
 async def _campaign_with_an_incident(
