@@ -30,13 +30,17 @@ def _exported() -> dict[str, Any]:
     return names
 
 
+#: Classes users receive and never build: their constructors take the library's internals.
+OBTAINED = frozenset({"TrackStream", "SubmissionStream"})
+
+
 def _callables(obj: Any) -> Iterator[tuple[str, Callable[..., Any]]]:
     if not isinstance(obj, type):
         if callable(obj):
             yield obj.__name__, obj
         return
     for name, member in inspect.getmembers(obj):
-        if name.startswith("_") and name != "__init__":
+        if name.startswith("_") and (name != "__init__" or obj.__name__ in OBTAINED):
             continue
         if isinstance(member, property) and member.fget is not None:
             yield f"{obj.__name__}.{name}", member.fget

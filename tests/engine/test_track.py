@@ -472,7 +472,7 @@ def test_a_slow_consumer_slows_polling_and_memory_stays_bounded() -> None:
             tg.start_soon(churn)
             async with tracker.track(ids) as stream:
                 await anyio.sleep(60)  # the consumer reads nothing for a minute
-                stats = stream._send.statistics()
+                stats = stream._poller.send.statistics()
                 # One batch of 4 events waits in the stream, the next batch waits to be sent.
                 assert (stats.current_buffer_used, stats.max_buffer_size) == (1, 1)
                 assert stats.tasks_waiting_send == 1

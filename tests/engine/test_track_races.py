@@ -138,8 +138,8 @@ def test_the_consumer_closing_its_end_still_stops_polling_quietly() -> None:
             backend.advance(ids, to=JobStatus.DONE)
             await anyio.sleep(30)
             assert backend.calls["status"] == polls
-            assert stream._finished
-            assert stream._error is None  # not an error: nobody is listening
+            assert stream._poller.finished
+            assert stream._poller.error is None  # not an error: nobody is listening
 
     run(main)
 

@@ -167,7 +167,7 @@ async def test_track_unsealed_waits_for_jobs_still_to_come() -> None:
                         # The first job is final and the poller, with nothing left to poll,
                         # waits: the stream must wait for the second one.
                         await anyio.wait_all_tasks_blocked()
-                        assert not events._active
+                        assert not events.pending
                         second = await dirac.submit(job("second"))
                         assert events.add(second) == 1
                         events.seal()

@@ -25,7 +25,7 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -38,6 +38,7 @@ __all__ = [
     "JobVanished",
     "PollFailed",
     "PollRecovered",
+    "TrackCallback",
     "TrackEvent",
     "TrackSummary",
 ]
@@ -207,3 +208,7 @@ class TrackSummary:
     def done(self) -> bool:
         """True when no tracked job is left to poll."""
         return self.pending == 0
+
+
+#: A callback receives every event, in stream order; it may be sync or async.
+TrackCallback = Callable[[TrackEvent], object]
