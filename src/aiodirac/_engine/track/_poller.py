@@ -6,7 +6,7 @@ folds the answers into the session's :class:`~._state.TrackState`, and hands the
 callbacks and to the stream, in order. A failed cycle is a :class:`~aiodirac.PollFailed` event
 and a back-off; a fatal error ends the loop and is kept for the stream to raise.
 
-Usage: ``tg.start_soon(Poller(tracker, state, callbacks, send, sealed=True).run)``
+Usage: ``tg.start_soon(poller.run)`` (the tracker makes the poller of each session)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,10 @@ from ._events import PollFailed, PollRecovered, TrackCallback, TrackEvent
 from ._state import TrackState
 
 if TYPE_CHECKING:
-    from ._tracker import Tracker
+    from ._config import TrackConfig
+
+#: The answers of one cycle, page by page: states, a transient error, or None (not asked).
+Answers = list[dict[int, JobState] | Exception | None]
 
 __all__ = ["Poller"]
 
@@ -43,7 +46,10 @@ class Poller:
     """The poll loop of one session (see the module docstring).
 
     Args:
-        tracker: the tracker whose backend, gate, pages and journal it uses.
+        config: polling intervals, back-off and buffer.
+        pages: the pages of job IDs one cycle asks for.
+        fetch: one request per page, all in flight together (transient failures as values).
+        record: remembers the states that changed in a cycle (the journal), if any.
         state: the session's bookkeeping, shared with the stream.
         callbacks: told of every event before the stream.
         send: where event batches go (the stream receives them).
@@ -54,7 +60,10 @@ class Poller:
 
     def __init__(
         self,
-        tracker: Tracker,
+        config: TrackConfig,
+        pages: Callable[[set[int]], list[list[int]]],
+        fetch: Callable[[list[list[int]]], Awaitable[Answers]],
+        record: Callable[[list[JobState]], Awaitable[None]] | None,
         state: TrackState,
         callbacks: Sequence[TrackCallback],
         send: MemoryObjectSendStream[list[TrackEvent]],
@@ -63,8 +72,10 @@ class Poller:
         sealed: bool,
         undelivered: Callable[[], int],
     ) -> None:
-        self.tracker = tracker
-        self.config = tracker.config
+        self.config = config
+        self.pages = pages
+        self.fetch = fetch
+        self.record = record
         self.state = state
         self.callbacks = tuple(callbacks)
         self.send = send
@@ -101,7 +112,6 @@ class Poller:
     async def _loop(self) -> None:
         config = self.config
         state = self.state
-        tracker = self.tracker
         interval = config.min_interval
         failures = 0
         first_failure = 0.0
@@ -112,8 +122,8 @@ class Poller:
                 await self.sleep(math.inf)
                 continue
             started = anyio.current_time()
-            pages = tracker._pages(state.active)
-            answers = await tracker._fetch_all(pages)
+            pages = self.pages(state.active)
+            answers = await self.fetch(pages)
             seen = datetime.now(UTC)
             state.cycles += 1
             state.requests += len(pages)
@@ -162,10 +172,10 @@ class Poller:
             del pages, answers
 
             await self.deliver(notices)
-            if changed and tracker.journal is not None:
+            if changed and self.record is not None:
                 # Recorded once the cycle's events are handed over: a restart replays at most
                 # the events of the cycle it was killed in, and never skips one.
-                await tracker.journal.record_states(changed)
+                await self.record(changed)
             del changed
             if errors:
                 if config.gives_up(failures, anyio.current_time() - first_failure + delay):

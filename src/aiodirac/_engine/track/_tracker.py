@@ -210,7 +210,16 @@ class Tracker:
         state = TrackState()
         pending: deque[TrackEvent] = deque()
         poller = Poller(
-            self, state, callbacks, send, batch, sealed=sealed, undelivered=pending.__len__
+            self.config,
+            self._pages,
+            self._fetch_all,
+            self.journal.record_states if self.journal is not None else None,
+            state,
+            callbacks,
+            send,
+            batch,
+            sealed=sealed,
+            undelivered=pending.__len__,
         )
         stream = TrackStream(state, poller, receive, pending)
         known: Mapping[int, JobState] = initial
