@@ -176,3 +176,25 @@ async def test_input_sandbox(backend: Backend, backend_kind: str, tmp_path: Path
             await backend.input_sandbox(2_000_000_000)
     finally:
         await backend.discard([job_id], "test over")
+
+
+async def test_a_reschedule_shows_in_attributes_and_history(
+    backend: Backend, make_chunk: MakeChunk, drive_jobs: Drive
+) -> None:
+    (job_id,) = await backend.submit(make_chunk(1, command="/bin/sh", arguments="-c 'exit 1'"))
+    await backend.confirm([job_id])
+    assert (await drive_jobs([job_id]))[job_id].status is JobStatus.FAILED
+    before = (await backend.attributes([job_id]))[job_id]
+    assert before.reschedule_counter == 0
+    assert before.reschedule_time is None
+    assert before.end_exec_time is not None
+
+    assert (await backend.reschedule([job_id])).done == (job_id,)
+    after = (await backend.attributes([job_id]))[job_id]
+    assert after.reschedule_counter == 1
+    assert after.reschedule_time is not None
+    assert after.reschedule_time >= before.end_exec_time - timedelta(seconds=1)
+    statuses = [r.status for r in await backend.logging_info(job_id)]
+    failed_at = statuses.index(JobStatus.FAILED)
+    assert JobStatus.RESCHEDULED in statuses[failed_at:]
+    await drive_jobs([job_id])
