@@ -176,6 +176,19 @@ class TestErrorsFitTheCommandLine:
         assert "give --url URL, set DIRACX_URL" in run.stderr
         assert not _PYTHON_NAMES.search(run.stderr), run.stderr
 
+    def test_unzippable_params_name_the_options(self, aiodirac: Invoke) -> None:
+        run = aiodirac("submit", "-p", "n=1..3", "-p", "m=1..2", "--", "/bin/echo", "%(n)s")
+        assert run.code == 2
+        assert "--param n has 3, --param m has 2 values" in run.stderr
+        assert not _PYTHON_NAMES.search(run.stderr), run.stderr
+        assert "parameterList" not in run.stderr
+
+    def test_an_unknown_placeholder_suggests_the_option(self, aiodirac: Invoke) -> None:
+        run = aiodirac("submit", "--", "/bin/echo", "a%(zz)s")
+        assert run.code == 2
+        assert "add it with --param zz=VALUES or remove the placeholder" in run.stderr
+        assert "setParameterSequence" not in run.stderr
+
     def test_the_library_keeps_its_own_hint(self, tmp_path: Path) -> None:
         from aiodirac import AuthenticationError
         from aiodirac.backends.diracx._auth import _read_file

@@ -12,7 +12,6 @@ from aiodirac import (
     JDLSyntaxError,
     JobNotFoundError,
     NetworkError,
-    ParametricError,
     SubmissionError,
 )
 from aiodirac.cli._common import (
@@ -83,7 +82,8 @@ class TestBuildJobs:
             build_jobs(["/bin/echo", "hello %(n)s"], JobOptions(params=("n=1..2",)))
 
     def test_sequences_of_different_lengths(self) -> None:
-        with pytest.raises(ParametricError):
+        # refused by the command line, naming its options, before the Job is touched
+        with pytest.raises(UsageProblem, match="--param a has 2, --param b has 3 values"):
             build_jobs(["/bin/echo", "%(a)s", "%(b)s"], JobOptions(params=("a=1..2", "b=1..3")))
 
     def test_nothing_to_submit(self) -> None:

@@ -153,10 +153,12 @@ def _compile(text: str, slots: Mapping[str, int]) -> str | None:
         if key not in slots:
             raise ParametricError(
                 f"{text!r} refers to %({name})s, but the job has no parameter sequence {name!r} "
-                f"(sequences: {sorted(k for k in slots if k != '%n') or 'none'}); "
-                "add it with setParameterSequence or remove the placeholder",
+                f"(sequences: {sorted(k for k in slots if k != '%n') or 'none'})",
                 attribute=name or "",
                 value=text,
+            ).with_hints(
+                python="add it with setParameterSequence or remove the placeholder",
+                cli=f"add it with --param {name}=VALUES or remove the placeholder",
             )
         parts.append(text[last : match.start()].replace("{", "{{").replace("}", "}}"))
         parts.append("{" + str(slots[key]) + "}")

@@ -161,6 +161,12 @@ def build_jobs(spec: Sequence[str], options: JobOptions) -> list[Job]:
     names = [name for name, _ in sequences]
     if len(set(names)) != len(names):
         raise UsageProblem("each --param name may be given once")
+    if len({len(values) for _, values in sequences}) > 1:
+        counts = ", ".join(f"--param {name} has {len(values)}" for name, values in sequences)
+        raise UsageProblem(
+            f"{counts} values: several --param are zipped (one job per position), so each "
+            "needs the same number of values"
+        )
     for job in jobs:
         if options.name is not None:
             job.setName(options.name)
