@@ -192,7 +192,7 @@ async def play_the_grid(env_file: str) -> None:
         ("Running", "Application"),
         ("Completing", "Uploading Output Sandbox"),
     )
-    failed: set[str] = set()
+    failed: set[tuple[str, str]] = set()
     async with DiracXTestPilot.from_env_file(env_file, workdir=tempfile.mkdtemp()) as pilot:
         backend = pilot.backend
         while True:
@@ -200,11 +200,14 @@ async def play_the_grid(env_file: str) -> None:
             if not ids:
                 await anyio.sleep(0.5)  # a grid's polling interval
                 continue
-            names = {j: a.name for j, a in (await backend.attributes(ids)).items()}
+            # A job is known by its campaign (JobGroup) and name: a resubmission is the same.
+            names = {
+                j: (a.job_group, a.job_name) for j, a in (await backend.attributes(ids)).items()
+            }
             sequences: dict[int, list[Any]] = {}
             for job_id in ids:
-                name = names.get(job_id, "")
-                index = int(name.rpartition("-")[2] or 1)
+                name = names.get(job_id, ("", ""))
+                index = int(name[1].rpartition("-")[2] or 1)
                 if index % FAIL_EVERY == 0 and name not in failed:
                     failed.add(name)
                     end = ("Failed", "Application Finished With Errors", "Exit code 1")
