@@ -6,18 +6,20 @@
 # once they are under way, and checks one line, exit 130, no traceback, no process left.
 # Prints the passes per command and the slowest exits after SIGINT.
 #
-#   bash scripts/sigint_loop.sh        # 50 rounds
-#   bash scripts/sigint_loop.sh 5      # 5 rounds
+#   bash scripts/sigint_loop.sh                # 50 rounds
+#   bash scripts/sigint_loop.sh 5              # 5 rounds
+#   bash scripts/sigint_loop.sh 50 -k output   # further arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-50}
+shift || true
 [ -x .venv/bin/python ] || { echo "run bash scripts/test.sh once first (it makes .venv)" >&2; exit 2; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 start=$(date +%s)
 set +e
 AIODIRAC_CTRL_C_ROUNDS=$ROUNDS AIODIRAC_CTRL_C_TIMES=$log .venv/bin/python -m pytest -q \
-    -p no:randomly -p no:cacheprovider -o addopts="" tests/cli/test_cli_ctrl_c.py -rf | tail -n 25
+    -p no:randomly -p no:cacheprovider -o addopts="" tests/cli/test_cli_ctrl_c.py -rf "$@" | tail -n 25
 status=${PIPESTATUS[0]}
 set -e
 echo
