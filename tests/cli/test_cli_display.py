@@ -156,3 +156,51 @@ def test_error_lines_and_json_are_inert() -> None:
     _no_controls(buf.getvalue())
     assert json.loads(document) == {"status": HOSTILE_TEXT}
     assert len(rest) == 3  # header, row, result
+
+
+def test_the_campaign_display_and_its_lines() -> None:
+    from aiodirac import (
+        BrakeEngaged,
+        CampaignProgress,
+        GaveUp,
+        JobChanged,
+        PollProblem,
+        RetryMethod,
+        RetryStarted,
+    )
+    from aiodirac.cli._campaign_cmd import CampaignView, describe, event_doc
+
+    view = CampaignView(events=4)
+    view.add(JobChanged(3, 1, _event(103, JobStatus.RUNNING, JobStatus.FAILED, "Exit 1")))
+    retry = RetryStarted(3, 2, 103, 103, RetryMethod.RESCHEDULE, "Failed: Exit 1")
+    view.add(retry)
+    view.add(GaveUp(7, 107, 3, "3 attempts used up (last: Failed)"))
+    view.add(BrakeEngaged(30, 100, 0.25))
+    view.add(PollProblem(PollFailed(NetworkError("connection refused"), 1, 4.0, 1, 1, T)))
+    progress = CampaignProgress(
+        name="scan",
+        total=100,
+        submitted=100,
+        counts=MappingProxyType({JobStatus.DONE: 60, JobStatus.RUNNING: 10}),
+        downloaded=58,
+        download_failed=1,
+        retries=12,
+        retries_pending=2,
+        gave_up=1,
+        braked=True,
+    )
+    console = Console(record=True, width=100, color_system=None)
+    console.print(view.render(progress))
+    text = console.export_text()
+    assert "aiodirac campaign scan  100/100 submitted  60 final" in text
+    assert "outputs: 58 fetched, 1 failed; retries: 12 made, 2 waiting; given up: 1" in text
+    assert "brake engaged" in text
+    assert "service not answering (connection refused); retrying" in text
+    # the 4 latest lines only
+    assert "103  Running -> Failed" not in text
+    assert "103  retry 2 by reschedule (same job ID): Failed: Exit 1" in text
+    assert "107  given up: 3 attempts used up (last: Failed)" in text
+    assert "30 of 100 jobs failed (more than 25%): no more retries" in text
+    assert describe(retry) == "103  retry 2 by reschedule (same job ID): Failed: Exit 1"
+    doc = event_doc(retry)
+    assert doc == {"type": "RetryStarted", "line": describe(retry)}
