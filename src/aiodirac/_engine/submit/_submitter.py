@@ -30,7 +30,6 @@ Usage::
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import secrets
@@ -43,8 +42,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import anyio
@@ -58,9 +56,7 @@ from aiodirac._exceptions import (
     BackendError,
     ConfigurationError,
     InvalidRequestError,
-    InvalidTransitionError,
     JobDescriptionError,
-    JobNotFoundError,
     JournalError,
     SandboxError,
     SubmissionError,
@@ -68,10 +64,12 @@ from aiodirac._exceptions import (
 )
 from aiodirac._job._chunking import Submittable, _chunks_of, _with_group, chunk_digest
 from aiodirac._job._spec import SubmitChunk
-from aiodirac._job._status import JobStatus
 from aiodirac._journal import CampaignInfo, ChunkState, Journal
 from aiodirac._resource import ungrouped
 from aiodirac.backends._protocol import Backend
+
+from ._confirm import Confirmer, Created, Turns
+from ._sweep import Sweeper
 
 __all__ = [
     "ChunkFailure",
@@ -85,79 +83,12 @@ T = TypeVar("T")
 
 logger = logging.getLogger("aiodirac.submit")
 
-# DIRAC's MinorStatus column holds 128 characters.
-_MAX_MINOR = 128
-
-# A job in one of these is not confirmed yet, or was discarded: a confirmation decides.
-_UNCONFIRMED_OR_GONE = frozenset({JobStatus.SUBMITTING, JobStatus.KILLED, JobStatus.DELETED})
-
 #: Errors that are one chunk's fault: that chunk fails, the others go on.
 _CHUNK_ERRORS: tuple[type[Exception], ...] = (
     InvalidRequestError,
     JobDescriptionError,
     SandboxError,
 )
-
-
-class _Turns:
-    """Shared and exclusive turns, exclusive first: an exclusive waiter stops new shared ones
-    (confirmations that must not overlap this run's submissions, see
-    ``SubmitConfig.exclusive_confirm``)."""
-
-    def __init__(self) -> None:
-        self._shared = 0
-        self._exclusive = False
-        self._waiting_exclusive = 0
-        self._changed: anyio.Event | None = None
-
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
-
-    async def _wait(self) -> None:
-        if self._changed is None:
-            self._changed = anyio.Event()
-        await self._changed.wait()
-
-    @asynccontextmanager
-    async def shared(self) -> AsyncIterator[None]:
-        while self._exclusive or self._waiting_exclusive:
-            await self._wait()
-        self._shared += 1
-        try:
-            yield
-        finally:
-            self._shared -= 1
-            self._notify()
-
-    @asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        self._waiting_exclusive += 1
-        try:
-            while self._exclusive or self._shared:
-                await self._wait()
-        finally:
-            self._waiting_exclusive -= 1
-            # Shared waiters may go on if this waiter leaves (cancelled).
-            self._notify()
-        self._exclusive = True
-        try:
-            yield
-        finally:
-            self._exclusive = False
-            self._notify()
-
-
-@dataclass(slots=True)
-class _Created:
-    """A chunk whose IDs are known and recorded, waiting for confirmation."""
-
-    chunk: SubmitChunk
-    chunk_id: int
-    job_ids: tuple[int, ...]
-    resumed: bool
-    borrower: object
 
 
 class _Run:
@@ -199,7 +130,7 @@ class _Run:
         self.confirm_batch = self.config.confirm_batch_for(max_jobs, max_ids)
         self.max_jobs = max_jobs
         self.scope: anyio.CancelScope | None = None
-        self.confirm_turns = _Turns()
+        self.confirm_turns = Turns()
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -271,17 +202,25 @@ class _Run:
     async def run(self) -> None:
         try:
             await self.start()
-            send, receive = anyio.create_memory_object_stream[_Created](self.window)
+            send, receive = anyio.create_memory_object_stream[Created](self.window)
             with ungrouped():
                 async with anyio.create_task_group() as tg:
                     self.scope = tg.cancel_scope
                     tg.start_soon(self.produce, send)
-                    tg.start_soon(self.confirm_loop, receive)
+                    tg.start_soon(Confirmer(self).run, receive)
             # Leftovers exist only after a submit request whose reply was lost (here, or in
             # the earlier runs a resumed campaign follows): otherwise a sweep has nothing to do.
             if self.fatal is None and (self.unsettled is not None or self.resuming):
-                await self.settle()
-                await self.sweep()
+                assert self.campaign is not None
+                sweeper = Sweeper(
+                    self.backend, self.journal, self.config, self.request, batch=self.confirm_batch
+                )
+                try:
+                    await sweeper.settle(self.unsettled)
+                    await sweeper.sweep(self.campaign, self.groups, self.known_ids)
+                finally:
+                    self.counts["swept"] += sweeper.swept
+                    self.unswept += sweeper.unswept
         except Exception as exc:  # noqa: BLE001 - handed to the caller by the result stream
             self.fatal = exc
         finally:
@@ -297,7 +236,7 @@ class _Run:
         if self.scope is not None:
             self.scope.cancel()
 
-    async def produce(self, confirm: MemoryObjectSendStream[_Created]) -> None:
+    async def produce(self, confirm: MemoryObjectSendStream[Created]) -> None:
         async with confirm, anyio.create_task_group() as tg:
             try:
                 async for chunk in _chunks_of(self.jobs, self.max_jobs):
@@ -331,7 +270,7 @@ class _Run:
         self.seen_first.add(first)
 
     async def process(
-        self, chunk: SubmitChunk, borrower: object, confirm: MemoryObjectSendStream[_Created]
+        self, chunk: SubmitChunk, borrower: object, confirm: MemoryObjectSendStream[Created]
     ) -> None:
         handed_over = False
         try:
@@ -347,7 +286,7 @@ class _Run:
             if not handed_over:
                 self.slots.release_on_behalf_of(borrower)
 
-    async def create(self, user_chunk: SubmitChunk, borrower: object) -> _Created | None:
+    async def create(self, user_chunk: SubmitChunk, borrower: object) -> Created | None:
         """Phase one for a chunk: journal, send, record. None when nothing is left to do."""
         chunk, group = self.prepare(user_chunk)
         digest = chunk_digest(user_chunk)
@@ -371,7 +310,7 @@ class _Run:
                 await self.emit(user_chunk, record.job_ids, "already")
                 return None
             elif record.state is ChunkState.CREATED:
-                return _Created(chunk, record.chunk_id, record.job_ids, True, borrower)
+                return Created(chunk, record.chunk_id, record.job_ids, True, borrower)
         chunk_id = 0
         if journal is not None:
             with anyio.CancelScope(shield=True):
@@ -416,7 +355,7 @@ class _Run:
                         for job, job_id in zip(chunk.jobs, ids, strict=True)
                     ],
                 )
-        return _Created(chunk, chunk_id, tuple(ids), False, borrower)
+        return Created(chunk, chunk_id, tuple(ids), False, borrower)
 
     async def chunk_failed(
         self, chunk: SubmitChunk, chunk_id: int | None, exc: BaseException
@@ -437,167 +376,12 @@ class _Run:
                 if chunk_id is not None:
                     await journal.chunk_failed(chunk_id, failure.message)
 
-    async def confirm_loop(self, receive: MemoryObjectReceiveStream[_Created]) -> None:
-        carried: _Created | None = None
-        try:
-            async with receive:
-                while True:
-                    if carried is not None:
-                        batch, carried = [carried], None
-                    else:
-                        try:
-                            batch = [await receive.receive()]
-                        except anyio.EndOfStream:
-                            return
-                    batch, carried = await self.gather(receive, batch)
-                    try:
-                        await self.confirm(batch)
-                    finally:
-                        for done in batch:
-                            self.slots.release_on_behalf_of(done.borrower)
-        except Exception as exc:  # noqa: BLE001 - stops the run, handed to the caller
-            self.fail(exc)
-        finally:
-            if carried is not None:
-                self.slots.release_on_behalf_of(carried.borrower)
-
-    async def gather(
-        self, receive: MemoryObjectReceiveStream[_Created], batch: list[_Created]
-    ) -> tuple[list[_Created], _Created | None]:
-        """Let more created chunks join one confirmation, for up to ``confirm_linger`` s.
-
-        It stops early when the batch is full, or when every live chunk is in it (nothing else
-        can come before it is confirmed: waiting would only stall the pipeline).
-        """
-        size = sum(len(item.job_ids) for item in batch)
-        deadline = anyio.current_time() + self.config.confirm_linger
-        while size < self.confirm_batch and self.slots.borrowed_tokens > len(batch):
-            extra: _Created | None = None
-            with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
-                try:
-                    extra = await receive.receive()
-                except anyio.EndOfStream:
-                    break
-            if extra is None:
-                break
-            if size + len(extra.job_ids) > self.confirm_batch:
-                return batch, extra
-            batch.append(extra)
-            size += len(extra.job_ids)
-        return batch, None
-
-    async def confirm(self, batch: list[_Created]) -> None:
-        """Phase two for a batch of created chunks; isolates a chunk the backend refuses."""
-        ids = [job_id for item in batch for job_id in item.job_ids]
-        resumed = [job_id for item in batch if item.resumed for job_id in item.job_ids]
-        if resumed:
-            # The run that created them may have died after their confirmation reached the
-            # server, and a grid may have started them since: confirming a running job again
-            # would restart it on DiracX (Running -> Received is a legal move there).
-            states = await self.request(functools.partial(self.backend.status, resumed))
-            started = {
-                job_id
-                for job_id, state in states.items()
-                if state.status not in _UNCONFIRMED_OR_GONE
-            }
-            ids = [job_id for job_id in ids if job_id not in started]
-        try:
-            if ids:
-                await self.request(
-                    lambda: self.backend.confirm(ids), exclusive=self.config.exclusive_confirm
-                )
-        except (InvalidTransitionError, JobNotFoundError) as exc:
-            if len(batch) == 1:
-                # Its jobs were killed or removed before confirmation: they never ran;
-                # the chunk is journaled as failed so that the next run sends it again.
-                await self.chunk_failed(batch[0].chunk, batch[0].chunk_id or None, exc)
-                return
-            for item in batch:
-                await self.confirm([item])
-            return
-        with anyio.CancelScope(shield=True):
-            if self.journal is not None:
-                await self.journal.chunks_confirmed(item.chunk_id for item in batch)
-        for item in batch:
-            await self.emit(item.chunk, item.job_ids, "resumed" if item.resumed else "confirmed")
-
     async def emit(self, chunk: SubmitChunk, ids: Sequence[int], kind: str) -> None:
         self.counts[kind] += len(ids)
         for job, job_id in zip(chunk.jobs, ids, strict=True):
             self.confirmed_ids.append(job_id)
             self.confirmed_indices.append(job.index)
             await self.results.send(SubmittedJob(job_id=job_id, index=job.index, name=job.name))
-
-    # -- the sweep --------------------------------------------------------------------------
-
-    async def settle(self) -> None:
-        """Wait until the server has surely finished the requests whose replies were lost.
-
-        A server goes on with a request its client gave up on (DiracX does): the jobs it
-        creates may appear after the client's timeout or cancellation, and a sweep that ran
-        before would miss them.
-        """
-        if self.unsettled is None:
-            return
-        settle = self.config.sweep_settle
-        if settle is None:
-            settle = self.backend.capabilities.settle_time
-        wait = (self.unsettled + timedelta(seconds=settle) - datetime.now(UTC)).total_seconds()
-        if wait > 0:
-            logger.info(
-                "sweep: waiting %.1f s for the server to finish requests whose replies were lost",
-                wait,
-            )
-            await anyio.sleep(wait)
-
-    async def sweep(self) -> None:
-        """Discard this campaign's unconfirmed jobs that no journal or run holds."""
-        assert self.campaign is not None
-        known = set(self.known_ids)
-        if self.journal is not None:
-            known |= await self.journal.recorded_ids()
-        since = self.campaign.created - timedelta(seconds=self.config.clock_skew)
-        now = datetime.now(UTC)
-        reason = f"Swept by aiodirac: unconfirmed duplicate, campaign {self.campaign.name}"
-        reason = reason[:_MAX_MINOR]
-        for group, owned in sorted(self.groups.items()):
-            found = await self.request(
-                functools.partial(self.backend.find_unconfirmed, job_group=group, since=since)
-            )
-            leftovers: list[int] = []
-            for job in found:
-                if job.job_id in known:
-                    continue
-                young = job.submitted is not None and (now - job.submitted).total_seconds() < (
-                    self.config.sweep_grace
-                )
-                if not owned and young:
-                    self.unswept += 1
-                    continue
-                leftovers.append(job.job_id)
-            for start in range(0, len(leftovers), self.confirm_batch):
-                batch = leftovers[start : start + self.confirm_batch]
-                await self.discard(batch, reason)
-
-    async def discard(self, batch: list[int], reason: str) -> None:
-        try:
-            await self.request(lambda: self.backend.discard(batch, reason))
-            done = batch
-        except (InvalidTransitionError, JobNotFoundError) as exc:
-            # Someone confirmed or removed some meanwhile: discard the rest one by one.
-            logger.info("sweep: %s; discarding the others one by one", exc)
-            done = []
-            for job_id in batch:
-                try:
-                    await self.request(functools.partial(self.backend.discard, [job_id], reason))
-                    done.append(job_id)
-                except (InvalidTransitionError, JobNotFoundError):
-                    continue
-        self.counts["swept"] += len(done)
-        logger.info("sweep: discarded %d unconfirmed leftovers: %s", len(done), done)
-        if self.journal is not None and done:
-            with anyio.CancelScope(shield=True):
-                await self.journal.record_swept(done, reason)
 
     # -- results ------------------------------------------------------------------------------
 
