@@ -103,12 +103,21 @@ def test_no_import_loops() -> None:
 
 # Layers, lowest first. A module may import its own layer and the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("aiodirac._result", "aiodirac._resource")),
+    ("foundation", ("aiodirac._result", "aiodirac._resource", "aiodirac._text")),
     # the error tree types its details with the job layer's statuses
     ("job", ("aiodirac._job", "aiodirac._exceptions")),
     ("backends", ("aiodirac.backends",)),
-    ("engine", ("aiodirac._engine", "aiodirac._journal")),
-    ("facades", ("aiodirac._client", "aiodirac._sync", "aiodirac._config", "aiodirac._campaign")),
+    ("engine", ("aiodirac._engine", "aiodirac._journal", "aiodirac._report")),
+    (
+        "facades",
+        (
+            "aiodirac._client",
+            "aiodirac._sync",
+            "aiodirac._config",
+            "aiodirac._campaign",
+            "aiodirac._dirac_print",
+        ),
+    ),
 ]
 
 
@@ -149,3 +158,13 @@ def test_child_processes_find_the_package_where_it_is() -> None:
 
     assert Path(PACKAGE_ROOT) == Path(_PACKAGE_ROOT) == SRC
     assert (SRC / "aiodirac" / "__init__.py").is_file()
+
+
+def test_every_module_is_described_in_the_architecture_page() -> None:
+    page = (SRC.parent / "docs" / "architecture.md").read_text()
+    missing = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if f"`{p.relative_to(PACKAGE)}`" not in page
+    ]
+    assert missing == []
