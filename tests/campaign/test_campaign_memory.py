@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
-from campaign_support import client, kinds, parametric
+from campaign_support import FAST, client, kinds, parametric
 
 from aiodirac import (
+    AsyncDirac,
     BrakeEngaged,
     CampaignEnded,
     CampaignEvent,
@@ -22,13 +25,18 @@ from aiodirac import (
     JobState,
     JobStatus,
     JournalError,
+    Limits,
     PollProblem,
     RetryFailed,
+    RetryPolicy,
     RetryStarted,
+    ServiceUnavailableError,
     current_statuses,
     read_report_data,
 )
 from aiodirac._campaign._records import STRIDE
+from aiodirac._job._spec import SubmitChunk
+from aiodirac.backends import ActionResult
 from aiodirac.testing import Faults, SimulatedGrid
 
 NOW = FailurePolicy(delay=0)
@@ -329,3 +337,43 @@ def test_a_campaign_runs_on_trio(tmp_path: Path) -> None:
     assert progress.complete
     assert progress.retries == 1
     assert progress.downloaded == 6
+
+
+class _Outage(SimulatedGrid):
+    """A grid whose service is down for its first submissions, reschedules and statuses."""
+
+    def __init__(self, down: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.down = down
+        self.refusals: Counter[str] = Counter()
+
+    def _unavailable(self, method: str) -> None:
+        if self.refusals[method] < self.down:
+            self.refusals[method] += 1
+            raise ServiceUnavailableError(f"{method}: down", status_code=503, retry_after=None)
+
+    async def submit(self, chunk: SubmitChunk) -> list[int]:
+        self._unavailable("submit")
+        return await super().submit(chunk)
+
+    async def reschedule(self, job_ids: Sequence[int]) -> ActionResult:
+        self._unavailable("reschedule")
+        return await super().reschedule(job_ids)
+
+
+@pytest.mark.parametrize("method", ["reschedule", "resubmit"])
+async def test_an_outage_makes_the_campaign_wait_and_carry_on(tmp_path: Path, method: str) -> None:
+    # The gate gives up after 2 attempts, 6 times in a row for each kind of request: the
+    # campaign waits and tries again by itself; no attempt of a job is used by the outage.
+    grid = _Outage(12, fail_once={1, 5})
+    limits = Limits(retry=RetryPolicy(max_attempts=2, initial=0.001, max_backoff=0.001))
+    policy = FailurePolicy(delay=0, max_failed_fraction=1, method=method, max_attempts=2)
+    async with AsyncDirac(grid, limits=limits, track_config=FAST) as dirac:
+        campaign = dirac.campaign(parametric(10), journal=tmp_path / "c.db", policy=policy)
+        progress = await campaign.run()
+    assert progress.complete
+    assert progress.retries == 2
+    assert grid.refusals["submit"] == 12
+    if method == "reschedule":
+        assert grid.refusals["reschedule"] == 12
+    assert len(grid.confirmed()) == 10 + (2 if method == "resubmit" else 0)

@@ -115,6 +115,11 @@ class _Retry:
         return f"{self.failure.status}: {minor}" if minor else str(self.failure.status)
 
 
+def _unavailable(exc: SubmissionError) -> bool:
+    """Whether a submission stopped because the service stayed unavailable (not refused)."""
+    return isinstance(exc.__cause__, TransientError)
+
+
 def _unchanged(now: JobState | None, failed: JobState) -> bool:
     """Whether a job still shows the very state it failed in (no reschedule applied to it)."""
     if now is None or now.status is not failed.status or now.minor_status != failed.minor_status:
@@ -364,14 +369,23 @@ class Runner:
             gate=c.dirac.gate,
         )
         refused: SubmissionError | None = None
-        try:
-            async with submitter.stream(c.job) as submitted:
-                async for item in submitted:
-                    self._on_submitted(item)
-        except SubmissionError as exc:
-            if not exc.failures:
-                raise
-            refused = exc
+        outages = 0
+        while True:
+            try:
+                async with submitter.stream(c.job) as submitted:
+                    async for item in submitted:
+                        self._on_submitted(item)
+            except SubmissionError as exc:
+                if _unavailable(exc):
+                    # The service stayed down past the gate's retries: wait, then go on from
+                    # the journal (what was created is confirmed or swept, nothing twice).
+                    outages += 1
+                    await self._outage("submission", outages, exc)
+                    continue
+                if not exc.failures:
+                    raise
+                refused = exc
+            break
         assert self.records is not None
         if refused is None:
             await self.records.submitted()
@@ -544,13 +558,13 @@ class Runner:
         step = self.backend.capabilities.max_ids_per_update
         failures = 0
         while pending:
-            # Only jobs still exactly as they failed are sent: one a lost reply rescheduled
-            # already shows a change, and is not rescheduled twice.
-            states = await self._status(list(pending))
-            applied = [j for j in pending if not _unchanged(states.get(j), pending[j].failure)]
-            done.extend(pending.pop(job_id) for job_id in applied)
-            todo = list(pending)
             try:
+                # Only jobs still exactly as they failed are sent: one a lost reply
+                # rescheduled already shows a change, and is not rescheduled twice.
+                states = await self._status(list(pending))
+                applied = [j for j in pending if not _unchanged(states.get(j), pending[j].failure)]
+                done.extend(pending.pop(job_id) for job_id in applied)
+                todo = list(pending)
                 for start in range(0, len(todo), step):
                     part = todo[start : start + step]
                     result = await self._request(
@@ -562,9 +576,7 @@ class Runner:
                         refused.append((pending.pop(job_id), why))
             except TransientError as exc:
                 failures += 1
-                wait = min(60.0, 2.0**failures)
-                logger.info("reschedule failed (%s); checking the jobs again in %.0f s", exc, wait)
-                await anyio.sleep(wait)
+                await self._outage("reschedule", failures, exc)
             except (InvalidTransitionError, JobNotFoundError) as exc:
                 refused.extend((pending.pop(job_id), str(exc)) for job_id in list(pending))
         await self._settle([(r, r.old_job_id) for r in done], refused)
@@ -577,6 +589,18 @@ class Runner:
             found.update(await self._request(lambda part=part: self.backend.status(part)))  # type: ignore[misc]
         return found
 
+    async def _outage(self, what: str, failures: int, exc: BaseException) -> None:
+        """Wait before trying again a request the gate gave up on (the service is down).
+
+        A campaign outlives any outage: it waits by the gate's retry policy (growing up to its
+        ``max_backoff``) and tries again, for as long as it runs.
+        """
+        wait = self.c.dirac.gate.limits.retry.backoff(failures)
+        logger.warning(
+            "campaign %s: %s failed (%s); trying again in %.1f s", self.c.name, what, exc, wait
+        )
+        await anyio.sleep(wait)
+
     def _chunk(self, retry: _Retry) -> SubmitChunk:
         chunk = next(iter(chunks_of(self._template, 1, retry.index)))
         virtual = virtual_index(retry.index, retry.attempt)
@@ -586,9 +610,15 @@ class Runner:
         # The first submission holds the journal's submission lock until it has finished.
         await self._submitted.wait()
         stalled = [r.old_job_id for r in retries if not r.failure.status.final]
-        if stalled:
-            # One live attempt per job: a Stalled job is stopped before it is replaced.
-            await self._request(lambda: self.backend.kill(stalled))
+        failures = 0
+        while stalled:
+            try:
+                # One live attempt per job: a Stalled job is stopped before it is replaced.
+                await self._request(lambda: self.backend.kill(stalled))
+                break
+            except TransientError as exc:
+                failures += 1
+                await self._outage("kill", failures, exc)
         by_virtual = {virtual_index(r.index, r.attempt): r for r in retries}
         c = self.c
         submitter = Submitter(
@@ -599,14 +629,22 @@ class Runner:
         )
         made: list[tuple[_Retry, int]] = []
         error = ""
-        try:
-            async with submitter.stream([self._chunk(r) for r in retries]) as submitted:
-                async for item in submitted:
-                    retry = by_virtual.pop(item.index, None)
-                    if retry is not None:
-                        made.append((retry, item.job_id))
-        except SubmissionError as exc:
-            error = str(exc)
+        while by_virtual:
+            try:
+                chunks = [self._chunk(r) for r in by_virtual.values()]
+                async with submitter.stream(chunks) as submitted:
+                    async for item in submitted:
+                        retry = by_virtual.pop(item.index, None)
+                        if retry is not None:
+                            made.append((retry, item.job_id))
+            except SubmissionError as exc:
+                if _unavailable(exc):
+                    # The service is down, not refusing: no attempt is used, try again.
+                    failures += 1
+                    await self._outage("resubmission", failures, exc)
+                    continue
+                error = str(exc)
+            break
         refused = [(r, error or "not submitted") for r in by_virtual.values()]
         await self._settle(made, refused)
 
