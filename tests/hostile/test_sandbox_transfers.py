@@ -252,3 +252,14 @@ async def test_helper_processes_take_the_parents_temporary_space(
     assert any(n >= 8 * MiB for n in asked), (asked, errors)
     assert any(isinstance(e, TemporarySpaceError) for e in errors.values()), errors
     assert_contained(tmp_path / "out")
+
+
+def test_temporary_cap_defaults_to_four_sandboxes_of_the_largest_size() -> None:
+    from aiodirac import ConfigurationError
+
+    assert DownloadConfig().temporary_cap == 16 << 30
+    # one sandbox as large as allowed always fits
+    assert DownloadConfig(max_unpacked_bytes=32 << 30).temporary_cap == 128 << 30
+    assert DownloadConfig(max_temporary_bytes=MiB).temporary_cap == MiB
+    with pytest.raises(ConfigurationError, match="max_temporary_bytes"):
+        DownloadConfig(max_temporary_bytes=-1)

@@ -216,7 +216,7 @@ class Downloader(AsyncResource):
         # Read now: a bad CA path is a configuration error before any transfer starts.
         self._verify = ssl_verify(self.config.verify) if http is None else True
         self._journal = journal
-        self._space = TemporarySpace(self.config.max_temporary_bytes)
+        self._space = TemporarySpace(self.config.temporary_cap)
         self._http = http
         self._own_http = http is None
         self._active = 0

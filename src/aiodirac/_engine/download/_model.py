@@ -55,8 +55,10 @@ class DownloadConfig:
             bomb and endless-body guard); a server that sends more is cut off there, whether or
             not it announced a size.
         max_temporary_bytes: cap on the temporary disk space of all the downloads in flight
-            together (``.part`` files and folders being unpacked); a transfer that would pass
-            it fails with :class:`aiodirac.TemporarySpaceError`.
+            together (``.part`` files and folders being unpacked, helper processes included); a
+            transfer that would pass it fails with :class:`aiodirac.TemporarySpaceError`.
+            ``None`` (the default): four times ``max_unpacked_bytes`` (16 GiB), so that one
+            sandbox as large as allowed always fits.
         max_members: cap on one archive's number of members.
         verify_checksums: check the SHA-256 when the backend gives one.
         fsync: flush archives and unpacked files to stable storage before they are renamed into
@@ -83,7 +85,7 @@ class DownloadConfig:
         default_factory=lambda: RetryPolicy(deadline=300.0, initial=0.5, max_backoff=20.0)
     )
     max_unpacked_bytes: int = 4 * GiB
-    max_temporary_bytes: int = 16 * GiB
+    max_temporary_bytes: int | None = None
     max_members: int = 100_000
     verify_checksums: bool = True
     fsync: bool = False
@@ -106,8 +108,19 @@ class DownloadConfig:
             )
         if self.max_unpacked_bytes < 0 or self.max_members < 1:
             raise ConfigurationError("DownloadConfig: max_unpacked_bytes >= 0 and max_members >= 1")
-        if self.max_temporary_bytes < 0:
-            raise ConfigurationError("DownloadConfig.max_temporary_bytes must be >= 0")
+        if self.max_temporary_bytes is not None and self.max_temporary_bytes < 0:
+            raise ConfigurationError("DownloadConfig.max_temporary_bytes must be >= 0 (or None)")
+
+    @property
+    def temporary_cap(self) -> int:
+        """The temporary disk space cap in force: ``max_temporary_bytes``, or by default four
+        sandboxes of the largest size allowed (16 GiB with the default 4 GiB).
+
+        Usage: ``DownloadConfig(max_unpacked_bytes=1 << 30).temporary_cap``  # 4 GiB
+        """
+        if self.max_temporary_bytes is not None:
+            return self.max_temporary_bytes
+        return 4 * self.max_unpacked_bytes
 
 
 class DownloadPhase(StrEnum):

@@ -327,7 +327,7 @@ class TransferPool(TaskGroupResource):
     ) -> None:
         self.config = config
         # The temporary disk space helpers take their grants of (see ``_space``).
-        self.space = space or TemporarySpace(config.max_temporary_bytes)
+        self.space = space or TemporarySpace(config.temporary_cap)
         self.locate = locate
         self._fetch = fetch
         self._clean_leftovers = clean_leftovers
