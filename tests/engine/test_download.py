@@ -11,6 +11,7 @@ import hashlib
 import random
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -645,6 +646,14 @@ async def test_given_http_client_is_used_and_left_open(tmp_path: Path) -> None:
     assert len(seen) == 1
 
 
+def waiting_bytes(sock: socket.socket) -> int:
+    """How many received bytes wait in a socket's buffer."""
+    import fcntl
+    import termios
+
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+
+
 @pytest.mark.parametrize("backend_name", ["asyncio", "trio"])
 def test_own_client_reads_more_than_httpcores_64_kib(tmp_path: Path, backend_name: str) -> None:
     # httpcore reads 64 KiB at a time; the downloader's own client takes what the socket holds
@@ -652,9 +661,14 @@ def test_own_client_reads_more_than_httpcores_64_kib(tmp_path: Path, backend_nam
     body = random.Random(5).randbytes(8 << 20)
     server = SandboxServer({"big": body})
 
-    async def sizes(http: httpx.AsyncClient) -> list[int]:
+    async def sizes(http: httpx.AsyncClient, ready: int = 64 * 1024 + 1) -> list[int]:
         async with http.stream("GET", server.url("big")) as r:
-            await anyio.sleep(0.3)  # let the socket buffer fill
+            # Until the socket holds ``ready`` bytes (FIONREAD): more than one httpcore read for
+            # the clients that must take more at once; plain httpx reads 64 KiB whatever waits.
+            sock = r.extensions["network_stream"].get_extra_info("socket")
+            with anyio.fail_after(30):
+                while waiting_bytes(sock) < ready:
+                    await anyio.sleep(0.005)
             return [len(piece) async for piece in r.aiter_raw()]
 
     async def main() -> tuple[list[int], list[int], list[int]]:
@@ -664,7 +678,7 @@ def test_own_client_reads_more_than_httpcores_64_kib(tmp_path: Path, backend_nam
             DiracXBackend(f"http://127.0.0.1:{server.port}", token="t") as dx,
             httpx.AsyncClient() as plain,
         ):
-            return await sizes(dl._client()), await sizes(dx.http_client), await sizes(plain)
+            return await sizes(dl._client()), await sizes(dx.http_client), await sizes(plain, 1)
 
     with server:
         ours, diracx, plain = anyio.run(main, backend=backend_name)
