@@ -155,14 +155,20 @@ class JobDescriptionError(DiracError, ValueError):
     Attributes:
         attribute: the JDL attribute or setter argument concerned (e.g. ``"JobName"``).
         value: the offending value, as given.
+        expected: what would have been accepted, when the setter says it (e.g. ``"a number of
+            seconds >= 0"``): an interface that named the value differently (a JDL file's
+            ``CPUTime``) can say it in its own words.
 
     Usage: ``except JobDescriptionError as exc: print(exc.attribute)``
     """
 
-    def __init__(self, message: str, *, attribute: str = "", value: object = None) -> None:
+    def __init__(
+        self, message: str, *, attribute: str = "", value: object = None, expected: str = ""
+    ) -> None:
         super().__init__(message)
         self.attribute = attribute
         self.value = value
+        self.expected = expected
 
 
 class UnsafeValueError(JobDescriptionError):

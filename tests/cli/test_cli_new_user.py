@@ -189,6 +189,17 @@ class TestErrorsFitTheCommandLine:
         assert "add it with --param zz=VALUES or remove the placeholder" in run.stderr
         assert "setParameterSequence" not in run.stderr
 
+    def test_a_jdl_files_bad_value_is_named_as_in_the_file(
+        self, aiodirac: Invoke, tmp_path: Path
+    ) -> None:
+        (tmp_path / "bad.jdl").write_text('Executable = "/bin/echo";\nCPUTime = -5;\n')
+        run = aiodirac("submit", "bad.jdl")
+        assert run.code == 2
+        assert "bad.jdl: CPUTime = -5 is not accepted: expected a number of seconds >= 0" in (
+            run.stderr
+        )
+        assert "timeInSecs" not in run.stderr
+
     def test_the_library_keeps_its_own_hint(self, tmp_path: Path) -> None:
         from aiodirac import AuthenticationError
         from aiodirac.backends.diracx._auth import _read_file

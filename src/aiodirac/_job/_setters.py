@@ -63,6 +63,7 @@ def bad_argument(argument: str, value: object, accepted: str) -> JobDescriptionE
         f"{argument}={value!r} is not accepted: expected {accepted}",
         attribute=argument,
         value=value,
+        expected=accepted,
     )
 
 

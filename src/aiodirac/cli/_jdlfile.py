@@ -153,7 +153,7 @@ def job_from_jdl(text: str, source: str) -> Job:
 
     Usage: ``job_from_jdl('[Executable = "/bin/ls";]', "ls.jdl")``
     """
-    from aiodirac import Job, parse_jdl
+    from aiodirac import Job, JobDescriptionError, parse_jdl
 
     attrs = parse_jdl(text)
     if "Executable" not in attrs:
@@ -189,7 +189,15 @@ def job_from_jdl(text: str, source: str) -> Job:
             continue
         if key == "JobName":
             value = placeholders(_text(value, key, source))
-        setter(value)
+        try:
+            setter(value)
+        except JobDescriptionError as exc:
+            if not exc.expected:
+                raise
+            # the setter names its Python argument; the file names a JDL attribute
+            raise UsageProblem(
+                f"{source}: {key} = {exc.value!r} is not accepted: expected {exc.expected}"
+            ) from None
     if "OutputData" in attrs:
         se = attrs.get("OutputSE")
         job.setOutputData(
