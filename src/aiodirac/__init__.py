@@ -91,6 +91,7 @@ if TYPE_CHECKING:
     from aiodirac._engine.submit._model import (
         ChunkFailure,
         SubmitConfig,
+        SubmitJournal,
         SubmitReport,
         SubmittedJob,
     )
@@ -195,6 +196,7 @@ _LAZY: dict[str, str] = {
     "current_statuses": "._campaign",
     "read_report_data": "._campaign",
     "SubmitConfig": "._engine.submit._model",
+    "SubmitJournal": "._engine.submit._model",
     "SubmitReport": "._engine.submit._model",
     "SubmittedJob": "._engine.submit._model",
     "Submitter": "._engine.submit._submitter",
@@ -340,6 +342,7 @@ __all__ = [
     "SubmissionStream",
     "Submissions",
     "SubmitConfig",
+    "SubmitJournal",
     "SubmitReport",
     "Submittable",
     "SubmittedJob",

@@ -23,10 +23,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from aiodirac._exceptions import InvalidTransitionError, JobNotFoundError
 from aiodirac._job._spec import SubmitChunk
 from aiodirac._job._status import JobStatus
-from aiodirac._journal import Journal
 from aiodirac.backends._protocol import Backend
 
-from ._model import SubmitConfig
+from ._model import SubmitConfig, SubmitJournal
 
 __all__ = ["ConfirmHost", "Confirmer", "Created", "Turns"]
 
@@ -101,7 +100,7 @@ class ConfirmHost(Protocol):
     """What the confirmation stage needs of its submission run."""
 
     backend: Backend
-    journal: Journal | None
+    journal: SubmitJournal | None
     config: SubmitConfig
     slots: anyio.CapacityLimiter
     confirm_batch: int

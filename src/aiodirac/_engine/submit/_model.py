@@ -6,8 +6,11 @@ Pure values; the engine that uses them is :mod:`aiodirac._engine.submit._submitt
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from aiodirac._exceptions import (
     ConfigurationError,
@@ -15,8 +18,9 @@ from aiodirac._exceptions import (
 
 if TYPE_CHECKING:
     from aiodirac._engine._gate import Limits
+    from aiodirac._journal import CampaignInfo, CampaignSummary, ChunkRecord
 
-__all__ = ["ChunkFailure", "SubmitConfig", "SubmitReport", "SubmittedJob"]
+__all__ = ["ChunkFailure", "SubmitConfig", "SubmitJournal", "SubmitReport", "SubmittedJob"]
 
 # DIRAC's JobGroup column holds 32 characters.
 _MAX_GROUP = 32
@@ -197,3 +201,71 @@ class SubmitReport:
         if self.unswept:
             text += f" ({self.unswept} recent leftovers will be swept by the next run)"
         return text
+
+
+class SubmitJournal(Protocol):
+    """The part of the campaign journal the submitter uses (:class:`~aiodirac.Journal` is one).
+
+    The two-phase protocol writes each chunk before its request leaves (``chunk_sent``), its IDs
+    once known (``chunk_created``) and its confirmation (``chunks_confirmed``); a run started
+    again reads them back. Another store can stand in for the SQLite journal by keeping the same
+    promises (every write durable before the method returns).
+
+    Usage: ``Submitter(backend, journal=my_journal)``
+    """
+
+    @property
+    def path(self) -> Path:
+        """Where the journal lives (names the campaign when none is given)."""
+        ...
+
+    def acquire_submit_lock(self) -> None:
+        """Make this the journal's only submitter until :meth:`release_submit_lock`."""
+
+    def release_submit_lock(self) -> None:
+        """Let another submitter use the journal."""
+
+    async def campaign(self) -> CampaignInfo | None:
+        """The campaign recorded, if any."""
+
+    async def start_campaign(self, name: str, job_group: str, *, owns_group: bool) -> CampaignInfo:
+        """Record the campaign (or check it is the recorded one)."""
+        ...
+
+    async def summary(self) -> CampaignSummary:
+        """Counts of chunks and jobs per state."""
+        ...
+
+    async def chunk_groups(self) -> set[str]:
+        """Every JobGroup a recorded chunk was sent with."""
+        ...
+
+    async def last_unsettled(self) -> datetime | None:
+        """When the latest request whose outcome is unknown ended."""
+
+    async def chunk(self, first: int, last: int) -> ChunkRecord | None:
+        """The chunk of these global indices, if recorded."""
+
+    async def overlapping_indices(self, first: int, last: int) -> int:
+        """How many recorded chunks overlap these indices without being this chunk."""
+        ...
+
+    async def chunk_sent(self, first: int, last: int, digest: str, job_group: str) -> ChunkRecord:
+        """Record that a chunk's request is about to leave."""
+        ...
+
+    async def chunk_created(self, chunk_id: int, jobs: Sequence[tuple[int, int, str]]) -> None:
+        """Record the IDs a chunk's jobs got."""
+
+    async def chunks_confirmed(self, chunk_ids: Iterable[int]) -> None:
+        """Record that these chunks' jobs were confirmed."""
+
+    async def chunk_failed(self, chunk_id: int, error: str) -> None:
+        """Record that a chunk failed (a later run sends it again)."""
+
+    async def recorded_ids(self) -> set[int]:
+        """Every job ID the journal holds (the sweep never touches them)."""
+        ...
+
+    async def record_swept(self, job_ids: Iterable[int], reason: str) -> None:
+        """Record the leftovers a sweep discarded."""

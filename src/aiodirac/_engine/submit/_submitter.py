@@ -51,7 +51,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from aiodirac._engine._gate import RequestGate
 from aiodirac._engine._retry import RetryEvent
-from aiodirac._engine.submit._model import ChunkFailure, SubmitConfig, SubmitReport, SubmittedJob
+from aiodirac._engine.submit._model import (
+    ChunkFailure,
+    SubmitConfig,
+    SubmitJournal,
+    SubmitReport,
+    SubmittedJob,
+)
 from aiodirac._exceptions import (
     BackendError,
     ConfigurationError,
@@ -64,7 +70,7 @@ from aiodirac._exceptions import (
 )
 from aiodirac._job._chunking import Submittable, _chunks_of, _with_group, chunk_digest
 from aiodirac._job._spec import SubmitChunk
-from aiodirac._journal import CampaignInfo, ChunkState, Journal
+from aiodirac._journal import CampaignInfo, ChunkState
 from aiodirac._resource import ungrouped
 from aiodirac.backends._protocol import Backend
 
@@ -488,7 +494,7 @@ class Submitter:
         backend: Backend,
         config: SubmitConfig | None = None,
         *,
-        journal: Journal | None = None,
+        journal: SubmitJournal | None = None,
         gate: RequestGate | None = None,
     ) -> None:
         self.backend = backend

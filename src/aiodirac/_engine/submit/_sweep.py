@@ -21,10 +21,10 @@ from typing import Protocol, TypeVar
 import anyio
 
 from aiodirac._exceptions import InvalidTransitionError, JobNotFoundError
-from aiodirac._journal import CampaignInfo, Journal
+from aiodirac._journal import CampaignInfo
 from aiodirac.backends._protocol import Backend
 
-from ._model import SubmitConfig
+from ._model import SubmitConfig, SubmitJournal
 
 __all__ = ["Requester", "Sweeper"]
 
@@ -60,7 +60,7 @@ class Sweeper:
     def __init__(
         self,
         backend: Backend,
-        journal: Journal | None,
+        journal: SubmitJournal | None,
         config: SubmitConfig,
         request: Requester,
         *,
