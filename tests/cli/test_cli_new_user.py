@@ -106,6 +106,11 @@ class TestDoubleDash:
         assert run.code == 2
         assert "aiodirac submit --name 'x y' -p n=1..2 -- ls -l 'a b'" in run.stderr
 
+    def test_campaign_run_gets_the_same_fix(self, aiodirac: Invoke) -> None:
+        run = aiodirac("campaign", "run", "-j", "c.db", "ls", "-l")
+        assert run.code == 2
+        assert "put -- before the command: aiodirac campaign run -j c.db -- ls -l" in run.stderr
+
     def test_no_fix_for_a_misspelt_option_of_aiodirac(self, aiodirac: Invoke) -> None:
         run = aiodirac("submit", "--nmae", "x", "ls")
         assert run.code == 2

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ._common import (
+    CommandAfterOptions,
     ExitCode,
     Options,
     UsageProblem,
@@ -532,7 +533,7 @@ def _run_spec(
 def register(app: typer.Typer) -> None:
     """Add the ``campaign`` group to the app."""
 
-    @command(campaign_app, "run")
+    @command(campaign_app, "run", cls=CommandAfterOptions)
     def campaign_run(
         opts: Options,
         spec: SpecArg = None,
