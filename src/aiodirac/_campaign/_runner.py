@@ -170,6 +170,10 @@ class Runner:
         # Retries whose intent is journaled: they are made, whatever happens meanwhile.
         self._journaled: set[int] = set()
         self._resubmit_only: set[int] = set()
+        # What a resumed run found in the journal, until it has acted on it.
+        self._refused: dict[int, RetryRecord] = {}
+        self._intents: dict[int, RetryRecord] = {}
+        self._resumed_failures: list[tuple[int, JobState]] = []
         self._wake_retries = anyio.Event()
         self._submitted = anyio.Event()
         self._finished = anyio.Event()
@@ -265,8 +269,6 @@ class Runner:
             index_of[job_id] = index
             if attempt == 1 and index < self.total:
                 state.assign(index, job_id, 1)
-        self._refused: dict[int, RetryRecord] = {}
-        self._intents: dict[int, RetryRecord] = {}
         for record in snap.retries:
             if record.index >= self.total:
                 continue
@@ -285,7 +287,6 @@ class Runner:
         state.failed_once.update(index_of[j] for j in snap.failed if j in index_of)
         state.braked = self.policy.brakes(len(state.failed_once), self.total)
         initial: dict[int, JobState] = {}
-        self._resumed_failures: list[tuple[int, JobState]] = []
         for index in range(self.total):
             job_id = state.job_id[index]
             if not job_id:
