@@ -152,3 +152,18 @@ def test_unknown_ids_and_final_jobs_read_as_on_the_local_backend(dx: Invoke) -> 
     again = dx("--json", "kill", str(ids[0]))
     assert again.code == 0, again.stderr
     assert (again.json()["done"], again.json()["already"]) == ([], ids)
+
+
+def test_a_command_that_cannot_start_says_why_on_diracx(
+    dx: Invoke, diracx_server: Any, tmp_path: Path
+) -> None:
+    """Issue 17: the reason reaches DiracX's ApplicationStatus (set by the test pilot's run)."""
+    ids = dx("--json", "submit", "--", "/no/such/program", "arg").json()["job_ids"]
+    _run_on_grid(diracx_server, tmp_path, ids)
+    job = dx("--json", "status", str(ids[0])).json()["jobs"][0]
+    assert job["status"] == "Failed"
+    assert job["application_status"].startswith(
+        "'program' Exited With Status 1000 (Cannot run '/no/such/program arg': [Errno 2]"
+    )
+    watched = dx("watch", str(ids[0]))
+    assert "application: 'program' Exited With Status 1000 (Cannot run" in watched.stdout
