@@ -51,10 +51,12 @@ _T = TypeVar("_T")
 INTERRUPTED_LINE = "aiodirac: interrupted\n"
 #: The exit status of an interrupted command (128 + SIGINT, what shells report).
 INTERRUPTED_STATUS = 130
-#: Seconds a command's cleanup may take after Ctrl-C before the process ends regardless.
-#: Measured cleanups take 1-30 ms; nothing is lost by ending later than that: the journal is
-#: transactional and downloads write to temporary names that the next run removes.
-GRACE = 1.0
+#: Seconds a command's cleanup may take after Ctrl-C before the process ends regardless, so
+#: that it ends within a second. Cleanups take 5-300 ms (scripts/sigint_loop.sh); one that
+#: waits on a worker thread (an unpack of a big sandbox under load) took over a second. Nothing
+#: is lost by ending it: the journal is transactional and downloads write to temporary names
+#: that the next run removes.
+GRACE = 0.75
 
 
 class CtrlC:
