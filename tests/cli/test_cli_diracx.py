@@ -64,9 +64,12 @@ def test_kill_delete_and_refusals(dx: Invoke) -> None:
     deleted = dx("delete", str(ids[0]))
     assert deleted.code == 0, deleted.stderr
     assert dx("--json", "status", str(ids[0])).json()["jobs"][0]["status"] == "Deleted"
-    refused = dx("kill", str(ids[0]))
-    assert refused.code == 1
-    assert refused.stderr.startswith("aiodirac: warning: cannot kill 1 job(s)")
+    # issue 17: a Deleted job is already final (it was killed first): said so, exit 0
+    again = dx("kill", str(ids[0]))
+    assert again.code == 0, again.stderr
+    assert again.stdout.strip() == f"job {ids[0]} (Deleted): already final, nothing to kill"
+    doc = dx("--json", "kill", str(ids[0])).json()
+    assert (doc["done"], doc["already"], doc["refused"]) == ([], ids, [])
 
 
 def test_bad_token_is_a_service_error(

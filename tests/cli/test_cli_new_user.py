@@ -146,6 +146,15 @@ class TestAlreadyFinal:
         assert again.code == 0, again.stderr
         assert again.stdout.strip() == f"job {ids[0]} (Deleted): already final, nothing to delete"
 
+    def test_killing_a_deleted_job_says_so(self, aiodirac: Invoke, submitted: Submit) -> None:
+        ids = submitted("--", "/bin/sleep", "30")
+        assert aiodirac("delete", str(ids[0])).code == 0
+        again = aiodirac("kill", str(ids[0]))
+        assert again.code == 0, again.stderr
+        assert again.stdout.strip() == f"job {ids[0]} (Deleted): already final, nothing to kill"
+        doc = aiodirac("--json", "kill", str(ids[0])).json()
+        assert (doc["done"], doc["already"], doc["refused"]) == ([], ids, [])
+
 
 # Python names a command-line user never wrote: classes, keyword arguments, config objects.
 # (DiracX and DIRACX_URL are names a user knows; DiracXBackend and token= are not.)
