@@ -2,15 +2,15 @@
 
     python campaign_child.py '<json settings>'
 
-Settings: ``backend`` ("local", or "diracx" with ``url`` and ``credentials``), ``journal``,
-``dest``, ``report`` (an HTML file written once the campaign ended), ``jobs``, ``script`` and
-``marks`` (the flaky payload and its marker folder), ``method``, and ``stop``: the moment to
-stop at, ``"<call>:<before|after>:<n>"`` (before the n-th call of a backend method, or after
-its n-th successful one; resubmissions counted apart as ``resubmit``), ``"downloaded:1"`` (after the first download) or
-``"report"`` (while writing the report). At that moment the process prints ``AT <moment>`` and
-blocks reading its stdin: frozen exactly there until the test kills it. Every download made
-is appended to ``<dest>.fetched`` the moment the downloader reports it (after it
-is in place and journaled).
+Settings: ``backend`` ("local", or "diracx" with ``url``, ``credentials`` and ``verify``),
+``journal``, ``dest``, ``report`` (an HTML file written once the campaign ended), ``jobs``,
+``script`` and ``marks`` (the flaky payload and its marker folder), ``method``, and ``stop``:
+the moment to stop at, ``"<call>:<before|after>:<n>"`` (before the n-th call of a backend
+method, or after its n-th successful one; resubmissions counted apart as ``resubmit``),
+``"downloaded:1"`` (after the first download) or ``"report"`` (while writing the report). At
+that moment the process prints ``AT <moment>`` and blocks reading its stdin: frozen exactly
+there until the test kills it. Every download made is appended to ``<dest>.fetched`` the
+moment the downloader reports it (after it is in place and journaled).
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def make_backend() -> Any:
         hooked = type("HookedLocal", (Hooks, LocalBackend), {})
         return hooked(os.environ["AIODIRAC_HOME"])
     hooked = type("HookedDiracX", (Hooks, DiracXBackend), {})
-    return hooked(SETTINGS["url"], credentials_path=SETTINGS["credentials"])
+    return hooked(
+        SETTINGS["url"], credentials_path=SETTINGS["credentials"], verify=SETTINGS["verify"]
+    )
 
 
 def make_job() -> Job:
@@ -120,7 +122,9 @@ async def main() -> int:
         max_attempts=3, delay=0, max_failed_fraction=1.0, method=SETTINGS["method"]
     )
     track = TrackConfig(min_interval=0.2, max_interval=1.0)
-    async with AsyncDirac(make_backend(), track_config=track) as dirac:
+    # the sandbox store's presigned URLs are verified with the server's CA as well
+    verify = SETTINGS.get("verify")
+    async with AsyncDirac(make_backend(), track_config=track, verify=verify) as dirac:
         campaign = dirac.campaign(
             make_job(),
             journal=SETTINGS["journal"],

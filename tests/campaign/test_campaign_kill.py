@@ -79,28 +79,19 @@ async def test_killed_and_resumed_on_the_local_backend(
 async def test_killed_and_resumed_on_diracx(
     tmp_path: Path, diracx_server: Any, stop: str, method: str
 ) -> None:
-    from aiodirac.backends.diracx import DiracXBackend
-    from aiodirac.testing import DiracXTestPilot
-
     server = {
         "backend": "diracx",
         "url": diracx_server.url,
         "credentials": str(diracx_server.credentials_path),
+        "verify": diracx_server.verify,
     }
     layout = Layout(tmp_path / "c")
     settings = layout.settings(server, method)
-    pilot = DiracXTestPilot(
-        diracx_server.url,
-        jobdb_path=diracx_server.jobdb_path,
-        workdir=tmp_path / "grid",
-        credentials_path=diracx_server.credentials_path,
-    )
+    pilot = diracx_server.pilot(tmp_path / "grid", diracx_server.credentials_path)
     async with pilot, anyio.create_task_group() as grid:
         grid.start_soon(_play_the_grid, pilot)
         await run_child(settings, {}, stop=stop)
-        async with DiracXBackend(
-            diracx_server.url, credentials_path=diracx_server.credentials_path
-        ) as backend:
+        async with diracx_server.backend(diracx_server.credentials_path) as backend:
             await _finish(layout, settings, backend, method)
         grid.cancel_scope.cancel()
 
