@@ -121,6 +121,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError(
             f"settings file {path}: [diracx], [local] and [limits] must be tables"
         )
+    unknown = sorted(set(limits) - {"rate", "burst", "max_in_flight"})
+    if unknown:
+        raise ConfigurationError(
+            f"settings file {path}: [limits] has no setting {unknown[0]!r} "
+            "(known: rate, burst, max_in_flight)"
+        )
     backend = data.get("backend")
     return Settings(
         backend=None if backend is None else _kind(backend, str(path)),

@@ -120,3 +120,6 @@ def test_limits_come_from_the_settings_file_then_the_arguments(
     config.write_text("[limits]\nmax_in_flight = 0\n")
     with pytest.raises(ConfigurationError, match=r"limits\.max_in_flight"):
         load_settings()
+    config.write_text("[limits]\nmax_inflight = 4\n")  # a typo is not silently ignored
+    with pytest.raises(ConfigurationError, match="max_inflight"):
+        load_settings()
