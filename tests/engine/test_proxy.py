@@ -173,7 +173,8 @@ async def test_refuse_connections_then_come_back() -> None:
                     await client.get("/")
             assert (await client.get("/")).status_code == 200
         async with anyio.create_task_group() as tg:
-            tg.start_soon(proxy.outage, 0.2)
+            # long enough for the one request below to fall in it on a loaded machine
+            tg.start_soon(proxy.outage, 2.0)
             await until(lambda: proxy.refusing)
             async with httpx.AsyncClient(base_url=proxy.url) as client:
                 with pytest.raises(httpx.ConnectError):
