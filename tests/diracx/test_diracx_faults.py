@@ -254,3 +254,21 @@ async def test_a_500_to_sandbox_registration_is_transient(backend: DiracXBackend
         with pytest.raises(ServiceUnavailableError, match="register a sandbox: HTTP 500"):
             await backend.submit(make_chunk([0]))
         assert [c.request.url.path for c in mock.calls] == ["/api/jobs/sandbox"]
+
+
+async def test_jdl_syntax_error_while_the_database_is_down_is_transient(
+    backend: DiracXBackend,
+) -> None:
+    # DiracX 0.7.0 answers 400 "JDL syntax error" to any failure while storing jobs, a database
+    # outage included: its readiness probe tells the two apart
+    with respx.mock(base_url=URL) as mock:
+        mock.post("/api/jobs/sandbox").respond(200, json={"pfn": _pfn(), "url": None})
+        mock.post("/api/jobs/jdl").respond(400, json={"detail": "JDL syntax error"})
+        ready = mock.get("/api/health/ready")
+        ready.respond(503, json={"detail": "Cannot connect to AuthDB"})
+        with pytest.raises(ServiceUnavailableError, match="database is unavailable"):
+            await backend.submit(make_chunk([0]))
+        ready.respond(200, json={"status": "ready"})
+        with pytest.raises(InvalidRequestError, match="JDL syntax error") as info:
+            await backend.submit(make_chunk([0]))
+        assert not isinstance(info.value, TransientError)

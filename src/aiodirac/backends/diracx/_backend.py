@@ -30,11 +30,13 @@ import httpx
 from aiodirac._exceptions import (
     BackendError,
     ConfigurationError,
+    InvalidRequestError,
     InvalidTransitionError,
     JobDescriptionError,
     JobNotFoundError,
     NotSupportedError,
     SandboxNotAvailableError,
+    ServiceUnavailableError,
 )
 from aiodirac._job._jdl import check_item, render_jdl
 from aiodirac._job._monitoring import (
@@ -86,6 +88,9 @@ _SIGNATURE_TTL = 1.0
 _SIGNATURES_KEPT = 64
 _NOT_CONFIRMED = frozenset({JobStatus.SUBMITTING, JobStatus.KILLED, JobStatus.DELETED})
 
+
+#: what DiracX 0.7.0 answers to any failure while it stores jobs (see ``submit``)
+_SYNTAX_ERROR = "JDL syntax error"
 
 #: the widths of DiracX's JobDB columns (``Jobs`` table) that a job description fills: a longer
 #: value is refused by MariaDB/MySQL, and DiracX 0.7.0 reports it as "JDL syntax error"
@@ -258,7 +263,9 @@ class DiracXBackend(DiracXHTTP, Backend):
         Raises:
             JobDescriptionError: a JobGroup, JobType or JobName longer than DiracX stores.
             InvalidRequestError: DiracX refused the JDL (the message names the chunk's jobs).
-            TransientError: outcome unknown (network, timeout, 429/5xx); jobs may exist.
+            TransientError: outcome unknown (network, timeout, 429/5xx); jobs may exist. Also
+                DiracX's "JDL syntax error" while its readiness probe fails (its database is
+                down: it reports that so too); nothing was created then.
             BackendError: DiracX created a different number of jobs than the chunk holds
                 (their IDs are in ``job_ids``, to be discarded).
         """
@@ -271,16 +278,30 @@ class DiracXBackend(DiracXHTTP, Backend):
         pfn = await self._upload_sandbox(chunk.local_sandbox, chunk.workflow_xml)
         check_item("InputSandbox", pfn)
         jdl = template.replace(_PFN_SLOT, pfn)
-        response = await self._api(
-            "POST",
-            "/api/jobs/jdl",
-            action="submit",
-            json=[jdl],
-            jobs_phrase=phrase,
-            # the jobs land unconfirmed: a 500 leaves the outcome unknown, as a lost answer does,
-            # and the engine resends the chunk as new (what the failed request made is swept)
-            repeatable=True,
-        )
+        try:
+            response = await self._api(
+                "POST",
+                "/api/jobs/jdl",
+                action="submit",
+                json=[jdl],
+                jobs_phrase=phrase,
+                # the jobs land unconfirmed: a 500 leaves the outcome unknown, as a lost answer
+                # does, and the engine resends the chunk as new (what the failed request made
+                # is swept)
+                repeatable=True,
+            )
+        except InvalidRequestError as exc:
+            # DiracX 0.7.0 answers 400 "JDL syntax error" to any failure while it inserts the
+            # jobs, its database's included (down, restarting): the JDL was checked here, so
+            # when the server is not ready either, the refusal is the database's
+            if _SYNTAX_ERROR in str(exc) and not await self._ready():
+                raise ServiceUnavailableError(
+                    f"DiracX could not store {phrase} (it answered 'JDL syntax error' while "
+                    "not ready: its database is unavailable); nothing was created, retrying "
+                    "may help",
+                    status_code=exc.status_code,
+                ) from exc
+            raise
         ids = [row["JobID"] for row in job_rows(response, f"the submission of {phrase}")]
         if len(ids) != len(chunk.jobs):
             raise BackendError(
@@ -290,6 +311,14 @@ class DiracXBackend(DiracXHTTP, Backend):
             )
         logger.debug("submitted %s as %s", phrase, describe_jobs(ids))
         return ids
+
+    async def _ready(self) -> bool:
+        """Whether DiracX's readiness probe answers 200 (it needs its database)."""
+        try:
+            response = await self._client.get(f"{self._url}/api/health/ready")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     @staticmethod
     def _chunk_phrase(chunk: SubmitChunk) -> str:
