@@ -39,6 +39,14 @@ _PR_SET_PDEATHSIG = 1
 _GRANT = 8 << 20
 
 
+class _Abandoned(Exception):
+    """The parent cancelled this transfer, or is gone: a wait for its answer ends with this
+    (raised in the extraction thread, which then removes what it wrote and installs nothing)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id}: the transfer was cancelled")
+
+
 def _die_with_parent(parent: int) -> None:
     """Be killed when the parent dies (Linux); elsewhere the end of stdin stops us."""
     if sys.platform.startswith("linux"):
@@ -123,6 +131,7 @@ class _ParentSpace(TemporarySpace):
         self.allowance = 0
         self.answers: dict[int, anyio.Event] = {}
         self.refused: dict[int, BaseException | None] = {}
+        self.abandoned: set[int] = set()
         self.loop_thread = threading.get_ident()
 
     def take(self, n: int, job_id: int | None = None) -> None:
@@ -139,6 +148,8 @@ class _ParentSpace(TemporarySpace):
             self.allowance += want - n
 
     async def _ask(self, job_id: int, want: int) -> BaseException | None:
+        if job_id in self.abandoned:
+            return _Abandoned(job_id)
         event = self.answers[job_id] = anyio.Event()
         try:
             await self.channel.send(("space", job_id, want))
@@ -152,6 +163,11 @@ class _ParentSpace(TemporarySpace):
         if event is not None:
             self.refused[job_id] = error
             event.set()
+
+    def abandon(self, job_id: int) -> None:
+        """The transfer of ``job_id`` is cancelled: its ask (now or later) is refused."""
+        self.abandoned.add(job_id)
+        self.answer(job_id, _Abandoned(job_id))
 
     def give(self, n: int) -> None:
         with self._lock:
@@ -193,6 +209,16 @@ async def _serve(read_fd: int, write_fd: int) -> None:
     backend = _ParentLocator(channel)
     scopes: dict[int, anyio.CancelScope] = {}
     installs: dict[int, anyio.Event] = {}
+    space = _ParentSpace(channel)
+
+    def abandon(job_id: int) -> None:
+        # The waits for the parent's answers run in tasks of their own (the extraction thread
+        # starts them), outside the transfer's scope: they end now too, with an error, since a
+        # cancelled parent sends no answer. Nothing is installed; what was written is removed.
+        space.abandon(job_id)
+        scopes[job_id].cancel()
+        if job_id in installs:
+            installs[job_id].set()
 
     async def transfer(
         job_id: int,
@@ -209,9 +235,13 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         async def before_install() -> None:
             # The parent has shown every earlier progress event of this job once it answers:
             # nothing appears under its final name while the parent still reports it in flight.
+            if job_id in space.abandoned:
+                raise _Abandoned(job_id)
             event = installs[job_id] = anyio.Event()
             await channel.send(("installing", job_id))
             await event.wait()
+            if job_id in space.abandoned:
+                raise _Abandoned(job_id)
 
         run = _Run(forward if progress else None, None)
         target = None if extraction is None else (Path(extraction[0]), extraction[1])
@@ -226,9 +256,9 @@ async def _serve(read_fd: int, write_fd: int) -> None:
                 answer = ("failed", job_id, _safe_error(exc, job_id), run.bytes)
         del scopes[job_id]
         installs.pop(job_id, None)
+        space.abandoned.discard(job_id)
         await channel.send(answer)
 
-    space = _ParentSpace(channel)
     async with Downloader(backend, config) as dl, anyio.create_task_group() as tg:
         dl._space = space
         await channel.send(("ready",))
@@ -240,7 +270,7 @@ async def _serve(read_fd: int, write_fd: int) -> None:
                 tg.start_soon(transfer, job_id, info, part, extraction, progress, scope)
             elif kind == "cancel":
                 if job_id in scopes:
-                    scopes[job_id].cancel()
+                    abandon(job_id)
             elif kind == "located":
                 backend.answer(job_id, message[2])
             elif kind == "space":
@@ -248,6 +278,8 @@ async def _serve(read_fd: int, write_fd: int) -> None:
             elif kind == "install" and job_id in installs:
                 installs[job_id].set()
         # The parent is gone or done: stop what runs (each transfer cleans up after itself).
+        for job_id in list(scopes):
+            abandon(job_id)
         tg.cancel_scope.cancel()
 
 
