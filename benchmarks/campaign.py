@@ -15,10 +15,11 @@ Three backends, each run in a fresh process per round (so that peak RSS is the c
 2. ``local``: 1,000 jobs on the embedded local backend: real processes (a shell script that fails
    the first time for every 20th job), outputs downloaded into ``<dest>/<job id>/``. Client CPU
    is this process's only (the local agent runs the jobs in its own).
-3. ``diracx``: 1,000 jobs on a real local DiracX (``scripts/diracx.sh``, started here unless
-   ``--diracx-env`` names a running one), whose statuses a grid process moves (the test pilot's
-   status updates: Checking -> ... -> Running -> Done, or Failed the first time for every 20th
-   job); no outputs (the statuses are set, nothing runs), so no downloads.
+3. ``diracx``: 1,000 jobs on a real local DiracX (the development server of
+   ``scripts/diracx.sh``, one process on SQLite, started here unless ``--diracx-env`` names a
+   running one), whose statuses a grid process moves (the test pilot's status updates: Checking
+   -> ... -> Running -> Done, or Failed the first time for every 20th job); no outputs (the
+   statuses are set, nothing runs), so no downloads.
 
 Figures are printed per round and as ranges, with the targets beside them. The machine is shared:
 the load average is printed with them.

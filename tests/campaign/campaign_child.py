@@ -7,7 +7,7 @@ Settings: ``backend`` ("local", or "diracx" with ``url``, ``credentials`` and ``
 ``script`` and ``marks`` (the flaky payload and its marker folder), ``method``, and ``stop``:
 the moment to stop at, ``"<call>:<before|after>:<n>"`` (before the n-th call of a backend
 method, or after its n-th successful one; resubmissions counted apart as ``resubmit``),
-``"downloaded:1"`` (after the first download) or ``"report"`` (while writing the report). At
+``"downloaded:<n>"`` (after the n-th download) or ``"report"`` (while writing the report). At
 that moment the process prints ``AT <moment>`` and blocks reading its stdin: frozen exactly
 there until the test kills it. Every download made is appended to ``<dest>.fetched`` the
 moment the downloader reports it (after it is in place and journaled).
@@ -122,8 +122,7 @@ async def main() -> int:
         max_attempts=3, delay=0, max_failed_fraction=1.0, method=SETTINGS["method"]
     )
     track = TrackConfig(min_interval=0.2, max_interval=1.0)
-    # the sandbox store's presigned URLs are verified with the server's CA as well
-    verify = SETTINGS.get("verify")
+    verify = SETTINGS.get("verify", True)  # the CA of the DiracX server and its S3 URLs
     async with AsyncDirac(make_backend(), track_config=track, verify=verify) as dirac:
         campaign = dirac.campaign(
             make_job(),
