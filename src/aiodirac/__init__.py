@@ -4,8 +4,9 @@ DIRAC's job API (``Job``, ``Dirac.submitJob``, ``status``, ``getOutputSandbox``)
 client that submits thousands of jobs concurrently, tracks them in batches as events, and downloads
 their output sandboxes in parallel, against DiracX or an embedded local backend.
 
-The job description layer (``Job``, statuses, errors) is imported at once; the client, the engine
-and the backends load on first use, so that ``import aiodirac`` stays fast.
+Only the error tree is imported at once; everything else (``Job``, statuses, the client, the
+engine, the backends) loads on first use, so that ``import aiodirac`` takes a few milliseconds
+and the command line owns Ctrl-C almost from the process's first instruction.
 
 Usage::
 
@@ -16,10 +17,6 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
-
-from aiodirac._job._job import Job
-from aiodirac._job._monitoring import CPUSample, JobAttributes, JobSelection, LoggingRecord
-from aiodirac._job._status import FINAL_STATUSES, JobState, JobStatus, MinorStatus
 
 from ._exceptions import (
     AuthenticationError,
@@ -105,14 +102,17 @@ if TYPE_CHECKING:
         TrackEvent,
         TrackSummary,
     )
-    from aiodirac._engine.track._tracker import (
-        StateJournal,
-        TrackCallback,
-        Tracker,
-        TrackStream,
-    )
+    from aiodirac._engine.track._tracker import StateJournal, TrackCallback, Tracker, TrackStream
     from aiodirac._job._chunking import Chunkable, Submittable
-    from aiodirac._job._monitoring import SelectConditions
+    from aiodirac._job._job import Job
+    from aiodirac._job._monitoring import (
+        CPUSample,
+        JobAttributes,
+        JobSelection,
+        LoggingRecord,
+        SelectConditions,
+    )
+    from aiodirac._job._status import FINAL_STATUSES, JobState, JobStatus, MinorStatus
     from aiodirac._journal import (
         CampaignInfo,
         CampaignSummary,
@@ -139,6 +139,15 @@ __version__ = "0.1.0.dev0"
 
 # name -> module that defines it, imported on first access (PEP 562).
 _LAZY: dict[str, str] = {
+    "MinorStatus": "._job._status",
+    "JobStatus": "._job._status",
+    "JobState": "._job._status",
+    "FINAL_STATUSES": "._job._status",
+    "LoggingRecord": "._job._monitoring",
+    "JobSelection": "._job._monitoring",
+    "JobAttributes": "._job._monitoring",
+    "CPUSample": "._job._monitoring",
+    "Job": "._job._job",
     "Submittable": "._job._chunking",
     "Chunkable": "._job._chunking",
     "Downloads": "._report",
