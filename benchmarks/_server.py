@@ -23,6 +23,7 @@ import argparse
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,6 +78,13 @@ def _tree(root: int, table: dict[int, tuple[int, float]]) -> dict[int, float]:
             out[pid] = table[pid][1]
             todo += [child for child, (parent, _) in table.items() if parent == pid]
     return out
+
+
+def stamp() -> str:
+    """The time (UTC) and the machine's load average (1, 5, 15 min), for the record of a run."""
+    one, five, fifteen = os.getloadavg()
+    now = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return f"{now}, load average {one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} cores"
 
 
 def children_cpu(pid: int) -> float:

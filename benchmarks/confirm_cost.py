@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import Server, add_server_arguments, running_server
+from _server import Server, add_server_arguments, running_server, stamp
 
 from aiodirac import Job
 from aiodirac._job._chunking import _chunks_of, _with_group
@@ -179,7 +179,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="aiodirac-bench-confirm-"))
     with running_server(args, tmp) as server:
         print(f"DiracX: {server.description}; {args.jobs} jobs confirmed per setting and round")
+        print(f"started {stamp()}")
         results = anyio.run(measure, server, args)
+        print(f"ended {stamp()}")
     print("\nmedians (min-max) per setting:")
     for (batch, in_flight), runs in results.items():
         cpu = [r["cpu"] for r in runs]

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import Server, add_server_arguments, running_server
+from _server import Server, add_server_arguments, running_server, stamp
 from submit import PFN, run_plain_flood
 
 from aiodirac import AsyncDirac, DiracError, Job, Limits
@@ -235,6 +235,7 @@ def main() -> int:
     try:
         with running_server(args, tmp) as server:
             print(f"DiracX: {server.description}")
+            print(f"started {stamp()}")
             round_no = 0
             for _ in range(args.rounds):
                 for name in names:
@@ -258,6 +259,7 @@ def main() -> int:
                     )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    print(f"ended {stamp()}")
     return report(args, results)
 
 

@@ -58,7 +58,14 @@ from typing import Any
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
-from _server import CpuSample, Server, add_server_arguments, children_cpu, running_server
+from _server import (
+    CpuSample,
+    Server,
+    add_server_arguments,
+    children_cpu,
+    running_server,
+    stamp,
+)
 
 MiB = 1 << 20
 CONCURRENCY = 16
@@ -444,6 +451,7 @@ def bench_diracx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, An
             flush=True,
         )
         ids, total, urls = make_dx_jobs(server, args.jobs, args.size)
+        print(f"  started {stamp()}")
         client_env = server.client_env()
         common = {
             "kind": "diracx",
@@ -485,6 +493,7 @@ def bench_diracx(args: argparse.Namespace, work: Path) -> dict[str, dict[str, An
                     if got != len(ids):
                         raise SystemExit(f"{mode}: only {got} of {len(ids)} sandboxes unpacked")
                 shutil.rmtree(dest, ignore_errors=True)
+        print(f"  ended {stamp()}")
         figures = {mode: _median_run(mode_runs) for mode, mode_runs in measured.items()}
         print(
             "  medians (range): "

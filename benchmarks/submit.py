@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _latency import latency_pipe
-from _server import CpuSample, Server, add_server_arguments, running_server
+from _server import CpuSample, Server, add_server_arguments, running_server, stamp
 
 from aiodirac import AsyncDirac, Job, Limits
 from aiodirac._engine.submit._model import SubmitConfig
@@ -257,6 +257,7 @@ def main() -> int:
     results: dict[str, list[Run]] = {}
     with running_server(args, tmp) as server, latency_pipe(server.url, args.latency) as slow:
         print(f"DiracX: {server.description}; latency {1000 * args.latency:.0f} ms via {slow}")
+        print(f"started {stamp()}")
 
         def aiodirac(url: str, limits: Limits) -> Callable[[str], Run]:
             def go(tag: str) -> Run:
@@ -309,6 +310,7 @@ def main() -> int:
                     f"{run.server.per_job(run.jobs)}",
                     flush=True,
                 )
+    print(f"ended {stamp()}")
     print_summary(args, results, defaults)
     return 0
 

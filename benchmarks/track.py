@@ -52,7 +52,7 @@ from aiodirac.testing._memory import MemoryBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import Server, add_server_arguments, running_server
+from _server import Server, add_server_arguments, running_server, stamp
 
 
 def cpu() -> float:
@@ -268,6 +268,7 @@ async def track_diracx(count: int, server: Server) -> dict[str, float]:
     assert server.state is not None
     env_file = server.state / "env.sh"
     print(f"\n== tracker, {count:,} jobs, DiracX: {server.description}, pilot moving them ==")
+    print(f"  started {stamp()}")
     figures: dict[str, float] = {}
     async with (
         DiracXBackend(
@@ -400,6 +401,7 @@ async def track_diracx(count: int, server: Server) -> dict[str, float]:
             f"wall x{per_job_wall * len(ids) / poll_wall:,.0f}",
         )
         figures.update(requests=requests_per_cycle, poll_cpu=poll_cpu, exact=float(exact))
+        print(f"  ended {stamp()}")
         del naive_requests
     return figures
 
