@@ -8,9 +8,11 @@ trip, then, for ``--jobs`` jobs (default 10,000) per run, in ``--rounds`` interl
 
 * **ceiling**: the server's own limit for aiodirac's exactly-once work: the same campaign
   (the same jobs, journal, two-phase protocol) sent straight to the server, no latency, no rate
-  limit, ``--ceiling-in-flight`` requests in flight. No client gets more out of this server.
+  limit, ``--ceiling-in-flight`` requests in flight (default 8: with 16, this server on 2 cores
+  did less, at more CPU per job).
 * **plain ceiling**: the server's limit for the official client's work: a bare httpx flood of
   the same jobs' JDLs, 20 per request, ``--ceiling-in-flight`` in flight, no latency.
+* ``--only NAME,...`` runs only these (e.g. ``--only ceiling,aiodirac``).
 * **official**: DiracX's official client as its users write it, through the latency: the same
   jobs, one JDL each (the parametric chunks expanded), ``create_sandbox`` once, then
   ``jobs.submit_jdl_jobs`` with 20 JDLs per request, one request after another. Plain
@@ -241,12 +243,16 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--ceiling-in-flight", type=int, default=16, help="requests in flight of the ceilings"
+        "--ceiling-in-flight",
+        type=int,
+        default=8,
+        help="requests in flight of the ceilings (16 gave this 2-worker server less than 8)",
     )
     parser.add_argument(
         "--unlimited", action="store_true", help="also run aiodirac with no rate limit"
     )
     parser.add_argument("--skip-official", action="store_true")
+    parser.add_argument("--only", help="comma-separated runs to do (ceiling, plain ceiling, ...)")
     add_server_arguments(parser)
     args = parser.parse_args()
 
@@ -295,6 +301,8 @@ def main() -> int:
             runners["aiodirac, no rate limit"] = aiodirac(
                 slow, Limits(max_in_flight=defaults.max_in_flight, **unlimited)
             )
+        if args.only:
+            runners = {n: r for n, r in runners.items() if n in args.only.split(",")}
         results = {name: [] for name in runners}
         names = list(runners)
         for round_no in range(args.rounds):
@@ -338,13 +346,17 @@ def print_summary(
             f"{_fmt(server[name], '4.2f')} ms/job   client CPU {_fmt(client[name], '5.3f')} "
             f"s/1000 jobs{note}"
         )
+    if "aiodirac" not in rate:
+        return
     ours = rate["aiodirac"][0]
-    verdicts = [
-        (
-            f"aiodirac / exactly-once ceiling = {ours / rate['ceiling'][0]:.2f} (>= 0.9)",
-            ours >= 0.9 * rate["ceiling"][0],
+    verdicts = []
+    if "ceiling" in rate:
+        verdicts.append(
+            (
+                f"aiodirac / exactly-once ceiling = {ours / rate['ceiling'][0]:.2f} (>= 0.9)",
+                ours >= 0.9 * rate["ceiling"][0],
+            )
         )
-    ]
     if "official" in results:
         off = rate["official"][0]
         verdicts += [
