@@ -97,14 +97,14 @@ class SubmitConfig:
         """Job IDs per confirmation on a backend with these limits (``confirm_batch`` if set).
 
         By default as many as the backend takes in one request, up to 500. On DiracX a
-        confirmation costs the server about 21 ms per request plus 0.72 ms per job
-        (``benchmarks/confirm_cost.py``, MariaDB: 1.76 ms per job at 20 IDs per request, 0.82
-        at 200, 0.76 at 500, 0.73 at 1,000), so bigger is cheaper, but the per-job part (DIRAC's
-        state machine and a ``MagicMock`` per job in DiracX 0.7.0, which no client can avoid)
-        runs without a pause: a confirmation of N jobs holds one server worker for about
-        0.7 ms x N. 500 IDs cost within 6% of the cheapest and hold a worker half as long as
-        1,000. A batch holds what arrived within ``confirm_linger``, so a slow campaign still
-        confirms in time.
+        confirmation of N jobs costs the server about 16 ms + 0.49 ms x N + 85 ns x N^2
+        (``benchmarks/confirm_cost.py``, MariaDB, 2 workers): the fixed cost of a request, the
+        per-job work of DiracX 0.7.0 (DIRAC's state machine and a ``MagicMock`` per job, which
+        no client can avoid) and its ``UPDATE .. CASE`` over the N jobs, evaluated for each of
+        them. Per job that is lowest near 430 IDs: 1.28 ms at 20, 0.58 at 200, 0.56 at 500,
+        0.59 at 1,000. The per-job work runs without a pause, so a bigger batch also holds one
+        server worker longer. A batch holds what arrived within ``confirm_linger``, so a slow
+        campaign still confirms in time.
 
         Usage: ``config.confirm_batch_for(20, 1000)`` (500 with the defaults)
         """
