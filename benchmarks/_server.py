@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -262,7 +263,8 @@ def _script(kind: str) -> Path:
 
 @contextmanager
 def running_server(args: argparse.Namespace, tmp: Path) -> Iterator[Server]:
-    """The server the arguments name: started in ``tmp`` (stopped at the end) or running."""
+    """The server the arguments name: started in ``tmp`` (stopped and its state folder
+    removed at the end) or running (left as it is)."""
     from aiodirac.testing import read_env_file
 
     if args.dx_env is not None:
@@ -288,3 +290,4 @@ def running_server(args: argparse.Namespace, tmp: Path) -> Iterator[Server]:
         yield Server(args.server, read_env_file(state / "env.sh"), state)
     finally:
         subprocess.run(["bash", str(script), "stop"], env=env, check=False)
+        shutil.rmtree(state, ignore_errors=True)  # its databases: gigabytes after a long run
