@@ -12,7 +12,6 @@ trip, then, for ``--jobs`` jobs (default 10,000) per run, in ``--rounds`` interl
   did less, at more CPU per job).
 * **plain ceiling**: the server's limit for the official client's work: a bare httpx flood of
   the same jobs' JDLs, 20 per request, ``--ceiling-in-flight`` in flight, no latency.
-* ``--only NAME,...`` runs only these (e.g. ``--only ceiling,aiodirac``).
 * **official**: DiracX's official client as its users write it, through the latency: the same
   jobs, one JDL each (the parametric chunks expanded), ``create_sandbox`` once, then
   ``jobs.submit_jdl_jobs`` with 20 JDLs per request, one request after another. Plain
@@ -20,6 +19,8 @@ trip, then, for ``--jobs`` jobs (default 10,000) per run, in ``--rounds`` interl
 * **aiodirac**: ``AsyncDirac(backend, journal=...).submit(job)`` with its defaults, through the
   latency: chunks of 20 created unconfirmed, journaled, confirmed in bulk (exactly once).
 * **aiodirac, no rate limit** (``--unlimited``): the same with the rate limit lifted.
+
+``--only NAME,...`` runs only these (e.g. ``--only ceiling,aiodirac``).
 
 Each run prints its jobs/s, the server's CPU per job (uvicorn workers + MariaDB, from /proc),
 its client's CPU per 1,000 jobs, and the ceiling of its work beside it. Then medians, ranges
