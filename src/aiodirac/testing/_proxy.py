@@ -327,13 +327,16 @@ class FaultProxy(TaskGroupResource):
         """
         if refuse == self._refusing:
             return
-        self._refusing = refuse
         if refuse:
+            self._refusing = True
             await self._close_listener()
             for client in list(self._clients):
                 await self._reset(client)
         else:
             await self._listen()
+            # Said only once the listener is back: a client that saw ``refusing`` turn false
+            # connects (it was said before the listener existed: a test found the gap).
+            self._refusing = False
 
     async def outage(self, seconds: float) -> None:
         """Refuse connections for ``seconds``, then accept them again.
