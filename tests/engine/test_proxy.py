@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -181,6 +182,25 @@ async def test_refuse_connections_then_come_back() -> None:
                     await client.get("/")
                 await until(lambda: not proxy.refusing)  # the outage is over by itself
                 assert (await client.get("/")).status_code == 200
+
+
+async def test_refusing_changes_once_the_change_took_effect() -> None:
+    # A client that sees the proxy up again can connect at once (before, ``refusing`` turned
+    # False before the port was bound again: 200 of 200 such connections were refused).
+    async with FaultProxy("http://127.0.0.1:9") as proxy:
+        for _ in range(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(proxy.refuse_connections, True)
+                await until(lambda: proxy.refusing)
+                with pytest.raises(OSError, match="connect"):
+                    await anyio.connect_tcp("127.0.0.1", proxy.port)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(proxy.refuse_connections, False)
+                with anyio.fail_after(30):
+                    while proxy.refusing:  # looked at on every turn of the event loop
+                        await anyio.lowlevel.checkpoint()
+                stream = await anyio.connect_tcp("127.0.0.1", proxy.port)
+                await stream.aclose()
 
 
 async def until(condition: Callable[[], bool]) -> None:

@@ -327,9 +327,11 @@ class FaultProxy(TaskGroupResource):
         """
         if refuse == self._refusing:
             return
+        # ``refusing`` changes once the change took effect: a client that sees the proxy down
+        # is refused, one that sees it up again connects.
         if refuse:
-            self._refusing = True
             await self._close_listener()
+            self._refusing = True
             for client in list(self._clients):
                 await self._reset(client)
         else:
@@ -409,6 +411,9 @@ class FaultProxy(TaskGroupResource):
             pass
         finally:
             self._clients.discard(client)
+            # closed here too when cancelled (the proxy closing) before the block above
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
 
     async def _connect_upstream(self) -> anyio.abc.ByteStream:
         if self._up_tls is None:
