@@ -16,5 +16,5 @@ __all__ = ["UNSAFE", "inert", "json_escape"]
 
 
 def json_escape(match: re.Match[str]) -> str:
-    """A character of :data:`UNSAFE` as a JSON ``\\uXXXX`` escape (for ``re.sub``)."""
+    """A character of :data:`UNSAFE` as a JSON ``\\u`` escape of four hex digits (for ``re.sub``)."""
     return f"\\u{ord(match.group()):04x}"
