@@ -74,3 +74,15 @@ def test_errors_cross_process_boundaries_whole() -> None:
         pickle.dumps(UnsafeValueError("bad", attribute="JobName", value="a;b", character=";"))
     )
     assert (value.attribute, value.value, value.character) == ("JobName", "a;b", ";")
+
+
+async def test_a_given_diracx_backends_ca_verifies_the_downloads_too(tmp_path: Path) -> None:
+    import trustme
+
+    from aiodirac.backends.diracx import DiracXBackend
+
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    backend = DiracXBackend("https://127.0.0.1:9", token="not-a-real-token", verify=str(ca))
+    async with AsyncDirac(backend) as dirac:
+        assert dirac._download_config.verify == str(ca)

@@ -235,6 +235,10 @@ class AsyncDirac(AsyncResource):
     def _make_backend(self) -> Backend:
         if isinstance(self._backend_arg, Backend):
             backend: Backend = self._backend_arg
+            # A backend built with its installation's CA: the sandbox store is signed by it too.
+            given = getattr(backend, "verify", None)
+            if self._verify is None and isinstance(given, str):
+                self._tls_verify = given
         else:
             choice = choose_backend(self._backend_arg, url=self._url)
             if choice.kind == "local":

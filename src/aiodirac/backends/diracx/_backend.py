@@ -187,6 +187,7 @@ class DiracXBackend(DiracXHTTP, Backend):
             provider=token_provider,
             credentials_path=credentials_path,
         )
+        self._verify = verify
         self._owns_client = client is None
         self._client = client or http_client(
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
@@ -232,6 +233,15 @@ class DiracXBackend(DiracXHTTP, Backend):
     def url(self) -> str:
         """The DiracX server's base URL."""
         return self._url
+
+    @property
+    def verify(self) -> bool | str:
+        """The TLS verification this backend was given (``True``, ``False`` or CA certificates);
+        :class:`~aiodirac.AsyncDirac` verifies its sandbox downloads with the same CA.
+
+        Usage: ``DiracXBackend(url, verify="/etc/grid-security/certificates").verify``
+        """
+        return self._verify
 
     @property
     def description(self) -> str:
